@@ -1,0 +1,110 @@
+"""`dockwarden` command line: run | check | update | doctor.
+
+Each subcommand is one function below; they build what they need through bot.app and turn
+DockWarden errors into a clear message and a non-zero exit status. The chat libraries are never
+imported on the `check` and `update` paths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from bot.config import Settings, load_settings
+from bot.errors import ConfigError, DockWardenError, EngineUnavailable
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # the command ran but did not succeed (update rolled back or failed)
+EXIT_CONFIG = 2  # bad configuration or usage
+EXIT_ENGINE = 3  # no Docker engine answers
+
+
+def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
+    """One check pass; table or JSON on stdout."""
+    raise NotImplementedError("check")
+
+
+def _cmd_update(settings: Settings, args: argparse.Namespace) -> int:
+    """Update one container through the same path as a chat approval."""
+    raise NotImplementedError("update")
+
+
+def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    """The daemon: scheduler plus chat adapters."""
+    raise NotImplementedError("run")
+
+
+def _cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
+    """Check Docker access, registry auth per watched image, chat tokens."""
+    raise NotImplementedError("doctor")
+
+
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "check": _cmd_check,
+    "update": _cmd_update,
+    "run": _cmd_run,
+    "doctor": _cmd_doctor,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `dockwarden`."""
+    parser = argparse.ArgumentParser(
+        prog="dockwarden",
+        description="Check running containers for newer image digests and update them safely.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    check = sub.add_parser("check", help="one check pass over the watched containers")
+    check.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    check.add_argument("names", nargs="*", metavar="NAME", help="only these containers")
+
+    update = sub.add_parser("update", help="pull the newer digest and recreate a container")
+    update.add_argument("name", metavar="NAME")
+    update.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    update.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
+    sub.add_parser("run", help="the daemon: scheduled checks and chat commands")
+    sub.add_parser("doctor", help="check Docker access, registry auth and chat tokens")
+    return parser
+
+
+def configure_logging(level: str, verbose: bool) -> None:
+    """Log to stderr; stdout is kept for the command's own output."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # httpx logs every request URL at INFO; token endpoints may carry credentials in queries.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `dockwarden` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"dockwarden: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings.log_level, args.verbose)
+    try:
+        return COMMANDS[args.command](settings, args)
+    except EngineUnavailable as exc:
+        print(f"dockwarden: {exc}", file=sys.stderr)
+        return EXIT_ENGINE
+    except ConfigError as exc:
+        print(f"dockwarden: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except DockWardenError as exc:
+        print(f"dockwarden: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,133 @@
+"""Value objects shared by the core's layers: workloads, check results, update results.
+
+They are plain frozen dataclasses so the checker, the updater, the store, the commands and the
+CLI speak the same language without importing each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class CheckStatus(StrEnum):
+    """Outcome of checking one workload (the JSON contract's `status`)."""
+
+    UP_TO_DATE = "up_to_date"
+    UPDATE_AVAILABLE = "update_available"
+    SKIPPED = "skipped"
+    ERROR = "error"
+
+
+class SkipReason(StrEnum):
+    """Why a workload was not compared (the JSON contract's `reason`)."""
+
+    PINNED_DIGEST = "pinned_digest"
+    LOCAL_IMAGE = "local_image"
+    DISABLED = "disabled"
+
+
+class UpdateOutcome(StrEnum):
+    """Outcome of one update (the JSON contract's `outcome`)."""
+
+    UPDATED = "updated"
+    UP_TO_DATE = "up_to_date"
+    ROLLED_BACK = "rolled_back"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A running container (or Swarm service) as the checker sees it."""
+
+    name: str
+    id: str
+    image: str  # the reference the workload was created from, as written
+    image_id: str  # local image id (sha256:...)
+    repo_digests: tuple[str, ...]  # RepoDigests of the local image
+    labels: dict[str, str] = field(default_factory=dict)
+    kind: str = "container"  # "container" or "service"
+
+
+@dataclass(frozen=True)
+class CheckError:
+    """A registry problem met while checking one workload (the JSON contract's `error`)."""
+
+    kind: str  # unsupported_challenge | auth_failed | unreachable | rate_limited | not_found | ...
+    message: str
+    registry: str
+    scheme: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The contract's error object."""
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "registry": self.registry,
+            "scheme": self.scheme,
+        }
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What one pass found for one workload."""
+
+    container: str
+    image: str  # normalised reference, e.g. docker.io/library/nginx:latest
+    status: CheckStatus
+    local_digest: str | None = None
+    remote_digest: str | None = None
+    reason: SkipReason | None = None
+    error: CheckError | None = None
+    policy: str | None = None
+    kind: str = "container"
+
+    def as_json(self) -> dict[str, Any]:
+        """The contract's result object."""
+        return {
+            "container": self.container,
+            "image": self.image,
+            "status": self.status.value,
+            "local_digest": self.local_digest,
+            "remote_digest": self.remote_digest,
+            "reason": self.reason.value if self.reason else None,
+            "error": self.error.as_json() if self.error else None,
+        }
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """One whole check pass."""
+
+    checked_at: datetime
+    results: tuple[CheckResult, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        """The contract's `dockwarden check --json` document."""
+        return {
+            "checked_at": self.checked_at.isoformat(),
+            "results": [r.as_json() for r in self.results],
+        }
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    """What one update did."""
+
+    container: str
+    outcome: UpdateOutcome
+    old_digest: str | None
+    new_digest: str | None
+    message: str
+
+    def as_json(self) -> dict[str, Any]:
+        """The contract's `dockwarden update --json` document."""
+        return {
+            "container": self.container,
+            "outcome": self.outcome.value,
+            "old_digest": self.old_digest,
+            "new_digest": self.new_digest,
+            "message": self.message,
+        }

@@ -1,0 +1,158 @@
+"""The one error hierarchy of DockWarden's core.
+
+    DockWardenError
+    ├── ConfigError                 settings that cannot work (bad cron, bad ids, ...)
+    ├── InvalidReference            (also a ValueError) text that is no image reference
+    ├── RegistryError               carries registry and repository
+    │   ├── UnsupportedChallenge    only auth schemes we cannot speak; carries scheme and header
+    │   ├── AuthFailed              credentials refused, or no token could be had
+    │   ├── RegistryUnreachable     DNS, connect, TLS, timeouts
+    │   ├── RateLimited             429 after the bounded retries; carries retry_after
+    │   ├── ManifestNotFound        the repository or tag does not exist
+    │   └── BadResponse             an answer that breaks the protocol
+    ├── EngineError                 the Docker engine refused or failed
+    │   ├── EngineUnavailable       no engine answers on DOCKER_HOST
+    │   └── ContainerNotFound
+    ├── UpdateError                 an update could not be carried out
+    │   ├── UpdateInProgress        another update of the same container is running
+    │   └── SelfUpdateRefused       the bot's own container cannot be recreated in place
+    ├── NotAuthorized               the sender may not change state
+    └── StoreError                  the SQLite store is unusable
+
+Errors carry their context as attributes; they become user text only at the edges (CLI, chat
+adapters). Secrets never go into a message.
+"""
+
+from __future__ import annotations
+
+
+class DockWardenError(Exception):
+    """Base of every error DockWarden raises on purpose."""
+
+
+class ConfigError(DockWardenError):
+    """The configuration cannot work; the message says which setting and why."""
+
+
+class InvalidReference(DockWardenError, ValueError):
+    """The text is not a valid image reference."""
+
+    def __init__(self, text: str, why: str) -> None:
+        super().__init__(f"invalid image reference {text!r}: {why}")
+        self.text = text
+        self.why = why
+
+
+class RegistryError(DockWardenError):
+    """A registry could not answer what we asked; `kind` is the JSON contract's error kind."""
+
+    kind = "bad_response"
+
+    def __init__(self, message: str, *, registry: str, repository: str | None = None) -> None:
+        super().__init__(message)
+        self.registry = registry
+        self.repository = repository
+
+    @property
+    def scheme(self) -> str | None:
+        """The auth scheme involved, where one is (only for unsupported challenges)."""
+        return None
+
+
+class UnsupportedChallenge(RegistryError):
+    """The registry offered only auth schemes DockWarden cannot use."""
+
+    kind = "unsupported_challenge"
+
+    def __init__(
+        self, *, registry: str, repository: str | None, scheme: str, header: str
+    ) -> None:
+        super().__init__(
+            f"{registry} asks for {scheme!r} authentication, which DockWarden cannot do; "
+            "only Basic and Bearer are supported",
+            registry=registry,
+            repository=repository,
+        )
+        self._scheme = scheme
+        self.header = header
+
+    @property
+    def scheme(self) -> str | None:
+        return self._scheme
+
+
+class AuthFailed(RegistryError):
+    """The registry refused our credentials, or no token could be obtained."""
+
+    kind = "auth_failed"
+
+
+class RegistryUnreachable(RegistryError):
+    """The registry could not be reached (DNS, connection, TLS, timeout)."""
+
+    kind = "unreachable"
+
+
+class RateLimited(RegistryError):
+    """The registry kept answering 429."""
+
+    kind = "rate_limited"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        registry: str,
+        repository: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, registry=registry, repository=repository)
+        self.retry_after = retry_after
+
+
+class ManifestNotFound(RegistryError):
+    """The repository or tag does not exist in the registry."""
+
+    kind = "not_found"
+
+
+class BadResponse(RegistryError):
+    """The registry answered something that breaks the protocol."""
+
+    kind = "bad_response"
+
+
+class EngineError(DockWardenError):
+    """The Docker engine refused or failed an operation."""
+
+
+class EngineUnavailable(EngineError):
+    """No Docker engine answers where DOCKER_HOST (or the default socket) points."""
+
+
+class ContainerNotFound(EngineError):
+    """No container has that name or id."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no container named {name!r}")
+        self.name = name
+
+
+class UpdateError(DockWardenError):
+    """An update could not be carried out."""
+
+
+class UpdateInProgress(UpdateError):
+    """Another update of the same container is already running."""
+
+
+class SelfUpdateRefused(UpdateError):
+    """The bot's own container cannot be recreated from inside itself."""
+
+
+class NotAuthorized(DockWardenError):
+    """The sender may not change state."""
+
+
+class StoreError(DockWardenError):
+    """The SQLite store is unusable."""
