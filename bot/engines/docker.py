@@ -1,0 +1,176 @@
+"""The Docker engine as the checker and the updater see it: running containers as Workloads.
+
+The Docker SDK is synchronous; async callers run these methods with `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from bot.domain import Workload
+from bot.errors import EngineError, EngineUnavailable
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+
+# Lost connections and timeouts mean the engine went away, not that it refused one request.
+_CONNECTION_ERRORS = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    ConnectionError,
+)
+
+
+class DockerEngine:
+    """A connection to one Docker engine, with the API version negotiated at start."""
+
+    def __init__(self, base_url: str | None = None, *, timeout: float = 60.0) -> None:
+        # DOCKER_TLS_VERIFY and DOCKER_CERT_PATH are Docker's own settings: let the SDK read them,
+        # with the engine address DockWarden was configured with taking precedence.
+        environment = dict(os.environ)
+        if base_url:
+            environment["DOCKER_HOST"] = base_url
+        self.where = environment.get("DOCKER_HOST") or DEFAULT_SOCKET
+        try:
+            # version="auto" asks the engine for its API version (GET /version): that request is
+            # also the proof that an engine answers, and it makes API 1.41 up to current work.
+            self.docker: Any = docker.from_env(
+                version="auto", timeout=int(timeout), environment=environment
+            )
+        except docker.errors.DockerException as exc:
+            raise EngineUnavailable(self._unavailable(exc)) from None
+        except _CONNECTION_ERRORS as exc:
+            raise EngineUnavailable(self._unavailable(exc)) from None
+
+    def _unavailable(self, exc: BaseException) -> str:
+        why = _root_cause(exc)
+        return (
+            f"no Docker engine answers at {self.where}: {why}; "
+            "start Docker or set DOCKER_HOST"
+        )
+
+    @contextmanager
+    def _calls(self, what: str) -> Iterator[None]:
+        """Turn the SDK's failures during `what` into DockWarden's engine errors."""
+        try:
+            yield
+        except _CONNECTION_ERRORS as exc:
+            raise EngineUnavailable(
+                f"the Docker engine at {self.where} stopped answering while {what}: "
+                f"{_root_cause(exc)}"
+            ) from None
+        except docker.errors.APIError as exc:
+            why = exc.explanation or exc
+            raise EngineError(f"the Docker engine refused {what}: {why}") from None
+        except docker.errors.DockerException as exc:
+            raise EngineError(f"the Docker engine failed {what}: {exc}") from None
+
+    @property
+    def api_version(self) -> str:
+        """The API version negotiated with the engine."""
+        return str(self.docker.api.api_version)
+
+    def version(self) -> dict[str, Any]:
+        """The engine's /version document (Version, ApiVersion, Os, Arch, ...)."""
+        with self._calls("reporting its version"):
+            return dict(self.docker.version())
+
+    def list_workloads(self) -> list[Workload]:
+        """The running containers, each with the reference it was created from."""
+        with self._calls("listing containers"):
+            summaries: list[dict[str, Any]] = self.docker.api.containers()
+        images = self._image_digests()
+        workloads = []
+        for summary in summaries:
+            workload = self._workload(summary, images)
+            if workload is not None:
+                workloads.append(workload)
+        return workloads
+
+    def list_services(self) -> list[Workload]:
+        """Swarm services when this engine is a swarm manager; otherwise none."""
+        from bot.engines.swarm import list_services
+
+        with self._calls("listing swarm services"):
+            return list_services(self.docker)
+
+    def close(self) -> None:
+        """Release the engine connection."""
+        self.docker.close()
+
+    def _image_digests(self) -> dict[str, tuple[str, ...]]:
+        """RepoDigests of every local image, by image id, in one request."""
+        with self._calls("listing images"):
+            listed: list[dict[str, Any]] = self.docker.api.images()
+        return {img["Id"]: tuple(img.get("RepoDigests") or ()) for img in listed}
+
+    def _repo_digests(self, image_id: str, known: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+        if image_id in known:
+            return known[image_id]
+        with self._calls("inspecting an image"):
+            try:
+                inspected = self.docker.api.inspect_image(image_id)
+            except docker.errors.NotFound:
+                inspected = {}
+        known[image_id] = tuple(inspected.get("RepoDigests") or ())
+        return known[image_id]
+
+    def _workload(
+        self, summary: dict[str, Any], images: dict[str, tuple[str, ...]]
+    ) -> Workload | None:
+        container_id: str = summary["Id"]
+        image_id: str = summary.get("ImageID") or ""
+        image: str = summary.get("Image") or ""
+        # The list shows the image id instead of the reference when the tag has since moved to
+        # another image (pulled but not yet recreated): only then is an inspect needed.
+        if not image or image == image_id:
+            with self._calls("inspecting a container"):
+                try:
+                    inspected = self.docker.api.inspect_container(container_id)
+                except docker.errors.NotFound:
+                    log.debug("container %s went away during the pass", container_id[:12])
+                    return None
+            image = inspected["Config"]["Image"]
+            image_id = inspected.get("Image") or image_id
+        return Workload(
+            name=container_name(summary.get("Names") or [], container_id),
+            id=container_id,
+            image=image,
+            image_id=image_id,
+            repo_digests=self._repo_digests(image_id, images) if image_id else (),
+            labels=dict(summary.get("Labels") or {}),
+        )
+
+
+def container_name(names: list[str], container_id: str) -> str:
+    """The container's own name from the list API's Names (links add "/other/alias" names)."""
+    for name in names:
+        stripped = name.lstrip("/")
+        if "/" not in stripped:
+            return stripped
+    return names[0].lstrip("/") if names else container_id[:12]
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The OS-level reason under the SDK's wrapping ("Connection refused"), else the message."""
+    seen: set[int] = set()
+    pending: list[object] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return current.strerror
+        pending.extend([current.__cause__, current.__context__, *current.args])
+        pending.append(getattr(current, "reason", None))
+    return str(exc).strip() or type(exc).__name__

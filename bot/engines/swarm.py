@@ -1,0 +1,77 @@
+"""Swarm services as Workloads, when the engine is a swarm manager.
+
+A service spec usually carries `image:tag@sha256:...`: the swarm resolved the tag to that digest
+when the service was created or last updated, so the digest is the local one and the tag is what
+gets checked.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bot.domain import Workload
+
+log = logging.getLogger(__name__)
+
+SERVICE_ID_LABEL = "com.docker.swarm.service.id"
+
+
+def is_manager(info: dict[str, Any]) -> bool:
+    """Whether /info says this engine manages a swarm (only managers can list services)."""
+    swarm = info.get("Swarm") or {}
+    return bool(swarm.get("ControlAvailable")) and swarm.get("LocalNodeState") == "active"
+
+
+def split_digest(image: str) -> tuple[str, str | None]:
+    """`name:tag@sha256:...` -> (`name:tag`, `sha256:...`); no digest -> (image, None)."""
+    name, sep, digest = image.partition("@")
+    return (name, digest) if sep else (image, None)
+
+
+def service_workload(service: dict[str, Any]) -> Workload | None:
+    """One service from the /services list as a Workload, or None when it has no image."""
+    spec = service.get("Spec") or {}
+    container_spec = (spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
+    image: str = container_spec.get("Image") or ""
+    if not image:
+        return None
+    name, digest = split_digest(image)
+    repo_digests: tuple[str, ...] = ()
+    if digest is not None and name != image:
+        tagless = _without_tag(name)
+        if tagless == name:
+            # Pinned by digest alone (`nginx@sha256:...`): keep it as written.
+            name = image
+        else:
+            repo_digests = (f"{tagless}@{digest}",)
+    # Service labels say what the operator meant for the service; container labels are a default.
+    labels = {**(container_spec.get("Labels") or {}), **(spec.get("Labels") or {})}
+    return Workload(
+        name=spec.get("Name") or service["ID"],
+        id=service["ID"],
+        image=name,
+        image_id="",
+        repo_digests=repo_digests,
+        labels=labels,
+        kind="service",
+    )
+
+
+def _without_tag(name: str) -> str:
+    """`host:5000/repo:tag` -> `host:5000/repo` (a ':' after the last '/' starts the tag)."""
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    return name[:colon] if colon > slash else name
+
+
+def list_services(client: Any) -> list[Workload]:
+    """The swarm's services through a docker.DockerClient; empty unless it is a manager."""
+    if not is_manager(client.info()):
+        return []
+    workloads = []
+    for service in client.api.services():
+        workload = service_workload(service)
+        if workload is not None:
+            workloads.append(workload)
+    return workloads
