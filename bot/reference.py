@@ -1,0 +1,179 @@
+"""Image reference grammar and normalisation, as Docker's distribution/reference does it.
+
+    reference  := name [ ":" tag ] [ "@" digest ]
+    name       := [ domain "/" ] path-component ( "/" path-component )*
+    domain     := host [ ":" port ]        host: DNS name, IPv4, or [IPv6]
+    path-comp  := alnum ( separator alnum )*    alnum [a-z0-9]+, separator [_.] | "__" | "-"+
+    tag        := [A-Za-z0-9_] [A-Za-z0-9_.-]{0,127}
+    digest     := algorithm ":" hex
+
+The first component is a registry only if it is `localhost`, holds a `.` or `:`, or has an
+uppercase letter; otherwise the image lives on Docker Hub (`docker.io`, with `library/` added to
+one-segment names).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from bot.errors import InvalidReference
+
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_API_HOST = "registry-1.docker.io"
+DOCKER_HUB_CREDENTIALS_KEY = "https://index.docker.io/v1/"
+_LEGACY_HUB = "index.docker.io"
+DEFAULT_TAG = "latest"
+NAME_MAX_LENGTH = 255
+
+_PATH_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+_DOMAIN_LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_HOST = re.compile(rf"(?:{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?")
+_TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
+_ALGORITHM = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[+._-][A-Za-z][A-Za-z0-9]*)*")
+_HEX = re.compile(r"[a-fA-F0-9]{32,}")
+_IMAGE_ID = re.compile(r"[a-f0-9]{64}")
+# Registered algorithms carry exactly their hash's length in lowercase (opencontainers/go-digest).
+_KNOWN_DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A normalised image reference: where the image lives and which version of it."""
+
+    registry: str
+    repository: str
+    tag: str | None = DEFAULT_TAG
+    digest: str | None = None
+
+    @property
+    def api_host(self) -> str:
+        """The host that serves the registry API (Docker Hub's differs from its name)."""
+        return DOCKER_HUB_API_HOST if self.registry == DOCKER_HUB else self.registry
+
+    @property
+    def credentials_key(self) -> str:
+        """The key Docker's config.json files this registry's credentials under."""
+        return DOCKER_HUB_CREDENTIALS_KEY if self.registry == DOCKER_HUB else self.registry
+
+    @property
+    def name(self) -> str:
+        """Registry and repository, without tag or digest."""
+        return f"{self.registry}/{self.repository}"
+
+    @property
+    def scope(self) -> str:
+        """The token scope that allows pulling this repository."""
+        return f"repository:{self.repository}:pull"
+
+    @property
+    def familiar(self) -> str:
+        """The short form Docker shows (`nginx:latest`, `user/app:1`, `ghcr.io/o/r:1`)."""
+        name = self.name
+        if self.registry == DOCKER_HUB:
+            name = self.repository
+            if name.startswith("library/") and name.count("/") == 1:
+                name = name[len("library/") :]
+        return name + self._suffix()
+
+    def with_digest(self, digest: str) -> ImageRef:
+        """The same image pinned to `digest` (the tag is kept)."""
+        _check_digest(str(self), digest)
+        return replace(self, digest=digest)
+
+    def with_tag(self, tag: str) -> ImageRef:
+        """The same repository at another tag (a digest is dropped: it was the old tag's)."""
+        _check_tag(str(self), tag)
+        return replace(self, tag=tag, digest=None)
+
+    def _suffix(self) -> str:
+        suffix = f":{self.tag}" if self.tag is not None else ""
+        return suffix + (f"@{self.digest}" if self.digest is not None else "")
+
+    def __str__(self) -> str:
+        return self.name + self._suffix()
+
+
+def parse_reference(text: str) -> ImageRef:
+    """Parse and normalise an image reference; raises InvalidReference saying why."""
+    if not isinstance(text, str):
+        raise InvalidReference(repr(text), "not a string")
+    if not text:
+        raise InvalidReference(text, "empty")
+    if any(ch.isspace() for ch in text):
+        raise InvalidReference(text, "contains whitespace")
+    if _IMAGE_ID.fullmatch(text):
+        raise InvalidReference(text, "a 64-character hex string is an image ID, not a reference")
+
+    rest, at, digest = text.partition("@")
+    if at:
+        _check_digest(text, digest)
+    rest, tag = _split_tag(text, rest)
+    if tag is not None:
+        _check_tag(text, tag)
+    registry, repository = _split_registry(text, rest)
+    _check_repository(text, repository)
+    if len(registry) + 1 + len(repository) > NAME_MAX_LENGTH:
+        raise InvalidReference(text, f"name is longer than {NAME_MAX_LENGTH} characters")
+    if tag is None and not at:
+        tag = DEFAULT_TAG
+    return ImageRef(registry, repository, tag, digest if at else None)
+
+
+def _split_tag(text: str, name: str) -> tuple[str, str | None]:
+    # A colon after the last slash starts the tag; one before it belongs to a registry port.
+    colon = name.rfind(":")
+    if colon > name.rfind("/"):
+        tag = name[colon + 1 :]
+        if not tag:
+            raise InvalidReference(text, "empty tag after ':'")
+        return name[:colon], tag
+    return name, None
+
+
+def _split_registry(text: str, name: str) -> tuple[str, str]:
+    first, slash, remainder = name.partition("/")
+    is_domain = first == "localhost" or "." in first or ":" in first or first != first.lower()
+    if not slash or not is_domain:
+        registry, remainder = DOCKER_HUB, name
+    else:
+        if not _HOST.fullmatch(first):
+            raise InvalidReference(text, f"invalid registry host {first!r}")
+        registry = DOCKER_HUB if first == _LEGACY_HUB else first
+    if registry == DOCKER_HUB and "/" not in remainder:
+        remainder = f"library/{remainder}"
+    return registry, remainder
+
+
+def _check_repository(text: str, repository: str) -> None:
+    if repository != repository.lower():
+        raise InvalidReference(text, "repository name must be lowercase")
+    for component in repository.split("/"):
+        if not component:
+            raise InvalidReference(text, "empty path component (doubled or trailing '/')")
+        if not _PATH_COMPONENT.fullmatch(component):
+            raise InvalidReference(
+                text,
+                f"path component {component!r} must be lowercase letters and digits, "
+                "joined by '.', '_', '__' or dashes",
+            )
+
+
+def _check_tag(text: str, tag: str) -> None:
+    if not _TAG.fullmatch(tag):
+        raise InvalidReference(
+            text,
+            f"tag {tag!r} must be 1-128 of letters, digits, '_', '.', '-' "
+            "and not start with '.' or '-'",
+        )
+
+
+def _check_digest(text: str, digest: str) -> None:
+    algorithm, colon, encoded = digest.partition(":")
+    if not colon or not _ALGORITHM.fullmatch(algorithm) or not _HEX.fullmatch(encoded):
+        raise InvalidReference(text, f"digest {digest!r} is not algorithm:hex")
+    length = _KNOWN_DIGEST_LENGTHS.get(algorithm)
+    if length is not None and (len(encoded) != length or encoded != encoded.lower()):
+        raise InvalidReference(
+            text, f"a {algorithm} digest must be {length} lowercase hex characters"
+        )

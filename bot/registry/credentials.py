@@ -1,0 +1,248 @@
+"""Registry credentials from where Docker keeps them: config.json and credential helpers.
+
+Lookup order for a registry, as the docker CLI does it: a `credHelpers` entry for that registry,
+else the default `credsStore`, else the inline `auths` entry. When a helper has nothing for the
+registry, an inline `auths` entry still counts. Docker Hub is filed under several keys
+(`https://index.docker.io/v1/`, `index.docker.io`, `docker.io`, `registry-1.docker.io`); they
+all mean the same registry here.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.errors import AuthFailed, ConfigError
+
+log = logging.getLogger(__name__)
+
+HUB_KEY = "https://index.docker.io/v1/"
+_HUB_ALIASES = frozenset(
+    {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
+)
+_TOKEN_USERNAME = "<token>"
+_HELPER_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What to log in with: a username and password, or an identity (refresh) token."""
+
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    identitytoken: str | None = field(default=None, repr=False)
+
+    @property
+    def basic(self) -> tuple[str, str] | None:
+        """(username, password) when both are there, for Basic auth and token requests."""
+        if self.username and self.password is not None:
+            return self.username, self.password
+        return None
+
+    def __repr__(self) -> str:
+        hidden = [name for name in ("password", "identitytoken") if getattr(self, name)]
+        shown = ", ".join(f"{name}=<hidden>" for name in hidden)
+        return f"Credentials(username={self.username!r}{', ' if shown else ''}{shown})"
+
+    __str__ = __repr__
+
+
+def registry_key(server: str) -> str:
+    """The registry a config.json key or host names: scheme, path, case dropped; Hub unified."""
+    host = server.strip()
+    if "://" in host:
+        host = host.split("://", 1)[1]
+    host = host.split("/", 1)[0].lower()
+    return "docker.io" if host in _HUB_ALIASES else host
+
+
+def helper_server_url(registry: str) -> str:
+    """What a credential helper is asked for: Docker Hub's v1 URL, else the host."""
+    key = registry_key(registry)
+    return HUB_KEY if key == "docker.io" else key
+
+
+class DockerCredentials:
+    """Credentials read from a Docker config directory, looked up once per registry."""
+
+    def __init__(self, config_dir: str | None = None) -> None:
+        directory = Path(config_dir) if config_dir else Path.home() / ".docker"
+        self.path = directory / "config.json"
+        self._auths: dict[str, Credentials | None] = {}
+        self._helpers: dict[str, str] = {}
+        self._store: str | None = None
+        self._cache: dict[str, Credentials | None] = {}
+        self._lock = threading.Lock()
+        self._load()
+
+    def lookup(self, registry_host: str) -> Credentials | None:
+        """Credentials for a registry, or None for anonymous access; raises AuthFailed if a
+        credential helper fails."""
+        key = registry_key(registry_host)
+        with self._lock:
+            if key in self._cache:
+                return self._cache[key]
+        found = self._find(key)
+        with self._lock:
+            self._cache[key] = found
+        return found
+
+    def _find(self, key: str) -> Credentials | None:
+        helper = self._helpers.get(key, self._store)
+        inline = self._auths.get(key)
+        if helper:
+            found = run_helper(helper, helper_server_url(key), registry=key)
+            if found is not None:
+                log.debug("credentials for %s from docker-credential-%s", key, helper)
+                return found
+        if inline is not None:
+            log.debug("credentials for %s from %s", key, self.path)
+        return inline
+
+    def _load(self) -> None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            log.debug("no Docker config at %s; registries will be accessed anonymously", self.path)
+            return
+        except OSError as exc:
+            raise ConfigError(f"cannot read Docker config {self.path}: {exc.strerror}") from exc
+        try:
+            data = json.loads(text) if text.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"Docker config {self.path} is not valid JSON: {exc.msg} "
+                f"(line {exc.lineno}, column {exc.colno})"
+            ) from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"Docker config {self.path} must hold a JSON object")
+        self._auths = self._read_auths(data.get("auths"))
+        self._helpers = {
+            registry_key(k): v for k, v in self._string_map(data, "credHelpers").items() if v
+        }
+        store = data.get("credsStore")
+        if store is not None and not isinstance(store, str):
+            raise ConfigError(f"Docker config {self.path}: 'credsStore' must be a string")
+        self._store = store or None
+
+    def _string_map(self, data: dict[str, Any], name: str) -> dict[str, str]:
+        value = data.get(name)
+        if value is None:
+            return {}
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ConfigError(
+                f"Docker config {self.path}: {name!r} must map registries to helper names"
+            )
+        return value
+
+    def _read_auths(self, auths: Any) -> dict[str, Credentials | None]:
+        if auths is None:
+            return {}
+        if not isinstance(auths, dict):
+            raise ConfigError(f"Docker config {self.path}: 'auths' must be a JSON object")
+        found: dict[str, Credentials | None] = {}
+        # The canonical Hub key wins over its aliases; otherwise the first entry does.
+        for server in sorted(auths, key=lambda s: s != HUB_KEY):
+            entry = auths[server]
+            if not isinstance(entry, dict):
+                raise ConfigError(f"Docker config {self.path}: auths[{server!r}] must be an object")
+            creds = self._entry(server, entry)
+            key = registry_key(server)
+            if found.get(key) is None:
+                found[key] = creds
+        return found
+
+    def _entry(self, server: str, entry: dict[str, Any]) -> Credentials | None:
+        where = f"Docker config {self.path}: auths[{server!r}]"
+        for name in ("auth", "username", "password", "identitytoken"):
+            if entry.get(name) is not None and not isinstance(entry[name], str):
+                raise ConfigError(f"{where}: {name!r} must be a string")
+        username: str | None = entry.get("username") or None
+        password: str | None = entry.get("password") or None
+        if entry.get("auth"):
+            username, password = _decode_auth(entry["auth"], where)
+        token: str | None = entry.get("identitytoken") or None
+        if not (username or password or token):
+            return None
+        return Credentials(username, password, token)
+
+
+def _decode_auth(value: str, where: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise ConfigError(f"{where}: 'auth' is not base64 of user:password") from None
+    username, colon, password = decoded.partition(":")
+    if not colon:
+        raise ConfigError(f"{where}: 'auth' does not decode to user:password")
+    return username, password
+
+
+def run_helper(helper: str, server_url: str, *, registry: str) -> Credentials | None:
+    """Ask `docker-credential-<helper> get` for a server's credentials; None when it has none."""
+    program = f"docker-credential-{helper}"
+    try:
+        done = subprocess.run(
+            [program, "get"],
+            input=server_url.encode(),
+            capture_output=True,
+            timeout=_HELPER_TIMEOUT,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise AuthFailed(
+            f"credential helper {program} is configured for {registry} but is not on PATH",
+            registry=registry,
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise AuthFailed(
+            f"credential helper {program} did not answer within {_HELPER_TIMEOUT:.0f}s",
+            registry=registry,
+        ) from None
+    except OSError as exc:
+        raise AuthFailed(
+            f"credential helper {program} could not be run: {exc.strerror}", registry=registry
+        ) from None
+    out = done.stdout.decode("utf-8", "replace").strip()
+    if done.returncode != 0:
+        if "credentials not found" in out.lower():
+            return None
+        # The protocol puts the error message on stdout; stderr is for diagnostics.
+        said = out or done.stderr.decode("utf-8", "replace").strip()
+        raise AuthFailed(
+            f"credential helper {program} failed for {registry} (exit {done.returncode})"
+            + (f": {said[:200]}" if said else ""),
+            registry=registry,
+        )
+    return _helper_answer(program, out, registry)
+
+
+def _helper_answer(program: str, out: str, registry: str) -> Credentials | None:
+    try:
+        answer = json.loads(out)
+    except json.JSONDecodeError:
+        answer = None
+    if not isinstance(answer, dict):
+        # Never echo the output: it may hold the secret.
+        raise AuthFailed(
+            f"credential helper {program} answered something that is not JSON", registry=registry
+        )
+    username = answer.get("Username")
+    secret = answer.get("Secret")
+    if not isinstance(username, str) or not isinstance(secret, str):
+        raise AuthFailed(
+            f"credential helper {program} answered without Username and Secret strings",
+            registry=registry,
+        )
+    if not secret:
+        return None
+    if username == _TOKEN_USERNAME:
+        return Credentials(identitytoken=secret)
+    return Credentials(username or None, secret)
