@@ -25,7 +25,34 @@ EXIT_ENGINE = 3  # no Docker engine answers
 
 def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     """One check pass; table or JSON on stdout."""
-    raise NotImplementedError("check")
+    import asyncio
+    import json
+
+    from bot.app import build_checker, build_engine, build_registry
+    from bot.domain import CheckReport
+    from bot.errors import ContainerNotFound
+    from bot.report import progress, render_table
+
+    engine = build_engine(settings)
+
+    async def one_pass() -> CheckReport:
+        async with build_registry(settings) as registry:
+            checker = build_checker(settings, engine, registry)
+            async with progress(sys.stderr, "checking images"):
+                return await checker.check(args.names or None)
+
+    try:
+        report = asyncio.run(one_pass())
+    except ContainerNotFound as exc:
+        print(f"dockwarden: no running container named {exc.name!r}", file=sys.stderr)
+        return EXIT_CONFIG
+    finally:
+        engine.close()
+    if args.json:
+        sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
+    else:
+        sys.stdout.write(render_table(report))
+    return EXIT_OK
 
 
 def _cmd_update(settings: Settings, args: argparse.Namespace) -> int:

@@ -1,0 +1,113 @@
+"""Check reports as people read them in a terminal: an aligned table and a progress line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import TextIO
+
+from bot.domain import CheckReport, CheckResult, CheckStatus, SkipReason
+from bot.errors import InvalidReference
+from bot.reference import parse_reference
+
+HEADERS = ("CONTAINER", "IMAGE", "STATUS", "DETAIL")
+
+_SKIP_TEXT = {
+    SkipReason.PINNED_DIGEST: "pinned by digest",
+    SkipReason.LOCAL_IMAGE: "local image, nothing to compare in a registry",
+    SkipReason.DISABLED: "disabled by label",
+}
+
+
+def short_digest(digest: str | None) -> str:
+    """`sha256:0123456789ab` (12 hex digits), or '-' for none."""
+    if not digest:
+        return "-"
+    algorithm, _, hex_part = digest.partition(":")
+    return f"{algorithm}:{hex_part[:12]}"
+
+
+def familiar_image(image: str) -> str:
+    """The short form Docker shows (`nginx:latest`), or the text itself when it is no reference."""
+    try:
+        return parse_reference(image).familiar
+    except InvalidReference:
+        return image
+
+
+def detail(result: CheckResult) -> str:
+    """The DETAIL column for one result."""
+    if result.status is CheckStatus.UP_TO_DATE:
+        return short_digest(result.remote_digest)
+    if result.status is CheckStatus.UPDATE_AVAILABLE:
+        return f"{short_digest(result.local_digest)} -> {short_digest(result.remote_digest)}"
+    if result.status is CheckStatus.SKIPPED and result.reason is not None:
+        return _SKIP_TEXT[result.reason]
+    if result.error is not None:
+        return f"{result.error.kind}: {result.error.message}"
+    return ""
+
+
+def render_table(report: CheckReport) -> str:
+    """The report as aligned columns plus a one-line summary."""
+    if not report.results:
+        return "no running containers to check\n"
+    rows = [
+        (r.container, familiar_image(r.image), r.status.value.replace("_", " "), detail(r))
+        for r in report.results
+    ]
+    widths = [max(len(row[i]) for row in [HEADERS, *rows]) for i in range(3)]
+    lines = []
+    for row in [HEADERS, *rows]:
+        cells = [cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)]
+        lines.append("  ".join([*cells, row[3]]).rstrip())
+    lines.append("")
+    lines.append(summary(report))
+    return "\n".join(lines) + "\n"
+
+
+def summary(report: CheckReport) -> str:
+    """`4 checked: 2 up to date, 1 update available, 1 skipped`."""
+    counts = Counter(r.status for r in report.results)
+    parts = [
+        f"{counts[status]} {status.value.replace('_', ' ')}"
+        for status in CheckStatus
+        if counts[status]
+    ]
+    return f"{len(report.results)} checked: " + ", ".join(parts)
+
+
+@contextlib.asynccontextmanager
+async def progress(stream: TextIO, label: str, *, after: float = 1.0) -> AsyncIterator[None]:
+    """A spinner with the elapsed time on `stream`, only on a terminal and only after `after` s."""
+    if not stream.isatty():
+        yield
+        return
+    task = asyncio.create_task(_spin(stream, label, after))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _spin(stream: TextIO, label: str, after: float) -> None:
+    started = time.monotonic()
+    await asyncio.sleep(after)
+    frames = "|/-\\"
+    shown = False
+    try:
+        for tick in range(1_000_000):
+            elapsed = time.monotonic() - started
+            stream.write(f"\r{frames[tick % len(frames)]} {label} {elapsed:.1f}s")
+            stream.flush()
+            shown = True
+            await asyncio.sleep(0.1)
+    finally:
+        if shown:
+            stream.write("\r\033[K")  # clear the line so the table starts clean
+            stream.flush()
