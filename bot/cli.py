@@ -67,7 +67,47 @@ def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 def _cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
     """Check Docker access, registry auth per watched image, chat tokens."""
-    raise NotImplementedError("doctor")
+    import asyncio
+
+    from bot.app import build_checker, build_credentials, build_engine, build_registry
+    from bot.doctor import (
+        Finding,
+        chat_findings,
+        engine_finding,
+        registry_findings,
+        watched_refs,
+    )
+
+    findings: list[Finding] = []
+    engine = None
+    try:
+        engine = build_engine(settings)
+    except EngineUnavailable as exc:
+        findings.append(Finding("docker", settings.docker_host or "default", False, str(exc)))
+
+    async def registries() -> list[Finding]:
+        assert engine is not None
+        async with build_registry(settings) as registry:
+            checker = build_checker(settings, engine, registry)
+            refs = await watched_refs(checker)
+            if not refs:
+                return [Finding("registry", "-", True, "no watched image to look up")]
+            return await registry_findings(settings, registry, build_credentials(settings), refs)
+
+    if engine is not None:
+        try:
+            findings.append(engine_finding(engine))
+            findings.extend(asyncio.run(registries()))
+        except DockWardenError as exc:
+            findings.append(Finding("registry", "-", False, str(exc)))
+        finally:
+            engine.close()
+    findings.extend(chat_findings(settings))
+    for finding in findings:
+        print(finding.render())
+    if engine is None:
+        return EXIT_ENGINE
+    return EXIT_OK if all(f.ok for f in findings) else EXIT_FAILED
 
 
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {

@@ -1,0 +1,150 @@
+"""`dockwarden doctor`: can DockWarden reach Docker, each watched image's registry, and chat?
+
+Each check gives a Finding; nothing here prints a secret (tokens are reported as set or not set).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import httpx
+
+from bot.checker import Checker, plan_workload
+from bot.config import Settings
+from bot.errors import EngineError, RegistryError
+from bot.reference import ImageRef
+from bot.registry.challenge import choose_challenge, parse_www_authenticate
+from bot.registry.wire import scheme_for
+
+if TYPE_CHECKING:
+    from bot.engines.docker import DockerEngine
+    from bot.registry.client import RegistryClient
+    from bot.registry.credentials import DockerCredentials
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of the doctor's report."""
+
+    area: str  # docker | registry | chat
+    subject: str
+    ok: bool
+    text: str
+
+    def render(self) -> str:
+        """`ok    registry  ghcr.io: ...`."""
+        return f"{'ok' if self.ok else 'FAIL':<5} {self.area:<9} {self.subject}: {self.text}"
+
+
+def engine_finding(engine: DockerEngine) -> Finding:
+    """The engine's version and the negotiated API version."""
+    try:
+        version = engine.version()
+    except EngineError as exc:
+        return Finding("docker", engine.where, False, str(exc))
+    return Finding(
+        "docker",
+        engine.where,
+        True,
+        f"Docker Engine {version.get('Version', '?')}, API {engine.api_version} "
+        f"(engine supports {version.get('MinAPIVersion', '?')}..{version.get('ApiVersion', '?')})",
+    )
+
+
+def chat_findings(settings: Settings) -> list[Finding]:
+    """Which chat adapters are configured; a token without anywhere to send alerts is broken."""
+    findings = []
+    if settings.telegram_bot_token is None:
+        findings.append(Finding("chat", "telegram", True, "TELEGRAM_BOT_TOKEN not set (off)"))
+    elif not settings.telegram_chat_ids:
+        findings.append(Finding(
+            "chat", "telegram", False,
+            "TELEGRAM_BOT_TOKEN is set but TELEGRAM_CHAT_IDS is empty: alerts have nowhere to go",
+        ))
+    else:
+        findings.append(Finding(
+            "chat", "telegram", True,
+            f"TELEGRAM_BOT_TOKEN set; alerts to {len(settings.telegram_chat_ids)} chat(s); "
+            f"{len(settings.telegram_admin_ids)} admin(s)",
+        ))
+    if settings.discord_bot_token is None:
+        findings.append(Finding("chat", "discord", True, "DISCORD_BOT_TOKEN not set (off)"))
+    elif settings.discord_channel_id is None:
+        findings.append(Finding(
+            "chat", "discord", False,
+            "DISCORD_BOT_TOKEN is set but DISCORD_CHANNEL_ID is not: alerts have nowhere to go",
+        ))
+    else:
+        admins = len(settings.discord_admin_ids) + len(settings.discord_admin_role_ids)
+        findings.append(Finding(
+            "chat", "discord", True,
+            f"DISCORD_BOT_TOKEN set; alerts to channel {settings.discord_channel_id}; "
+            f"{admins} admin user(s)/role(s)",
+        ))
+    webhook = "set" if settings.discord_webhook_url is not None else "not set"
+    findings.append(Finding("chat", "discord webhook", True, f"DISCORD_WEBHOOK_URL {webhook}"))
+    if settings.telegram_bot_token is None and settings.discord_bot_token is None:
+        findings.append(Finding("chat", "console", True, "no chat token: alerts go to stdout"))
+    return findings
+
+
+async def offered_auth(ref: ImageRef, settings: Settings) -> str:
+    """What the registry's /v2/ asks for, in words (one unauthenticated request)."""
+    url = f"{scheme_for(ref.registry, settings.insecure_registries)}://{ref.api_host}/v2/"
+    try:
+        async with httpx.AsyncClient(timeout=settings.registry_timeout) as http:
+            response = await http.get(url)
+    except httpx.HTTPError as exc:
+        return f"no answer from {url} ({type(exc).__name__})"
+    challenges = parse_www_authenticate(response.headers.get_list("www-authenticate"))
+    if response.status_code == 200 or not challenges:
+        return "open (no challenge: anonymous access)"
+    chosen = choose_challenge(challenges)
+    if chosen is None:
+        schemes = ", ".join(sorted({c.scheme for c in challenges}))
+        return f"offers only {schemes}"
+    return f"{chosen.scheme} auth"
+
+
+async def registry_findings(
+    settings: Settings,
+    client: RegistryClient,
+    credentials: DockerCredentials,
+    refs: Sequence[ImageRef],
+) -> list[Finding]:
+    """Per registry: what auth it offers, whether we hold credentials, ping and one lookup."""
+    by_registry: dict[str, list[ImageRef]] = {}
+    for ref in refs:
+        by_registry.setdefault(ref.registry, []).append(ref)
+
+    async def one(registry: str, its_refs: list[ImageRef]) -> Finding:
+        auth = await offered_auth(its_refs[0], settings)
+        creds = "credentials found" if credentials.lookup(registry) else "no credentials"
+        head = f"{auth}; {creds}; {len(its_refs)} image(s)"
+        try:
+            await client.ping(registry)
+            await client.remote_digest(its_refs[0])
+        except RegistryError as exc:
+            scheme = f" [scheme {exc.scheme}]" if exc.scheme else ""
+            return Finding("registry", registry, False, f"{head}; {exc.kind}{scheme}: {exc}")
+        return Finding("registry", registry, True, f"{head}; lookup of {its_refs[0]} ok")
+
+    return list(await asyncio.gather(*(one(r, rs) for r, rs in sorted(by_registry.items()))))
+
+
+async def watched_refs(checker: Checker) -> list[ImageRef]:
+    """The distinct references a check pass would look up."""
+    refs: dict[ImageRef, None] = {}
+    for workload in await checker.workloads():
+        plan = plan_workload(
+            workload, label_enable=checker.label_enable, default_policy=checker.default_policy
+        )
+        if plan.lookup is not None:
+            refs[plan.lookup] = None
+    return list(refs)
