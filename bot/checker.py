@@ -7,6 +7,7 @@ only gathers workloads, asks the registry once per distinct reference, and appli
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -77,18 +78,25 @@ def local_digests(ref: ImageRef, repo_digests: Iterable[str]) -> tuple[str, ...]
     """Digests of the RepoDigests that name the same registry and repository as `ref`."""
     found = []
     for entry in repo_digests:
-        try:
-            other = parse_reference(entry)
-        except InvalidReference:
-            continue  # "<none>@<none>" and the like
-        if (
-            other.digest
-            and other.registry == ref.registry
-            and other.repository == ref.repository
-            and other.digest not in found
-        ):
-            found.append(other.digest)
+        parsed = _repo_digest(entry)
+        if parsed is None:
+            continue
+        registry, repository, digest = parsed
+        if registry == ref.registry and repository == ref.repository and digest not in found:
+            found.append(digest)
     return tuple(found)
+
+
+# Cached: an image tagged into many repositories carries all their entries, and every container
+# of it is planned against them, once per pass.
+@functools.lru_cache(maxsize=4096)
+def _repo_digest(entry: str) -> tuple[str, str, str] | None:
+    """(registry, repository, digest) of one RepoDigests entry, or None when it is none."""
+    try:
+        ref = parse_reference(entry)
+    except InvalidReference:
+        return None  # "<none>@<none>" and the like
+    return (ref.registry, ref.repository, ref.digest) if ref.digest else None
 
 
 def _looks_like_image_id(image: str) -> bool:
