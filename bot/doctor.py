@@ -15,7 +15,7 @@ import httpx
 
 from bot.checker import Checker, plan_workload
 from bot.config import Settings
-from bot.errors import EngineError, RegistryError
+from bot.errors import EngineError, RegistryError, UnsupportedChallenge
 from bot.reference import ImageRef
 from bot.registry.challenge import choose_challenge, parse_www_authenticate
 from bot.registry.wire import scheme_for
@@ -128,14 +128,24 @@ async def registry_findings(
         creds = "credentials found" if credentials.lookup(registry) else "no credentials"
         head = f"{auth}; {creds}; {len(its_refs)} image(s)"
         try:
-            await client.ping(registry)
             await client.remote_digest(its_refs[0])
         except RegistryError as exc:
-            scheme = f" [scheme {exc.scheme}]" if exc.scheme else ""
-            return Finding("registry", registry, False, f"{head}; {exc.kind}{scheme}: {exc}")
+            return Finding("registry", registry, False, f"{head}; {_failure(exc)}")
+        try:
+            await client.ping(registry)
+        except UnsupportedChallenge:
+            # The lookup worked anonymously: the unknown scheme is no obstacle for pulls.
+            pass
+        except RegistryError as exc:
+            return Finding("registry", registry, False, f"{head}; {_failure(exc)}")
         return Finding("registry", registry, True, f"{head}; lookup of {its_refs[0]} ok")
 
     return list(await asyncio.gather(*(one(r, rs) for r, rs in sorted(by_registry.items()))))
+
+
+def _failure(exc: RegistryError) -> str:
+    scheme = f" [scheme {exc.scheme}]" if exc.scheme else ""
+    return f"{exc.kind}{scheme}: {exc}"
 
 
 async def watched_refs(checker: Checker) -> list[ImageRef]:
