@@ -24,6 +24,7 @@ DOCKER_HUB_API_HOST = "registry-1.docker.io"
 DOCKER_HUB_CREDENTIALS_KEY = "https://index.docker.io/v1/"
 _LEGACY_HUB = "index.docker.io"
 DEFAULT_TAG = "latest"
+# distribution/reference caps the path (registry excluded), counted after normalisation.
 NAME_MAX_LENGTH = 255
 
 _PATH_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
@@ -33,7 +34,7 @@ _TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 _ALGORITHM = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[+._-][A-Za-z][A-Za-z0-9]*)*")
 _HEX = re.compile(r"[a-fA-F0-9]{32,}")
 _IMAGE_ID = re.compile(r"[a-f0-9]{64}")
-# Registered algorithms carry exactly their hash's length in lowercase (opencontainers/go-digest).
+# Docker accepts only registered algorithms, each with its exact length in lowercase hex.
 _KNOWN_DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
 
 
@@ -70,7 +71,9 @@ class ImageRef:
     def familiar(self) -> str:
         """The short form Docker shows (`nginx:latest`, `user/app:1`, `ghcr.io/o/r:1`)."""
         name = self.name
-        if self.registry == DOCKER_HUB:
+        first = self.repository.split("/", 1)[0]
+        # Dropping docker.io is only safe when the path cannot be mistaken for a registry.
+        if self.registry == DOCKER_HUB and not ("." in first or first == "localhost"):
             name = self.repository
             if name.startswith("library/") and name.count("/") == 1:
                 name = name[len("library/") :]
@@ -113,8 +116,8 @@ def parse_reference(text: str) -> ImageRef:
         _check_tag(text, tag)
     registry, repository = _split_registry(text, rest)
     _check_repository(text, repository)
-    if len(registry) + 1 + len(repository) > NAME_MAX_LENGTH:
-        raise InvalidReference(text, f"name is longer than {NAME_MAX_LENGTH} characters")
+    if len(repository) > NAME_MAX_LENGTH:
+        raise InvalidReference(text, f"repository path is longer than {NAME_MAX_LENGTH} characters")
     if tag is None and not at:
         tag = DEFAULT_TAG
     return ImageRef(registry, repository, tag, digest if at else None)
@@ -171,9 +174,16 @@ def _check_tag(text: str, tag: str) -> None:
 def _check_digest(text: str, digest: str) -> None:
     algorithm, colon, encoded = digest.partition(":")
     if not colon or not _ALGORITHM.fullmatch(algorithm) or not _HEX.fullmatch(encoded):
+        length = _KNOWN_DIGEST_LENGTHS.get(algorithm)
+        if colon and length is not None:
+            raise InvalidReference(
+                text, f"a {algorithm} digest must be {length} lowercase hex characters"
+            )
         raise InvalidReference(text, f"digest {digest!r} is not algorithm:hex")
     length = _KNOWN_DIGEST_LENGTHS.get(algorithm)
-    if length is not None and (len(encoded) != length or encoded != encoded.lower()):
+    if length is None:
+        raise InvalidReference(text, f"unsupported digest algorithm {algorithm!r}")
+    if len(encoded) != length or encoded != encoded.lower():
         raise InvalidReference(
             text, f"a {algorithm} digest must be {length} lowercase hex characters"
         )
