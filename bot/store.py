@@ -8,6 +8,7 @@ Calls are short and synchronous; SQLite in WAL mode keeps them well under a mill
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -44,7 +45,75 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX history_container ON history (container, id);
     """,
+    # version 2: the bot's state
+    """
+    CREATE TABLE seen_digests (
+        container TEXT PRIMARY KEY,
+        image TEXT NOT NULL,
+        remote_digest TEXT NOT NULL,
+        seen_at TEXT NOT NULL
+    );
+    CREATE TABLE updates (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        container TEXT NOT NULL,
+        image TEXT NOT NULL,
+        old_digest TEXT,
+        remote_digest TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        state TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '',
+        UNIQUE (container, remote_digest)
+    );
+    CREATE INDEX updates_state ON updates (state, seq);
+    CREATE TABLE approvals (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        update_id TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX approvals_update ON approvals (update_id);
+    CREATE TABLE ignores (
+        container TEXT NOT NULL,
+        digest TEXT NOT NULL DEFAULT '',
+        actor TEXT,
+        at TEXT NOT NULL,
+        PRIMARY KEY (container, digest)
+    );
+    CREATE TABLE snoozes (
+        container TEXT PRIMARY KEY,
+        until TEXT NOT NULL,
+        actor TEXT,
+        at TEXT NOT NULL
+    );
+    CREATE TABLE alert_keys (
+        key TEXT PRIMARY KEY,
+        detail TEXT NOT NULL DEFAULT '',
+        said_at TEXT NOT NULL
+    );
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        adapter TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 )
+
+# Update states: pending -> approved -> applied | failed; pending -> ignored; a newer digest
+# makes pending/approved/failed rows of the same container superseded.
+UPDATE_STATES = ("pending", "approved", "applied", "ignored", "superseded", "failed")
+# Crockford's base32 without the letters people confuse (i, l, o, u).
+_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+_ID_LENGTH = 6
 
 
 def utcnow() -> datetime:
@@ -76,6 +145,46 @@ class HistoryEntry:
     actor: str | None
     outcome: str
     detail: str
+
+
+@dataclass(frozen=True)
+class PendingUpdate:
+    """A newer digest for one container, known by a short id people can type."""
+
+    id: str
+    container: str
+    image: str
+    old_digest: str | None
+    remote_digest: str
+    policy: str
+    state: str
+    created_at: str
+    updated_at: str
+    detail: str
+
+    @property
+    def is_current(self) -> bool:
+        """True while it can still be approved (not superseded, not applied)."""
+        return self.state in ("pending", "ignored", "failed")
+
+
+@dataclass(frozen=True)
+class Approval:
+    """Who approved an update, and when."""
+
+    update_id: str
+    actor: str
+    at: str
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """An alert one adapter could not deliver yet (kept to retry at the next pass)."""
+
+    id: int
+    adapter: str
+    payload: str
+    attempts: int
 
 
 class Store:
@@ -205,6 +314,289 @@ class Store:
                     (container, limit),
                 ).fetchall()
         return [HistoryEntry(**dict(row)) for row in rows]
+
+
+    # -- seen digests ------------------------------------------------------------------------
+
+    def seen_digest(self, container: str) -> str | None:
+        """The remote digest last seen for `container`, if any."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT remote_digest FROM seen_digests WHERE container = ?", (container,)
+            ).fetchone()
+        return None if row is None else str(row["remote_digest"])
+
+    def set_seen_digest(self, container: str, image: str, digest: str) -> None:
+        """Remember the remote digest seen for `container`."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO seen_digests (container, image, remote_digest, seen_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (container) DO UPDATE SET"
+                " image = excluded.image, remote_digest = excluded.remote_digest,"
+                " seen_at = excluded.seen_at",
+                (container, image, digest, utcnow().isoformat()),
+            )
+
+    def containers(self) -> list[str]:
+        """Names of the containers seen with a remote digest, sorted."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT container FROM seen_digests ORDER BY container"
+            ).fetchall()
+        return [str(row["container"]) for row in rows]
+
+    # -- pending updates -----------------------------------------------------------------------
+
+    def add_update(
+        self,
+        container: str,
+        image: str,
+        old_digest: str | None,
+        remote_digest: str,
+        policy: str,
+    ) -> tuple[PendingUpdate, bool]:
+        """The update row for (container, remote_digest), created if new; (row, created).
+
+        A new digest supersedes the container's older rows that were not applied or ignored.
+        """
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT * FROM updates WHERE container = ? AND remote_digest = ?",
+                (container, remote_digest),
+            ).fetchone()
+            if row is not None:
+                return _update(row), False
+            now = utcnow().isoformat()
+            db.execute(
+                "UPDATE updates SET state = 'superseded', updated_at = ?"
+                " WHERE container = ? AND state IN ('pending', 'approved', 'failed')",
+                (now, container),
+            )
+            update_id = self._new_update_id(db)
+            db.execute(
+                "INSERT INTO updates (id, container, image, old_digest, remote_digest, policy,"
+                " state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+                (update_id, container, image, old_digest, remote_digest, policy, now, now),
+            )
+            row = db.execute("SELECT * FROM updates WHERE id = ?", (update_id,)).fetchone()
+            return _update(row), True
+
+    @staticmethod
+    def _new_update_id(db: sqlite3.Connection) -> str:
+        # Random rather than a counter: a button left over from a wiped database never
+        # lands on an unrelated update.
+        while True:
+            candidate = "".join(secrets.choice(_ID_ALPHABET) for _ in range(_ID_LENGTH))
+            if db.execute("SELECT 1 FROM updates WHERE id = ?", (candidate,)).fetchone() is None:
+                return candidate
+
+    def get_update(self, update_id: str) -> PendingUpdate | None:
+        """The update with that short id."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM updates WHERE id = ?", (update_id.strip().lower(),)
+            ).fetchone()
+        return None if row is None else _update(row)
+
+    def latest_update(self, container: str) -> PendingUpdate | None:
+        """The newest update row of `container`, whatever its state."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM updates WHERE container = ? ORDER BY seq DESC LIMIT 1",
+                (container,),
+            ).fetchone()
+        return None if row is None else _update(row)
+
+    def newer_update(self, update: PendingUpdate) -> PendingUpdate | None:
+        """The newest row of the same container created after `update`, if any."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM updates WHERE container = ? AND seq > "
+                "(SELECT seq FROM updates WHERE id = ?) ORDER BY seq DESC LIMIT 1",
+                (update.container, update.id),
+            ).fetchone()
+        return None if row is None else _update(row)
+
+    def updates(self, states: tuple[str, ...] = ("pending",)) -> list[PendingUpdate]:
+        """Update rows in the given states, oldest first."""
+        marks = ",".join("?" for _ in states)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT * FROM updates WHERE state IN ({marks}) ORDER BY seq", states
+            ).fetchall()
+        return [_update(row) for row in rows]
+
+    def set_update_state(
+        self, update_id: str, state: str, *, expect: tuple[str, ...] | None = None, detail: str = ""
+    ) -> bool:
+        """Move an update to `state` (only from one of `expect` when given); True if it moved."""
+        if state not in UPDATE_STATES:
+            raise StoreError(f"unknown update state {state!r}")
+        sql = "UPDATE updates SET state = ?, updated_at = ?, detail = ? WHERE id = ?"
+        params: list[Any] = [state, utcnow().isoformat(), detail, update_id]
+        if expect:
+            sql += f" AND state IN ({','.join('?' for _ in expect)})"
+            params.extend(expect)
+        with self.transaction() as db:
+            return db.execute(sql, params).rowcount > 0
+
+    def approve_update(self, update_id: str, actor: str) -> bool:
+        """Mark an update approved by `actor`; False when it was not approvable any more."""
+        with self.transaction() as db:
+            moved = db.execute(
+                "UPDATE updates SET state = 'approved', updated_at = ? WHERE id = ?"
+                " AND state IN ('pending', 'ignored', 'failed')",
+                (utcnow().isoformat(), update_id),
+            ).rowcount
+            if moved:
+                db.execute(
+                    "INSERT INTO approvals (update_id, actor, at) VALUES (?, ?, ?)",
+                    (update_id, actor, utcnow().isoformat()),
+                )
+            return moved > 0
+
+    def approvals(self, update_id: str) -> list[Approval]:
+        """Who approved that update, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT update_id, actor, at FROM approvals WHERE update_id = ? ORDER BY id",
+                (update_id,),
+            ).fetchall()
+        return [Approval(**dict(row)) for row in rows]
+
+    # -- ignores and snoozes ---------------------------------------------------------------------
+
+    def ignore(
+        self, container: str, digest: str | None = None, *, actor: str | None = None
+    ) -> None:
+        """Stop alerting about `container` (only about `digest` when given)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO ignores (container, digest, actor, at) VALUES (?, ?, ?, ?)",
+                (container, digest or "", actor, utcnow().isoformat()),
+            )
+
+    def unignore(self, container: str) -> None:
+        """Forget every ignore of `container`."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM ignores WHERE container = ?", (container,))
+
+    def is_ignored(self, container: str, digest: str | None = None) -> bool:
+        """True when `container` (or that digest of it) is ignored."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM ignores WHERE container = ? AND digest IN ('', ?)",
+                (container, digest or ""),
+            ).fetchone()
+        return row is not None
+
+    def snooze(self, container: str, until: datetime, *, actor: str | None = None) -> None:
+        """No update alerts for `container` until `until`."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO snoozes (container, until, actor, at) VALUES (?, ?, ?, ?)",
+                (container, until.astimezone(UTC).isoformat(), actor, utcnow().isoformat()),
+            )
+
+    def snoozed_until(self, container: str, now: datetime | None = None) -> datetime | None:
+        """When the snooze of `container` ends, if it is snoozed at `now`."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT until FROM snoozes WHERE container = ?", (container,)
+            ).fetchone()
+        if row is None:
+            return None
+        until = datetime.fromisoformat(row["until"])
+        return until if until > (now or utcnow()) else None
+
+    # -- alert dedup -----------------------------------------------------------------------------
+
+    def was_said(self, key: str) -> bool:
+        """True when the alert behind `key` was already said."""
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM alert_keys WHERE key = ?", (key,)).fetchone()
+        return row is not None
+
+    def mark_said(self, key: str, detail: str = "") -> None:
+        """Remember that the alert behind `key` was said."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO alert_keys (key, detail, said_at) VALUES (?, ?, ?)",
+                (key, detail, utcnow().isoformat()),
+            )
+
+    def unsay(self, key: str) -> None:
+        """Forget `key` so that the alert may be said again."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM alert_keys WHERE key = ?", (key,))
+
+    def said_keys(self, prefix: str) -> list[str]:
+        """Every said key starting with `prefix`."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key FROM alert_keys WHERE substr(key, 1, ?) = ? ORDER BY key",
+                (len(prefix), prefix),
+            ).fetchall()
+        return [str(row["key"]) for row in rows]
+
+    # -- outbox ----------------------------------------------------------------------------------
+
+    def outbox_add(self, adapter: str, payload: str, error: str = "") -> int:
+        """Keep an alert `adapter` could not deliver, to retry later."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO outbox (adapter, payload, created_at, attempts, last_error)"
+                " VALUES (?, ?, ?, 1, ?)",
+                (adapter, payload, utcnow().isoformat(), error),
+            )
+            return int(cur.lastrowid or 0)
+
+    def outbox(self, adapter: str | None = None) -> list[OutboxItem]:
+        """Undelivered alerts (of one adapter or all), oldest first."""
+        with self._lock:
+            if adapter is None:
+                rows = self._db.execute("SELECT * FROM outbox ORDER BY id").fetchall()
+            else:
+                rows = self._db.execute(
+                    "SELECT * FROM outbox WHERE adapter = ? ORDER BY id", (adapter,)
+                ).fetchall()
+        return [
+            OutboxItem(id=r["id"], adapter=r["adapter"], payload=r["payload"],
+                       attempts=r["attempts"])
+            for r in rows
+        ]
+
+    def outbox_done(self, item_id: int) -> None:
+        """Drop a delivered alert from the outbox."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
+
+    def outbox_failed(self, item_id: int, error: str) -> None:
+        """Count one more failed delivery of an outbox alert."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+                (error, item_id),
+            )
+
+    # -- small values ----------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        """A small stored value (last pass summary, ...)."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row["value"])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a small value."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+def _update(row: sqlite3.Row) -> PendingUpdate:
+    data = dict(row)
+    data.pop("seq", None)
+    return PendingUpdate(**data)
 
 
 def _journal(row: sqlite3.Row) -> JournalEntry:

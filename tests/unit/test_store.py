@@ -1,0 +1,132 @@
+"""The SQLite store: migrations, pending updates, approvals, ignores, snoozes, dedup keys."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.store import MIGRATIONS, Store, utcnow
+from tests.unit.fakes import NEW, NEWER, OLD
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path / "state.db")
+    yield s
+    s.close()
+
+
+def _version_1_file(path: Path) -> None:
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0])
+    db.execute(
+        "INSERT INTO journal (container, step, data, started_at, updated_at)"
+        " VALUES ('web', 'pulled', '{\"old\": 1}', 't0', 't0')"
+    )
+    db.execute(
+        "INSERT INTO history (at, container, action, actor, outcome, detail)"
+        " VALUES ('t0', 'web', 'update', 'cli', 'updated', 'ok')"
+    )
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+
+
+def test_version_1_file_migrates_to_2_keeping_journal_and_history(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _version_1_file(path)
+    store = Store(path)
+    try:
+        assert store.schema_version == len(MIGRATIONS) == 2
+        [entry] = store.journal_open()
+        assert (entry.container, entry.step, entry.data) == ("web", "pulled", {"old": 1})
+        [history] = store.history()
+        assert (history.action, history.outcome, history.detail) == ("update", "updated", "ok")
+        update, created = store.add_update("web", "r/web:latest", OLD, NEW, "approve")
+        assert created and update.state == "pending"
+    finally:
+        store.close()
+
+
+def test_pending_update_and_approval_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    first = Store(path)
+    update, _ = first.add_update("web", "r/web:latest", OLD, NEW, "approve")
+    other, _ = first.add_update("db", "r/db:latest", OLD, NEW, "approve")
+    assert first.approve_update(other.id, "telegram:1 (admin)")
+    first.mark_said("update|web|" + NEW)
+    first.close()
+
+    second = Store(path)
+    try:
+        assert second.get_update(update.id) == update
+        assert second.get_update(other.id).state == "approved"  # type: ignore[union-attr]
+        assert [a.actor for a in second.approvals(other.id)] == ["telegram:1 (admin)"]
+        assert second.was_said("update|web|" + NEW)
+        assert [u.id for u in second.updates()] == [update.id]
+    finally:
+        second.close()
+
+
+def test_update_ids_are_short_unique_and_one_per_container_digest(store: Store) -> None:
+    first, created = store.add_update("web", "r/web:latest", OLD, NEW, "approve")
+    again, created_again = store.add_update("web", "r/web:latest", OLD, NEW, "approve")
+    assert created and not created_again
+    assert again.id == first.id
+    assert len(first.id) == 6 and first.id.isalnum()
+    ids = {store.add_update(f"c{i}", "r/c:latest", OLD, NEW, "approve")[0].id for i in range(50)}
+    assert len(ids) == 50
+
+
+def test_newer_digest_supersedes_the_pending_update(store: Store) -> None:
+    old, _ = store.add_update("web", "r/web:latest", OLD, NEW, "approve")
+    newer, _ = store.add_update("web", "r/web:latest", OLD, NEWER, "approve")
+    assert store.get_update(old.id).state == "superseded"  # type: ignore[union-attr]
+    assert store.newer_update(old) == newer
+    assert store.latest_update("web") == newer
+
+
+def test_approval_happens_once(store: Store) -> None:
+    update, _ = store.add_update("web", "r/web:latest", OLD, NEW, "approve")
+    assert store.approve_update(update.id, "a")
+    assert not store.approve_update(update.id, "b")
+    assert [a.actor for a in store.approvals(update.id)] == ["a"]
+
+
+def test_ignore_whole_container_or_one_digest(store: Store) -> None:
+    store.ignore("web", NEW)
+    assert store.is_ignored("web", NEW)
+    assert not store.is_ignored("web", NEWER)
+    store.ignore("db")
+    assert store.is_ignored("db", NEWER)
+    store.unignore("db")
+    assert not store.is_ignored("db", NEWER)
+
+
+def test_snooze_ends_at_its_time(store: Store) -> None:
+    now = utcnow()
+    store.snooze("web", now + timedelta(hours=2))
+    assert store.snoozed_until("web", now) is not None
+    assert store.snoozed_until("web", now + timedelta(hours=3)) is None
+    assert store.snoozed_until("db", now) is None
+
+
+def test_said_keys_match_by_literal_prefix(store: Store) -> None:
+    store.mark_said("problem|reg_1|auth_failed")
+    store.mark_said("problem|regX1|unreachable")
+    assert store.said_keys("problem|reg_1|") == ["problem|reg_1|auth_failed"]
+    store.unsay("problem|reg_1|auth_failed")
+    assert store.said_keys("problem|reg_1|") == []
+
+
+def test_outbox_keeps_undelivered_alerts_until_done(store: Store) -> None:
+    item_id = store.outbox_add("telegram", '{"x": 1}', "down")
+    store.outbox_failed(item_id, "still down")
+    [item] = store.outbox("telegram")
+    assert item.attempts == 2
+    store.outbox_done(item_id)
+    assert store.outbox() == []
