@@ -1,0 +1,280 @@
+"""The Telegram adapter with the real python-telegram-bot against the local Bot API stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+
+from adapters.telegram_adapter import COMMANDS, MESSAGE_LIMIT, TelegramAdapter
+from bot.chat import Action, Alert, AlertKind, Command, Field, Reply, Sender
+from bot.config import Settings
+from bot.errors import ConfigError, DockWardenError
+from tests.e2e.conftest import TELEGRAM_ADMIN, TELEGRAM_ALERT_CHATS, TELEGRAM_OTHER
+from tests.standins.telegram import TelegramStandin, wait_for
+
+pytestmark = pytest.mark.e2e
+
+CHAT = TELEGRAM_ALERT_CHATS[0]
+
+
+class ScriptedCore:
+    """A stand-in for the core's dispatch: records commands, answers from a script."""
+
+    def __init__(self) -> None:
+        self.commands: list[Command] = []
+        self.replies: dict[str, Reply] = {}
+
+    async def __call__(self, command: Command) -> Reply:
+        self.commands.append(command)
+        return self.replies.get(command.name, Reply(f"done: {command.name}"))
+
+
+@pytest.fixture
+def core() -> ScriptedCore:
+    return ScriptedCore()
+
+
+@pytest.fixture
+async def adapter(
+    telegram_settings: Settings, core: ScriptedCore
+) -> AsyncIterator[TelegramAdapter]:
+    """A started adapter (short backoff so network-error tests stay quick)."""
+    adapter = TelegramAdapter(telegram_settings, attempts=3, backoff=0.05, poll_timeout=2)
+    await adapter.start(core)
+    yield adapter
+    await adapter.stop()
+
+
+def update_alert(update_id: str = "u1") -> Alert:
+    return Alert(
+        kind=AlertKind.UPDATE_AVAILABLE,
+        title="Update for my_app.web_1",
+        text="New digest <sha256:abc> for ghcr.io/acme/my_app:1.2_rc & friends",
+        fields=(Field("image", "ghcr.io/acme/my_app:1.2_rc"), Field("policy", "approve")),
+        actions=(
+            Action("approve", update_id),
+            Action("ignore", "my_app.web_1"),
+            Action("snooze", "my_app.web_1", label="Snooze 1d"),
+        ),
+        update_id=update_id,
+        container="my_app.web_1",
+    )
+
+
+async def test_start_registers_every_command_with_a_description(
+    adapter: TelegramAdapter, telegram_standin: TelegramStandin
+) -> None:
+    names = [c["command"] for c in telegram_standin.commands]
+    assert names == [
+        "status", "check", "updates", "approve", "pull", "ignore", "snooze", "history", "help"
+    ]
+    assert names == [name for name, _ in COMMANDS]
+    assert all(c["description"] for c in telegram_standin.commands)
+
+
+async def test_status_command_reaches_dispatch_with_sender_and_reply_arrives(
+    adapter: TelegramAdapter, telegram_standin: TelegramStandin, core: ScriptedCore
+) -> None:
+    core.replies["status"] = Reply("web_1: up to date\nredis_cache: update pending")
+    telegram_standin.push_message(CHAT, TELEGRAM_ADMIN, "/status", username="ops_anna")
+
+    await wait_for(lambda: core.commands, "/status to reach dispatch")
+    assert core.commands == [Command(
+        "status", (), Sender("telegram", TELEGRAM_ADMIN, "@ops_anna", in_alert_place=True)
+    )]
+    sent = await wait_for(lambda: telegram_standin.sent_messages(CHAT), "the /status reply")
+    assert [m["text"] for m in sent] == ["web_1: up to date\nredis_cache: update pending"]
+
+
+async def test_command_arguments_and_a_private_chat_sender(
+    adapter: TelegramAdapter, telegram_standin: TelegramStandin, core: ScriptedCore
+) -> None:
+    telegram_standin.push_message(TELEGRAM_OTHER, TELEGRAM_OTHER, "/snooze my_app.web_1 2h")
+
+    await wait_for(lambda: core.commands, "/snooze to reach dispatch")
+    assert core.commands == [Command(
+        "snooze", ("my_app.web_1", "2h"),
+        Sender("telegram", TELEGRAM_OTHER, f"User {TELEGRAM_OTHER}", in_alert_place=False),
+    )]
+    await wait_for(lambda: telegram_standin.sent_messages(TELEGRAM_OTHER), "the reply")
+
+
+async def test_alert_with_buttons_arrives_escaped_in_each_alert_chat(
+    adapter: TelegramAdapter, telegram_standin: TelegramStandin
+) -> None:
+    await adapter.notify(update_alert())
+
+    for chat in TELEGRAM_ALERT_CHATS:
+        [message] = telegram_standin.sent_messages(chat)
+        assert message["text"] == (
+            "Update for my_app.web_1\n"
+            "New digest <sha256:abc> for ghcr.io/acme/my_app:1.2_rc & friends\n"
+            "image: ghcr.io/acme/my_app:1.2_rc\n"
+            "policy: approve"
+        )
+        assert "&lt;sha256:abc&gt;" in message["html"] and "&amp; friends" in message["html"]
+        bold = [(e["offset"], e["length"]) for e in message["entities"] if e["type"] == "bold"]
+        assert (0, len("Update for my_app.web_1")) in bold
+        [row] = message["reply_markup"]["inline_keyboard"]
+        assert [(b["text"], b["callback_data"]) for b in row] == [
+            ("Approve", "approve:u1"),
+            ("Ignore", "ignore:my_app.web_1"),
+            ("Snooze 1d", "snooze:my_app.web_1"),
+        ]
+
+
+async def test_approve_press_dispatches_and_edits_the_alert_with_who_and_outcome(
+    adapter: TelegramAdapter, telegram_standin: TelegramStandin, core: ScriptedCore
+) -> None:
+    core.replies["approve"] = Reply("my_app.web_1 updated to sha256:def")
+    await adapter.notify(update_alert())
+    [alert] = telegram_standin.sent_messages(CHAT)
+
+    telegram_standin.press_button(
+        CHAT, TELEGRAM_ADMIN, alert["message_id"], "approve:u1", username="ops_anna"
+    )
+
+    await wait_for(lambda: telegram_standin.edits, "the alert to be edited")
+    assert core.commands == [Command(
+        "approve", ("u1",), Sender("telegram", TELEGRAM_ADMIN, "@ops_anna", in_alert_place=True)
+    )]
+    edited = telegram_standin.messages[(CHAT, alert["message_id"])]
+    assert edited["text"].startswith(alert["text"])
+    assert edited["text"].endswith(
+        "\n\n@ops_anna pressed Approve: my_app.web_1 updated to sha256:def"
+    )
+    assert "reply_markup" not in edited, "the buttons are removed once pressed"
+    assert any(e["type"] == "bold" and e["offset"] == 0 for e in edited["entities"])
+    await wait_for(lambda: telegram_standin.callback_answers, "the press to be answered")
+    assert not telegram_standin.callback_answers[0].get("show_alert")
+    [other_chat_alert] = telegram_standin.sent_messages(TELEGRAM_ALERT_CHATS[1])
+    assert "reply_markup" in other_chat_alert, "only the pressed message is edited"
+
+
+async def test_refused_press_is_answered_privately_and_the_alert_stays(
+    adapter: TelegramAdapter, telegram_standin: TelegramStandin, core: ScriptedCore
+) -> None:
+    core.replies["approve"] = Reply(
+        "Only DockWarden admins may approve updates.", ephemeral=True, refused=True
+    )
+    await adapter.notify(update_alert())
+    [alert] = telegram_standin.sent_messages(CHAT)
+
+    telegram_standin.press_button(CHAT, TELEGRAM_OTHER, alert["message_id"], "approve:u1")
+
+    [answer] = await wait_for(lambda: telegram_standin.callback_answers, "the refusal")
+    assert answer["show_alert"] is True
+    assert answer["text"] == "Only DockWarden admins may approve updates."
+    assert core.commands[0].sender.user_id == TELEGRAM_OTHER
+    assert telegram_standin.edits == []
+    assert telegram_standin.messages[(CHAT, alert["message_id"])] == alert
+    assert len(telegram_standin.sent_messages(CHAT)) == 1, "no refusal posted in the chat"
+
+
+async def test_rate_limited_alert_is_retried_and_delivered_exactly_once(
+    adapter: TelegramAdapter, telegram_standin: TelegramStandin
+) -> None:
+    telegram_standin.fail_next("sendMessage", 1, status=429, retry_after=1)
+
+    await adapter.notify(update_alert())
+
+    assert [len(telegram_standin.sent_messages(c)) for c in TELEGRAM_ALERT_CHATS] == [1, 1]
+    assert len(telegram_standin.calls_of("sendMessage")) == 3  # the refused one, then two
+
+
+async def test_network_errors_are_retried_then_reported_not_dropped(
+    adapter: TelegramAdapter, telegram_standin: TelegramStandin
+) -> None:
+    telegram_standin.fail_next("sendMessage", 2, status=502)
+    await adapter.notify(update_alert())
+    assert [len(telegram_standin.sent_messages(c)) for c in TELEGRAM_ALERT_CHATS] == [1, 1]
+
+    telegram_standin.fail_next("sendMessage", 100, status=502)
+    with pytest.raises(DockWardenError) as failed:
+        await adapter.notify(update_alert("u2"))
+    assert str(TELEGRAM_ALERT_CHATS[0]) in str(failed.value)
+    assert str(TELEGRAM_ALERT_CHATS[1]) in str(failed.value)
+    assert len(telegram_standin.calls_of("sendMessage")) == 4 + 2 * 3  # bounded: 3 per chat
+
+
+async def test_long_reply_is_split_into_pages_in_order(
+    adapter: TelegramAdapter, telegram_standin: TelegramStandin, core: ScriptedCore
+) -> None:
+    lines = [f"{i:04d} registry.example.com/team_{i}/image_{i}:v1.{i}" for i in range(400)]
+    core.replies["history"] = Reply("\n".join(lines))
+    telegram_standin.push_message(CHAT, TELEGRAM_ADMIN, "/history")
+
+    def all_pages() -> list[dict[str, object]] | None:
+        sent = telegram_standin.sent_messages(CHAT)
+        joined = "\n".join(str(m["text"]) for m in sent)
+        return sent if joined.endswith(lines[-1]) else None
+
+    sent = await wait_for(all_pages, "every page of /history")
+    assert len(sent) > 1
+    assert all(len(str(m["text"])) <= MESSAGE_LIMIT for m in sent)
+    assert "\n".join(str(m["text"]) for m in sent) == "\n".join(lines)
+
+
+async def test_stop_leaves_no_task_behind(
+    telegram_settings: Settings, telegram_standin: TelegramStandin, core: ScriptedCore
+) -> None:
+    adapter = TelegramAdapter(telegram_settings, poll_timeout=2)
+    before = asyncio.all_tasks()
+    await adapter.start(core)
+    telegram_standin.push_message(CHAT, TELEGRAM_ADMIN, "/help")
+    await wait_for(lambda: telegram_standin.sent_messages(CHAT), "the /help reply")
+
+    await adapter.stop()
+
+    def ptb_tasks() -> list[asyncio.Task[object]]:
+        return [t for t in asyncio.all_tasks() - before if "telegram" in repr(t.get_coro())]
+
+    assert ptb_tasks() == []
+    assert telegram_standin.calls_of("getUpdates")[-1].params.get("timeout") == 0
+
+
+async def test_bad_token_is_a_config_error_that_does_not_show_the_token(
+    telegram_settings: Settings, telegram_standin: TelegramStandin, core: ScriptedCore,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secret = "999999:WRONG-but-secret"
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        TELEGRAM_BOT_TOKEN=secret,
+        TELEGRAM_CHAT_IDS=str(CHAT),
+        TELEGRAM_API_BASE_URL=telegram_standin.url,
+    )
+    caplog.set_level(logging.DEBUG)
+    adapter = TelegramAdapter(settings)
+
+    with pytest.raises(ConfigError) as refused:
+        await adapter.start(core)
+
+    assert "TELEGRAM_BOT_TOKEN" in str(refused.value)
+    assert secret not in str(refused.value)
+    assert not any(secret in r.getMessage() or secret in (r.exc_text or "")
+                   for r in caplog.records)
+
+
+async def test_token_never_appears_in_logs_through_a_whole_exchange(
+    telegram_settings: Settings, telegram_standin: TelegramStandin, core: ScriptedCore,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    adapter = TelegramAdapter(telegram_settings, backoff=0.05, poll_timeout=2)
+    await adapter.start(core)
+    telegram_standin.fail_next("sendMessage", 1, status=502)
+    await adapter.notify(update_alert())
+    [alert] = telegram_standin.sent_messages(CHAT)
+    telegram_standin.press_button(CHAT, TELEGRAM_ADMIN, alert["message_id"], "approve:u1")
+    await wait_for(lambda: telegram_standin.edits, "the edit")
+    await adapter.stop()
+
+    assert caplog.records, "DEBUG logging was on"
+    token = telegram_standin.token
+    leaks = [r.getMessage() for r in caplog.records
+             if token in r.getMessage() or token in (r.exc_text or "")]
+    assert leaks == []

@@ -1,0 +1,1 @@
+"""Local servers that speak the chat platforms' protocols, for the end-to-end tests."""
