@@ -40,16 +40,19 @@ class DockerEngine:
         if base_url:
             environment["DOCKER_HOST"] = base_url
         self.where = environment.get("DOCKER_HOST") or DEFAULT_SOCKET
+        failure = ""
         try:
             # version="auto" asks the engine for its API version (GET /version): that request is
             # also the proof that an engine answers, and it makes API 1.41 up to current work.
             self.docker: Any = docker.from_env(
                 version="auto", timeout=int(timeout), environment=environment
             )
-        except docker.errors.DockerException as exc:
-            raise EngineUnavailable(self._unavailable(exc)) from None
-        except _CONNECTION_ERRORS as exc:
-            raise EngineUnavailable(self._unavailable(exc)) from None
+        except (docker.errors.DockerException, *_CONNECTION_ERRORS) as exc:
+            failure = self._unavailable(exc)
+        if failure:
+            # Raised outside the handler so the SDK's exception chain (and the socket its failed
+            # connect left in a frame) is not kept alive by ours.
+            raise EngineUnavailable(failure)
 
     def _unavailable(self, exc: BaseException) -> str:
         why = _root_cause(exc)
