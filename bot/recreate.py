@@ -1,0 +1,246 @@
+"""Turn a container's inspect data into the arguments that recreate it on another image.
+
+Pure functions, no engine calls: the updater feeds them `docker inspect` of the container and of
+the image it was created from, and posts what they return to the engine's create endpoint.
+
+What the container only had because its old image set it (an Env entry, Cmd, Entrypoint, a
+label, ...) is dropped, so the new image's defaults apply; what someone set explicitly is kept.
+Anonymous volumes are mounted again by name at the same destination, as `docker compose up`
+does, so their data survives.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# Networks docker manages itself: no aliases, no static addresses, nothing to connect to.
+_BUILTIN_NETWORK_MODES = {"default", "bridge", "host", "none"}
+
+# Config fields whose value falls back to the image's when left unset at create time.
+_IMAGE_SCALARS = ("WorkingDir", "User", "Healthcheck", "StopSignal", "Shell")
+_IMAGE_MAPS = ("ExposedPorts", "Volumes")  # dict keys, each compared on its own
+
+
+@dataclass(frozen=True)
+class NetworkAttachment:
+    """One network the new container joins, with the settings the old one had there."""
+
+    network: str
+    aliases: tuple[str, ...] = ()
+    links: tuple[str, ...] = ()
+    ipv4_address: str | None = None
+    ipv6_address: str | None = None
+    link_local_ips: tuple[str, ...] = ()
+    driver_opts: dict[str, str] | None = None
+
+    def endpoint_config(self) -> dict[str, Any]:
+        """The engine API's EndpointSettings for create."""
+        ipam: dict[str, Any] = {}
+        if self.ipv4_address:
+            ipam["IPv4Address"] = self.ipv4_address
+        if self.ipv6_address:
+            ipam["IPv6Address"] = self.ipv6_address
+        if self.link_local_ips:
+            ipam["LinkLocalIPs"] = list(self.link_local_ips)
+        endpoint: dict[str, Any] = {}
+        if ipam:
+            endpoint["IPAMConfig"] = ipam
+        if self.aliases:
+            endpoint["Aliases"] = list(self.aliases)
+        if self.links:
+            endpoint["Links"] = list(self.links)
+        if self.driver_opts:
+            endpoint["DriverOpts"] = dict(self.driver_opts)
+        return endpoint
+
+
+@dataclass(frozen=True)
+class CreateSpec:
+    """Everything needed to recreate a container: the create body, then extra networks."""
+
+    name: str
+    body: dict[str, Any]  # POST /containers/create: Config fields, HostConfig, NetworkingConfig
+    extra_networks: tuple[NetworkAttachment, ...] = field(default=())
+
+
+def container_name(container: Mapping[str, Any]) -> str:
+    """The container's name without docker's leading slash."""
+    return str(container.get("Name") or "").lstrip("/")
+
+
+def build_create_spec(
+    container: Mapping[str, Any],
+    old_image: Mapping[str, Any],
+    *,
+    image: str,
+    network_container: str | None = None,
+    shared_destinations: Iterable[str] = (),
+) -> CreateSpec:
+    """Create arguments for `container` on `image`, dropping what only the old image set.
+
+    `network_container` replaces the target of a `container:<id>` network mode (the container
+    whose namespace is shared was itself recreated). `shared_destinations` are mount points that
+    arrive through VolumesFrom and so must not be mounted again.
+    """
+    config = strip_image_defaults(container.get("Config") or {}, old_image.get("Config") or {})
+    host_config = copy.deepcopy(dict(container.get("HostConfig") or {}))
+    short_id = str(container.get("Id", ""))[:12]
+    network_mode = str(host_config.get("NetworkMode") or "default")
+    if network_container is not None and network_mode.startswith("container:"):
+        network_mode = f"container:{network_container}"
+        host_config["NetworkMode"] = network_mode
+
+    # Docker gives each container its short id as hostname; the new one must get its own.
+    if config.get("Hostname") == short_id or network_mode.startswith("container:"):
+        config.pop("Hostname", None)
+    if network_mode.startswith("container:"):
+        # The engine refuses these beside a shared network namespace.
+        for key in ("Domainname", "MacAddress", "ExposedPorts"):
+            config.pop(key, None)
+
+    host_config["Links"] = legacy_links(host_config.get("Links")) or None
+    _carry_anonymous_volumes(container, host_config, set(shared_destinations))
+
+    body: dict[str, Any] = {**config, "Image": image, "HostConfig": host_config}
+    primary, extras = network_attachments(container, network_mode)
+    if primary is not None:
+        body["NetworkingConfig"] = {"EndpointsConfig": {primary.network: primary.endpoint_config()}}
+    return CreateSpec(name=container_name(container), body=body, extra_networks=tuple(extras))
+
+
+def strip_image_defaults(
+    config: Mapping[str, Any], image_config: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The container's Config minus every value that equals the old image's default."""
+    out = copy.deepcopy(dict(config))
+    for key in ("Image", "OnBuild", "ArgsEscaped"):
+        out.pop(key, None)
+
+    image_env = set(image_config.get("Env") or ())
+    env = [entry for entry in out.get("Env") or () if entry not in image_env]
+    out["Env"] = env or None
+
+    image_labels = image_config.get("Labels") or {}
+    labels = {k: v for k, v in (out.get("Labels") or {}).items() if image_labels.get(k) != v}
+    out["Labels"] = labels or None
+
+    for key in _IMAGE_MAPS:
+        image_keys = set(image_config.get(key) or {})
+        kept = {k: v for k, v in (out.get(key) or {}).items() if k not in image_keys}
+        out[key] = kept or None
+
+    for key in _IMAGE_SCALARS:
+        if key in out and _same(out[key], image_config.get(key)):
+            out.pop(key)
+
+    # The engine takes the image's Cmd only when no Entrypoint is given, so a Cmd beside an
+    # explicit Entrypoint was explicit too, whatever it equals.
+    if _same(out.get("Entrypoint"), image_config.get("Entrypoint")):
+        out.pop("Entrypoint", None)
+        if _same(out.get("Cmd"), image_config.get("Cmd")):
+            out.pop("Cmd", None)
+    return out
+
+
+def _same(value: Any, default: Any) -> bool:
+    """Equal, counting None, "" and empty collections as the same unset value."""
+    return (value or None) == (default or None)
+
+
+def legacy_links(links: Iterable[str] | None) -> list[str]:
+    """Inspect's `/target:/self/alias` links in the create form `target:alias`."""
+    out = []
+    for link in links or ():
+        target, _, alias_path = link.partition(":")
+        out.append(f"{target.lstrip('/')}:{alias_path.rsplit('/', 1)[-1]}")
+    return out
+
+
+def anonymous_volumes(
+    container: Mapping[str, Any], shared_destinations: Iterable[str] = ()
+) -> list[dict[str, Any]]:
+    """The container's volume mounts that nobody named: an image VOLUME, `-v /path`, ..."""
+    host_config = container.get("HostConfig") or {}
+    named = set(shared_destinations)
+    for bind in host_config.get("Binds") or ():
+        parts = str(bind).split(":")
+        if len(parts) >= 2:
+            named.add(parts[1])
+    for mount in host_config.get("Mounts") or ():
+        if mount.get("Source"):
+            named.add(mount.get("Target"))
+    return [
+        mount
+        for mount in container.get("Mounts") or ()
+        if mount.get("Type") == "volume" and mount.get("Destination") not in named
+    ]
+
+
+def _carry_anonymous_volumes(
+    container: Mapping[str, Any], host_config: dict[str, Any], shared: set[str]
+) -> None:
+    """Mount each anonymous volume of the old container by name at the same place."""
+    by_target = {str(m.get("Target")): m for m in host_config.get("Mounts") or ()}
+    binds = list(host_config.get("Binds") or ())
+    for mount in anonymous_volumes(container, shared):
+        name, destination = mount["Name"], mount["Destination"]
+        spec = by_target.get(destination)
+        if spec is not None:  # a `--mount type=volume,target=...` without a source
+            spec["Source"] = name
+            continue
+        binds.append(f"{name}:{destination}" + ("" if mount.get("RW", True) else ":ro"))
+    host_config["Binds"] = binds or None
+
+
+def network_attachments(
+    container: Mapping[str, Any], network_mode: str
+) -> tuple[NetworkAttachment | None, list[NetworkAttachment]]:
+    """The network given at create time (user-defined only) and the ones to connect after."""
+    if network_mode in ("host", "none") or network_mode.startswith("container:"):
+        return None, []
+    networks = (container.get("NetworkSettings") or {}).get("Networks") or {}
+    short_id = str(container.get("Id", ""))[:12]
+    primary_name = "bridge" if network_mode == "default" else network_mode
+    if primary_name not in networks:
+        # NetworkMode may hold the network's id rather than its name.
+        by_id = [n for n, s in networks.items() if str(s.get("NetworkID")).startswith(network_mode)]
+        primary_name = by_id[0] if by_id else primary_name
+    primary: NetworkAttachment | None = None
+    extras = []
+    for name, settings in networks.items():
+        attachment = _attachment(name, settings or {}, short_id)
+        if name == primary_name:
+            primary = None if name in _BUILTIN_NETWORK_MODES else attachment
+        else:
+            extras.append(attachment)
+    return primary, extras
+
+
+def _attachment(name: str, settings: Mapping[str, Any], short_id: str) -> NetworkAttachment:
+    ipam = settings.get("IPAMConfig") or {}
+    # Docker adds the container's short id as an alias on user-defined networks; the new
+    # container gets its own.
+    aliases = tuple(a for a in settings.get("Aliases") or () if a != short_id)
+    return NetworkAttachment(
+        network=name,
+        aliases=aliases,
+        links=tuple(settings.get("Links") or ()),
+        ipv4_address=ipam.get("IPv4Address") or None,
+        ipv6_address=ipam.get("IPv6Address") or None,
+        link_local_ips=tuple(ipam.get("LinkLocalIPs") or ()),
+        driver_opts=dict(settings["DriverOpts"]) if settings.get("DriverOpts") else None,
+    )
+
+
+def shares_network_of(container: Mapping[str, Any], target: Mapping[str, Any]) -> bool:
+    """Whether `container` runs in `target`'s network namespace (`network_mode: container:`)."""
+    mode = str((container.get("HostConfig") or {}).get("NetworkMode") or "")
+    if not mode.startswith("container:"):
+        return False
+    ref = mode.removeprefix("container:")
+    return ref in (target.get("Id"), container_name(target)) or (
+        len(ref) >= 12 and str(target.get("Id", "")).startswith(ref)
+    )
