@@ -105,7 +105,7 @@ def paginate(lines: Sequence[str], limit: int = MESSAGE_LIMIT) -> list[str]:
         size += added
     if current:
         pages.append("\n".join(current))
-    return [page for page in pages if page.strip()] or []
+    return [page for page in pages if page.strip()]
 
 
 def _text_lines(text: str, limit: int) -> list[str]:
@@ -120,12 +120,12 @@ def render_alert(alert: Alert, limit: int = MESSAGE_LIMIT) -> list[str]:
     for item in alert.fields:
         raw = f"{item.name}: {item.value}"
         lines += _lines(f"<b>{escape(item.name)}:</b> {escape(item.value)}", raw, limit)
-    return paginate(lines, limit)
+    return paginate(lines, limit) or [escape(alert.kind.value)]
 
 
 def render_reply(reply: Reply, limit: int = MESSAGE_LIMIT) -> list[str]:
     """A reply's text as HTML pages (long lists become several messages)."""
-    return paginate(_text_lines(reply.text or "(no answer)", limit), limit)
+    return paginate(_text_lines(reply.text, limit), limit) or ["(no answer)"]
 
 
 def callback_data(action: Action) -> str | None:
