@@ -174,9 +174,7 @@ class RegistryClient:
         except RegistryError as error:
             raise _for_repository(error, ref.repository) from None
 
-    async def remote_digests(
-        self, refs: Iterable[ImageRef]
-    ) -> dict[ImageRef, str | RegistryError]:
+    async def remote_digests(self, refs: Iterable[ImageRef]) -> dict[ImageRef, str | RegistryError]:
         """Digests for many references at once; failures come back as values, never raised."""
         groups: dict[str, list[ImageRef]] = {}
         for ref in dict.fromkeys(refs):
@@ -223,9 +221,7 @@ class RegistryClient:
                 async with state.semaphore:
                     response = await self._authorized(state, ref, "GET", url, kind="tags")
                 if response.status_code == 404:
-                    raise ManifestNotFound(
-                        f"{ref.name} does not exist", registry=ref.registry
-                    )
+                    raise ManifestNotFound(f"{ref.name} does not exist", registry=ref.registry)
                 if response.status_code != 200:
                     raise self._unexpected(state, response, "listing tags")
                 try:
@@ -381,7 +377,13 @@ class RegistryClient:
         return token
 
     async def _authorized(
-        self, state: _Registry, ref: ImageRef, method: str, url: str, *, kind: str,
+        self,
+        state: _Registry,
+        ref: ImageRef,
+        method: str,
+        url: str,
+        *,
+        kind: str,
         accept: str | None = None,
     ) -> httpx.Response:
         """Send with the registry's auth; answer one 401 by authenticating as it asks."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from datetime import datetime
 import httpx
 
 DEFAULT_EXPIRES_IN = 60.0
+MAX_EXPIRES_IN = 24 * 3600.0
 # Renew this long before the token's end, so a request never travels with a dying token.
 RENEW_MARGIN = 10.0
 CLIENT_ID = "dockwarden"
@@ -56,7 +58,10 @@ def parse_token_answer(body: bytes, now: float) -> Token:
     expires_in = data.get("expires_in")
     if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
         expires_in = DEFAULT_EXPIRES_IN
-    expires_in = max(float(expires_in), DEFAULT_EXPIRES_IN)
+    # NaN and absurd lifetimes must not make a token eternal.
+    if not math.isfinite(expires_in):
+        expires_in = DEFAULT_EXPIRES_IN
+    expires_in = min(max(float(expires_in), DEFAULT_EXPIRES_IN), MAX_EXPIRES_IN)
     issued_at = data.get("issued_at")
     issued = _parse_time(issued_at) if isinstance(issued_at, str) else None
     # Trust the server's issue time only while it agrees with our clock; skew must not make
@@ -78,9 +83,7 @@ def token_url(
     return base.copy_with(params=httpx.QueryParams(params))
 
 
-def refresh_form(
-    refresh_token: str, service: str | None, scopes: Sequence[str]
-) -> dict[str, str]:
+def refresh_form(refresh_token: str, service: str | None, scopes: Sequence[str]) -> dict[str, str]:
     """The OAuth2 refresh_token grant's form fields (scopes space-joined)."""
     form = {
         "grant_type": "refresh_token",

@@ -41,7 +41,9 @@ def _map_error(exc: BaseException, request: httpx.Request) -> httpx.TransportErr
     if isinstance(exc, aiohttp.ServerTimeoutError | asyncio.TimeoutError):
         return httpx.ReadTimeout(message, request=request)
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return httpx.ConnectError(message, request=request)
+        # The OS's reason alone ("Connect call failed", "Name or service not known").
+        reason = exc.os_error.strerror or str(exc.os_error) or message
+        return httpx.ConnectError(reason, request=request)
     if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientResponseError):
         return httpx.RemoteProtocolError(message, request=request)
     if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientOSError):
