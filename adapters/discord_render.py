@@ -8,6 +8,7 @@ restart: discord.py matches the custom_id against the template, with no stored v
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from typing import Any, Protocol, runtime_checkable
@@ -70,7 +71,9 @@ def pressed_embed(
     original: discord.Embed | None, who: str, label: str, outcome: str
 ) -> discord.Embed:
     """The alert's embed after a press: a field saying who pressed what, and what came of it."""
-    embed = original.copy() if original is not None else discord.Embed()
+    # Embed.copy() shares the field list with the original; a dict round trip does not.
+    embed = (discord.Embed.from_dict(copy.deepcopy(original.to_dict()))
+             if original is not None else discord.Embed())
     if len(embed.fields) >= _MAX_FIELDS:
         embed.remove_field(-1)
     embed.add_field(
