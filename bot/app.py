@@ -6,17 +6,32 @@ builders with validated Settings, and `run_daemon` owns the single asyncio loop 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import importlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from bot.chat import ChatAdapter
 from bot.config import Settings
+from bot.errors import DockWardenError
 
 if TYPE_CHECKING:
+    from bot.alerts import Notifier
     from bot.checker import Checker
+    from bot.commands import CheckerPort, CommandRouter, UpdaterPort, UpdateService
     from bot.engines.docker import DockerEngine
     from bot.registry.client import RegistryClient
     from bot.registry.credentials import DockerCredentials
+    from bot.scheduler import PassRunner, PassScheduler
     from bot.store import Store
     from bot.updater import Updater
+
+log = logging.getLogger(__name__)
 
 
 def build_engine(settings: Settings) -> DockerEngine:
@@ -76,3 +91,166 @@ def build_updater(
         health_timeout=settings.health_timeout,
         grace_period=settings.grace_period,
     )
+
+
+# -- the daemon ----------------------------------------------------------------------------------
+
+SHUTDOWN_UPDATE_WAIT = 5.0  # seconds an update in flight may take to finish at shutdown
+SHUTDOWN_STEP_WAIT = 3.0  # seconds each adapter (and a pass under way) gets to stop
+
+ADAPTERS: tuple[tuple[str, str, str], ...] = (
+    # (setting that enables it, module, class)
+    ("telegram_bot_token", "adapters.telegram_adapter", "TelegramAdapter"),
+    ("discord_bot_token", "adapters.discord_adapter", "DiscordAdapter"),
+    ("discord_webhook_url", "adapters.discord_adapter", "DiscordWebhookAdapter"),
+)
+
+
+@dataclass
+class Core:
+    """The platform-neutral bot: store, alert fan-out, update path, passes and commands."""
+
+    store: Store
+    notifier: Notifier
+    updates: UpdateService
+    runner: PassRunner
+    router: CommandRouter
+
+
+def build_core(
+    settings: Settings,
+    store: Store,
+    checker: CheckerPort,
+    updater: UpdaterPort,
+    adapters: Sequence[ChatAdapter] = (),
+    *,
+    engine_label: str = "Docker engine",
+    retry_delay: float = 1.0,
+) -> Core:
+    """Wire the core around its ports (the daemon and the tests use this same wiring)."""
+    from bot.alerts import Notifier
+    from bot.commands import Authorizer, CommandRouter, UpdateService
+    from bot.scheduler import PassRunner
+
+    notifier = Notifier(list(adapters), store, retry_delay=retry_delay)
+    updates = UpdateService(store, updater, notifier)
+    runner = PassRunner(checker, store, notifier, updates)
+    router = CommandRouter(
+        store,
+        Authorizer.from_settings(settings),
+        runner.run,
+        updates,
+        engine_label=engine_label,
+        schedule=settings.schedule,
+    )
+    return Core(store=store, notifier=notifier, updates=updates, runner=runner, router=router)
+
+
+def build_adapters(settings: Settings, core: Core) -> list[ChatAdapter]:
+    """Every chat adapter whose setting is present (imported only then); console otherwise."""
+    adapters: list[ChatAdapter] = []
+    wanted = [spec for spec in ADAPTERS if getattr(settings, spec[0]) is not None]
+    for setting, module_name, class_name in wanted:
+        try:
+            module = importlib.import_module(module_name)
+            cls = getattr(module, class_name)
+        except (ImportError, AttributeError) as exc:
+            log.error("%s is set but the %s adapter is unavailable: %s",
+                      setting.upper(), class_name, exc)
+            continue
+        options: dict[str, Any] = {}
+        if class_name == "DiscordAdapter":
+            options["completions"] = core.router.completions
+        try:
+            adapters.append(cls(settings, **options))
+        except DockWardenError as exc:
+            log.error("the %s adapter cannot be built: %s", class_name, exc)
+    if not adapters:
+        from adapters.console import ConsoleAdapter
+
+        if wanted:
+            log.warning("no chat adapter could be built; alerts go to the console")
+        adapters.append(ConsoleAdapter())
+    return adapters
+
+
+def run_daemon(
+    settings: Settings, *, first_pass_delay: float = 10.0, jitter: int = 60
+) -> int:
+    """`dockwarden run`: one asyncio loop until SIGTERM/SIGINT; returns the exit status."""
+    from bot.errors import EngineUnavailable
+
+    try:
+        return asyncio.run(_daemon(settings, first_pass_delay=first_pass_delay, jitter=jitter))
+    except EngineUnavailable as exc:
+        print(f"dockwarden: no Docker engine answers: {exc}", file=sys.stderr, flush=True)
+        return 3
+
+
+async def _daemon(settings: Settings, *, first_pass_delay: float, jitter: int) -> int:
+    from bot.scheduler import PassScheduler
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    engine = await asyncio.to_thread(build_engine, settings)
+    async with AsyncExitStack() as stack:
+        # Closed in reverse: registry, then store, then engine.
+        stack.callback(engine.close)
+        store = build_store(settings)
+        stack.callback(store.close)
+        registry = await stack.enter_async_context(build_registry(settings))
+        updater = build_updater(settings, engine, registry, store)
+        reconciled = await updater.reconcile()
+        if reconciled:
+            log.warning("finished or undid interrupted updates of: %s", ", ".join(reconciled))
+        checker = build_checker(settings, engine, registry)
+        label = settings.docker_host or "the local Docker socket"
+        core = build_core(settings, store, checker, updater, engine_label=label)
+        started = await _start_adapters(build_adapters(settings, core), core)
+        core.notifier.adapters = started
+        scheduler = PassScheduler(
+            core.runner, settings.schedule, first_pass_delay=first_pass_delay, jitter=jitter
+        )
+        scheduler.start()
+        log.info("DockWarden running with %s", ", ".join(a.name for a in started))
+        await stop.wait()
+        log.info("stopping")
+        await _shutdown(scheduler, core, started)
+    log.info("stopped")
+    return 0
+
+
+async def _start_adapters(adapters: list[ChatAdapter], core: Core) -> list[ChatAdapter]:
+    started: list[ChatAdapter] = []
+    for adapter in adapters:
+        try:
+            await adapter.start(core.router.dispatch)
+        except Exception:
+            log.exception("the %s adapter did not start", adapter.name)
+            continue
+        started.append(adapter)
+    if not started:
+        from adapters.console import ConsoleAdapter
+
+        console = ConsoleAdapter()
+        await console.start(core.router.dispatch)
+        log.warning("no chat adapter started; alerts go to the console")
+        started.append(console)
+    return started
+
+
+async def _shutdown(scheduler: PassScheduler, core: Core, adapters: list[ChatAdapter]) -> None:
+    """Stop in reverse order of start, each step bounded so the whole stays within seconds."""
+    scheduler.stop()
+    if not await core.updates.drain(SHUTDOWN_UPDATE_WAIT):
+        log.warning("an update is still running; its journal lets the next start finish it")
+    if not await core.runner.idle(SHUTDOWN_STEP_WAIT):
+        core.runner.cancel()
+        log.warning("a check pass was under way; it was cancelled")
+    for adapter in reversed(adapters):
+        try:
+            await asyncio.wait_for(adapter.stop(), SHUTDOWN_STEP_WAIT)
+        except Exception:
+            log.exception("the %s adapter did not stop cleanly", adapter.name)

@@ -62,7 +62,9 @@ def _cmd_update(settings: Settings, args: argparse.Namespace) -> int:
 
 def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     """The daemon: scheduler plus chat adapters."""
-    raise NotImplementedError("run")
+    from bot.app import run_daemon
+
+    return run_daemon(settings)
 
 
 def _cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:

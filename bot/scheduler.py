@@ -1,0 +1,172 @@
+"""Check passes: the one pass function (scheduled and /check) and its APScheduler wiring.
+
+Passes never overlap: the pass holds an asyncio.Lock, and the cron job is also
+max_instances=1 with coalesce, so a slow pass makes the next tick wait rather than pile up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+
+from bot.alerts import Alerter, Notifier, PassSummary
+from bot.commands import CheckerPort, UpdateService
+from bot.domain import CheckStatus
+from bot.store import PendingUpdate, Store
+
+log = logging.getLogger(__name__)
+
+AUTO_ACTOR = "policy:auto"
+
+
+class PassRunner:
+    """Runs one check pass at a time: check, dedup into alerts, send, apply auto updates."""
+
+    def __init__(
+        self,
+        checker: CheckerPort,
+        store: Store,
+        sink: Notifier,
+        updates: UpdateService,
+    ) -> None:
+        self.checker = checker
+        self.store = store
+        self.sink = sink
+        self.updates = updates
+        self.alerter = Alerter(store)
+        self.passes = 0
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    @property
+    def running(self) -> bool:
+        """True while a pass is under way."""
+        return self._lock.locked()
+
+    async def run(self, names: Sequence[str] | None = None) -> PassSummary:
+        """One pass (waits for a running one to finish first)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            return await self._run(names)
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _run(self, names: Sequence[str] | None) -> PassSummary:
+        async with self._lock:
+            self.passes += 1
+            left = await self.sink.flush()  # what earlier passes could not deliver
+            if left:
+                log.warning("%d alerts still undelivered", left)
+            report = await self.checker.check(list(names) if names else None)
+            summary = self.alerter.observe(report)
+            self._remember(summary)
+            await self.sink.send(summary.alerts)
+            for update in summary.auto:
+                await self._auto(update)
+            log.info(
+                "pass %d: %d results, %d new alerts, %d auto updates",
+                self.passes, len(report.results), len(summary.alerts), len(summary.auto),
+            )
+            return summary
+
+    async def idle(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for a pass under way; True when none is running."""
+        try:
+            await asyncio.wait_for(self._lock.acquire(), timeout)
+        except TimeoutError:
+            return False
+        self._lock.release()
+        return True
+
+    def cancel(self) -> None:
+        """Cancel passes under way or waiting (at shutdown)."""
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def run_scheduled(self) -> None:
+        """The scheduler's job: a pass whose failure is logged, never raised into APScheduler."""
+        try:
+            await self.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("check pass failed; the next one runs on schedule")
+
+    async def _auto(self, update: PendingUpdate) -> None:
+        if not self.store.approve_update(update.id, AUTO_ACTOR):
+            return
+        try:
+            await self.updates.apply(
+                update.container, update=update, actor=AUTO_ACTOR, action="auto"
+            )
+        except Exception:
+            log.exception("auto update of %s failed", update.container)
+
+    def _remember(self, summary: PassSummary) -> None:
+        limited = {
+            r.error.registry: r.error.message
+            for r in summary.report.results
+            if r.status is CheckStatus.ERROR and r.error and r.error.kind == "rate_limited"
+        }
+        data: dict[str, Any] = {
+            "checked_at": summary.report.checked_at.isoformat(timespec="seconds"),
+            "counts": summary.counts(),
+            "rate_limited": limited,
+        }
+        self.store.set_meta("last_pass", json.dumps(data))
+
+
+class PassScheduler:
+    """APScheduler 3.x on our loop: the cron schedule (with jitter) and a first pass soon."""
+
+    def __init__(
+        self,
+        runner: PassRunner,
+        schedule: str,
+        *,
+        first_pass_delay: float = 10.0,
+        jitter: int = 60,
+    ) -> None:
+        self.runner = runner
+        self.schedule = schedule
+        self.first_pass_delay = first_pass_delay
+        self.jitter = jitter
+        self._scheduler: AsyncIOScheduler | None = None
+
+    def start(self) -> None:
+        """Start on the running loop (call from inside it)."""
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        trigger = CronTrigger.from_crontab(self.schedule, timezone=UTC)
+        trigger.jitter = self.jitter or None  # spread many bots' passes over a minute
+        job_options: dict[str, Any] = {
+            "max_instances": 1,
+            "coalesce": True,
+            "misfire_grace_time": 300,
+        }
+        scheduler.add_job(self.runner.run_scheduled, trigger, id="pass", **job_options)
+        if self.first_pass_delay >= 0:
+            first = datetime.now(UTC) + timedelta(seconds=self.first_pass_delay)
+            scheduler.add_job(
+                self.runner.run_scheduled, DateTrigger(first), id="first-pass", **job_options
+            )
+        scheduler.start()
+        self._scheduler = scheduler
+        job = scheduler.get_job("pass")
+        log.info("check schedule %r; next pass at %s", self.schedule, job.next_run_time)
+
+    def stop(self) -> None:
+        """Stop scheduling; a pass under way is left to finish (or be cancelled) by the caller."""
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        self._scheduler = None

@@ -1,0 +1,314 @@
+"""Chat commands over fakes of the ports: authorisation, approvals, policies, read-only views."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.app import Core, build_core
+from bot.chat import AlertKind, Sender
+from bot.commands import Authorizer, parse_duration
+from bot.config import Settings
+from bot.domain import UpdateOutcome
+from bot.errors import UpdateInProgress
+from bot.store import Store
+from tests.unit.fakes import (
+    ADMIN,
+    NEW,
+    NEWER,
+    READER,
+    STRANGER,
+    FakeAdapter,
+    FakeChecker,
+    FakeUpdater,
+    cmd,
+    current,
+    failing,
+    outdated,
+    report,
+)
+
+
+@dataclass
+class Bot:
+    core: Core
+    checker: FakeChecker
+    updater: FakeUpdater
+    adapter: FakeAdapter
+
+    @property
+    def store(self) -> Store:
+        return self.core.store
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        telegram_admin_ids=(1,),
+        discord_admin_ids=(10,),
+        discord_admin_role_ids=(77,),
+    )
+
+
+@pytest.fixture
+def bot(tmp_path: Path, settings: Settings) -> Iterator[Bot]:
+    store = Store(tmp_path / "state.db")
+    checker = FakeChecker(report(outdated("web"), current("db")))
+    updater = FakeUpdater()
+    adapter = FakeAdapter()
+    core = build_core(settings, store, checker, updater, [adapter], retry_delay=0)
+    yield Bot(core, checker, updater, adapter)
+    store.close()
+
+
+async def first_update_id(bot: Bot) -> str:
+    await bot.core.runner.run()
+    [alert] = [a for a in bot.adapter.alerts if a.kind is AlertKind.UPDATE_AVAILABLE]
+    assert alert.update_id is not None
+    return alert.update_id
+
+
+# -- authorisation -------------------------------------------------------------------------------
+
+
+def test_authorizer_knows_each_platforms_admins(settings: Settings) -> None:
+    auth = Authorizer.from_settings(settings)
+    assert auth.is_admin(Sender("telegram", 1, "a"))
+    assert not auth.is_admin(Sender("telegram", 10, "b"))
+    assert auth.is_admin(Sender("discord", 10, "c"))
+    assert auth.is_admin(Sender("discord", 5, "d", role_ids=(3, 77)))
+    assert not auth.is_admin(Sender("discord", 1, "e", role_ids=(3,)))
+    assert auth.is_admin(Sender("console", 0, "console"))
+    assert auth.may_read(Sender("discord", 5, "f", in_alert_place=True))
+    assert not auth.may_read(Sender("discord", 5, "g"))
+
+
+async def test_non_admin_approve_is_refused_recorded_and_changes_nothing(bot: Bot) -> None:
+    update_id = await first_update_id(bot)
+    reply = await bot.core.router.dispatch(cmd("approve", update_id, sender=READER))
+    assert reply.refused and reply.ephemeral
+    assert "not allowed" in reply.text
+    assert bot.updater.calls == []
+    assert bot.store.get_update(update_id).state == "pending"  # type: ignore[union-attr]
+    [entry] = bot.store.history()
+    assert (entry.action, entry.outcome, entry.container) == ("refused", "refused", "web")
+    assert "telegram:2" in (entry.actor or "")
+
+
+async def test_non_admin_pull_is_refused(bot: Bot) -> None:
+    reply = await bot.core.router.dispatch(cmd("pull", "web", sender=READER))
+    assert reply.refused and bot.updater.calls == []
+
+
+async def test_stranger_cannot_even_read(bot: Bot) -> None:
+    reply = await bot.core.router.dispatch(cmd("status", sender=STRANGER))
+    assert reply.refused and reply.ephemeral
+
+
+async def test_reader_in_alert_chat_may_read(bot: Bot) -> None:
+    for name in ("status", "updates", "history", "help", "check"):
+        reply = await bot.core.router.dispatch(cmd(name, sender=READER))
+        assert not reply.refused, name
+
+
+# -- approving -----------------------------------------------------------------------------------
+
+
+async def test_admin_approve_calls_the_updater_once_and_reports(bot: Bot) -> None:
+    update_id = await first_update_id(bot)
+    reply = await bot.core.router.dispatch(cmd("approve", update_id))
+    assert bot.updater.calls == [("web", NEW, "telegram:1 (admin)")]
+    assert "updated" in reply.text
+    assert bot.store.get_update(update_id).state == "applied"  # type: ignore[union-attr]
+    assert [a.actor for a in bot.store.approvals(update_id)] == ["telegram:1 (admin)"]
+    assert bot.adapter.alerts[-1].kind is AlertKind.UPDATE_SUCCEEDED
+    actions = [(e.action, e.outcome) for e in reversed(bot.store.history())]
+    assert actions == [("approve", "approved"), ("update", "updated")]
+
+
+async def test_approve_by_container_name(bot: Bot) -> None:
+    await first_update_id(bot)
+    await bot.core.router.dispatch(cmd("approve", "web"))
+    assert [c[0] for c in bot.updater.calls] == ["web"]
+
+
+async def test_approving_a_superseded_update_says_so_and_does_nothing(bot: Bot) -> None:
+    old_id = await first_update_id(bot)
+    bot.checker.reports = [report(outdated("web", remote=NEWER))]
+    await bot.core.runner.run()
+    newer = bot.store.latest_update("web")
+    assert newer is not None
+    reply = await bot.core.router.dispatch(cmd("approve", old_id))
+    assert "no longer current" in reply.text and newer.id in reply.text
+    assert bot.updater.calls == []
+
+
+async def test_approving_twice_says_already_applied(bot: Bot) -> None:
+    update_id = await first_update_id(bot)
+    await bot.core.router.dispatch(cmd("approve", update_id))
+    reply = await bot.core.router.dispatch(cmd("approve", update_id))
+    assert "already applied" in reply.text
+    assert len(bot.updater.calls) == 1
+
+
+async def test_failed_update_alerts_and_can_be_approved_again(bot: Bot) -> None:
+    update_id = await first_update_id(bot)
+    bot.updater.outcome = UpdateOutcome.ROLLED_BACK
+    reply = await bot.core.router.dispatch(cmd("approve", update_id))
+    assert "rolled_back" in reply.text
+    assert bot.adapter.alerts[-1].kind is AlertKind.UPDATE_FAILED
+    assert bot.store.get_update(update_id).state == "failed"  # type: ignore[union-attr]
+    bot.updater.outcome = UpdateOutcome.UPDATED
+    await bot.core.router.dispatch(cmd("approve", update_id))
+    assert len(bot.updater.calls) == 2
+
+
+async def test_update_in_progress_leaves_the_update_approvable(bot: Bot) -> None:
+    update_id = await first_update_id(bot)
+    bot.updater.raises = UpdateInProgress("web is being updated")
+    reply = await bot.core.router.dispatch(cmd("approve", update_id))
+    assert "not started" in reply.text
+    assert bot.store.get_update(update_id).state == "pending"  # type: ignore[union-attr]
+
+
+async def test_unknown_update_id(bot: Bot) -> None:
+    reply = await bot.core.router.dispatch(cmd("approve", "zzzzzz"))
+    assert "No update" in reply.text and bot.updater.calls == []
+
+
+async def test_pull_updates_to_the_newest_digest_and_closes_the_pending_update(bot: Bot) -> None:
+    update_id = await first_update_id(bot)
+    await bot.core.router.dispatch(cmd("pull", "web"))
+    assert bot.updater.calls == [("web", None, "telegram:1 (admin)")]
+    assert bot.store.get_update(update_id).state == "applied"  # type: ignore[union-attr]
+
+
+# -- policies ------------------------------------------------------------------------------------
+
+
+async def test_auto_policy_updates_then_reports(bot: Bot) -> None:
+    bot.checker.reports = [report(outdated("web", policy="auto"))]
+    await bot.core.runner.run()
+    assert bot.updater.calls == [("web", NEW, "policy:auto")]
+    assert [a.kind for a in bot.adapter.alerts] == [AlertKind.UPDATE_SUCCEEDED]
+    await bot.core.runner.run()
+    assert len(bot.updater.calls) == 1
+
+
+async def test_notify_policy_never_updates_by_itself(bot: Bot) -> None:
+    bot.checker.reports = [report(outdated("web", policy="notify"))]
+    await bot.core.runner.run()
+    [alert] = bot.adapter.alerts
+    assert alert.actions == () and bot.updater.calls == []
+
+
+# -- ignore and snooze ---------------------------------------------------------------------------
+
+
+async def test_ignore_suppresses_that_digest_until_a_newer_one(bot: Bot) -> None:
+    update_id = await first_update_id(bot)
+    reply = await bot.core.router.dispatch(cmd("ignore", update_id))
+    assert "Ignored" in reply.text
+    assert bot.store.get_update(update_id).state == "ignored"  # type: ignore[union-attr]
+    bot.store.unsay(f"update|web|{NEW}")  # even if it were never said, it stays quiet
+    before = len(bot.adapter.alerts)
+    await bot.core.runner.run()
+    assert len(bot.adapter.alerts) == before
+    bot.checker.reports = [report(outdated("web", remote=NEWER))]
+    await bot.core.runner.run()
+    assert bot.adapter.alerts[-1].kind is AlertKind.UPDATE_AVAILABLE
+
+
+async def test_snooze_suppresses_alerts_for_the_container(bot: Bot) -> None:
+    reply = await bot.core.router.dispatch(cmd("snooze", "web", "2h"))
+    assert "Snoozed web" in reply.text
+    await bot.core.runner.run()
+    assert bot.adapter.alerts == []
+    assert bot.store.history()[0].action == "snooze"
+
+
+async def test_snooze_button_uses_the_update_id_and_a_default_duration(bot: Bot) -> None:
+    update_id = await first_update_id(bot)
+    reply = await bot.core.router.dispatch(cmd("snooze", update_id))
+    assert "Snoozed web" in reply.text
+    assert bot.store.snoozed_until("web") is not None
+
+
+def test_durations() -> None:
+    assert parse_duration("30m") == timedelta(minutes=30)
+    assert parse_duration("1h30m") == timedelta(minutes=90)
+    assert parse_duration("1d") == timedelta(days=1)
+    for bad in ("", "soon", "5", "2x", "0m"):
+        with pytest.raises(Exception):  # noqa: B017 - UsageError, answered to the sender
+            parse_duration(bad)
+
+
+async def test_bad_duration_answers_with_usage(bot: Bot) -> None:
+    reply = await bot.core.router.dispatch(cmd("snooze", "web", "soon"))
+    assert "Usage: /snooze" in reply.text
+
+
+# -- read-only -----------------------------------------------------------------------------------
+
+
+async def test_status_shows_last_pass_counts_and_pending_updates(bot: Bot) -> None:
+    assert "none yet" in (await bot.core.router.dispatch(cmd("status"))).text
+    update_id = await first_update_id(bot)
+    text = (await bot.core.router.dispatch(cmd("status"))).text
+    assert "2 containers: 1 up to date, 1 with updates" in text
+    assert "Pending updates: 1" in text and update_id in text
+
+
+async def test_status_shows_rate_limits(bot: Bot) -> None:
+    bot.checker.reports = [report(failing("hub", kind="rate_limited", registry="docker.io"))]
+    await bot.core.runner.run()
+    assert "Rate limited: docker.io" in (await bot.core.router.dispatch(cmd("status"))).text
+
+
+async def test_check_runs_the_same_pass_and_posts_its_alerts(bot: Bot) -> None:
+    reply = await bot.core.router.dispatch(cmd("check", "web"))
+    assert bot.checker.calls == [["web"]]
+    assert "1 new alerts" in reply.text
+    assert [a.kind for a in bot.adapter.alerts] == [AlertKind.UPDATE_AVAILABLE]
+
+
+async def test_updates_lists_pending_with_pages(bot: Bot) -> None:
+    assert (await bot.core.router.dispatch(cmd("updates"))).text == "No pending updates."
+    bot.checker.reports = [report(*(outdated(f"c{i:02}") for i in range(13)))]
+    await bot.core.runner.run()
+    first = (await bot.core.router.dispatch(cmd("updates"))).text
+    assert "page 1/2" in first and "c09" in first and "c10" not in first
+    assert "/updates 2" in first
+    second = (await bot.core.router.dispatch(cmd("updates", "2"))).text
+    assert "c12" in second
+
+
+async def test_history_for_one_container(bot: Bot) -> None:
+    update_id = await first_update_id(bot)
+    await bot.core.router.dispatch(cmd("approve", update_id))
+    await bot.core.router.dispatch(cmd("snooze", "db", "1h"))
+    text = (await bot.core.router.dispatch(cmd("history", "web"))).text
+    assert "approve web: approved" in text and "db" not in text
+
+
+async def test_help_lists_every_command_from_docstrings(bot: Bot) -> None:
+    text = (await bot.core.router.dispatch(cmd("help", sender=READER))).text
+    for name in ("status", "check", "updates", "approve", "pull", "ignore", "snooze", "history"):
+        assert f"/{name}" in text
+    assert "Approve an update" in text and "not you" in text
+
+
+async def test_unknown_command(bot: Bot) -> None:
+    reply = await bot.core.router.dispatch(cmd("frobnicate", sender=ADMIN))
+    assert "Unknown command" in reply.text
+
+
+async def test_completions_offer_containers_and_update_ids(bot: Bot) -> None:
+    update_id = await first_update_id(bot)
+    assert await bot.core.router.completions("container", "w") == ["web"]
+    assert await bot.core.router.completions("update", "") == [update_id]

@@ -1,0 +1,81 @@
+"""The boundary of DESIGN.md: nothing under bot/ imports telegram or discord."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CHAT_LIBRARIES = ("telegram", "discord")
+LOADED = (
+    "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+    f"{CHAT_LIBRARIES!r})))\n"
+)
+
+
+def bot_modules() -> list[str]:
+    names = []
+    for path in sorted((ROOT / "bot").rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if parts[-1] == "__main__":
+            continue
+        names.append(".".join(parts))
+    return names
+
+
+def imported_names(tree: ast.AST) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, (ast.Name, ast.Attribute))
+            and (getattr(node.func, "id", None) or getattr(node.func, "attr", None))
+            in ("import_module", "__import__")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            found.add(node.args[0].value)
+    return found
+
+
+def test_no_bot_source_names_a_chat_library_in_an_import() -> None:
+    offenders = []
+    for path in sorted((ROOT / "bot").rglob("*.py")):
+        for name in imported_names(ast.parse(path.read_text(), str(path))):
+            if name.split(".")[0] in CHAT_LIBRARIES:
+                offenders.append(f"{path.relative_to(ROOT)}: {name}")
+    assert offenders == []
+
+
+def test_importing_every_bot_module_loads_no_chat_library() -> None:
+    modules = bot_modules()
+    assert "bot.app" in modules and "bot.commands" in modules
+    script = (
+        "import importlib, json, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n" + LOADED
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_console_adapter_loads_no_chat_library() -> None:
+    script = "import json, sys, adapters.console\n" + LOADED
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []

@@ -1,0 +1,99 @@
+"""Passes: never overlapping, shared by the schedule and /check; APScheduler wiring."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.app import Core, build_core
+from bot.config import Settings
+from bot.scheduler import PassScheduler
+from bot.store import Store
+from tests.unit.fakes import FakeAdapter, FakeChecker, FakeUpdater, cmd, outdated, report
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path / "state.db")
+    yield s
+    s.close()
+
+
+def make_core(store: Store, checker: FakeChecker, adapter: FakeAdapter | None = None) -> Core:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    return build_core(
+        settings, store, checker, FakeUpdater(), [adapter or FakeAdapter()], retry_delay=0
+    )
+
+
+async def test_concurrent_passes_never_overlap(store: Store) -> None:
+    checker = FakeChecker(report(outdated("web")), delay=0.01)
+    core = make_core(store, checker)
+    await asyncio.gather(*(core.runner.run() for _ in range(5)))
+    assert len(checker.calls) == 5
+    assert checker.max_active == 1
+
+
+async def test_check_command_waits_for_a_scheduled_pass_instead_of_overlapping(
+    store: Store,
+) -> None:
+    checker = FakeChecker(report(outdated("web")), delay=0.01)
+    adapter = FakeAdapter()
+    core = make_core(store, checker, adapter)
+    await asyncio.gather(
+        core.runner.run_scheduled(), core.router.dispatch(cmd("check")), core.runner.run()
+    )
+    assert checker.max_active == 1 and len(checker.calls) == 3
+    assert len(adapter.alerts) == 1  # the same digest was said once over the three passes
+
+
+async def test_failed_scheduled_pass_is_logged_not_raised(store: Store) -> None:
+    class Broken(FakeChecker):
+        async def check(self, names: object = None) -> object:  # type: ignore[override]
+            raise RuntimeError("engine went away")
+
+    core = make_core(store, Broken())
+    await core.runner.run_scheduled()
+    assert core.runner.passes == 1 and not core.runner.running
+
+
+async def test_first_pass_runs_shortly_after_start(store: Store) -> None:
+    checker = FakeChecker(report(outdated("web")))
+    adapter = FakeAdapter()
+    core = make_core(store, checker, adapter)
+    scheduler = PassScheduler(core.runner, "0 */6 * * *", first_pass_delay=0, jitter=0)
+    scheduler.start()
+    try:
+        for _ in range(200):
+            if adapter.alerts:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        scheduler.stop()
+    assert len(checker.calls) == 1 and len(adapter.alerts) == 1
+
+
+async def test_cron_job_is_single_instance_and_coalesced(store: Store) -> None:
+    core = make_core(store, FakeChecker())
+    scheduler = PassScheduler(core.runner, "*/5 * * * *", first_pass_delay=-1, jitter=30)
+    scheduler.start()
+    try:
+        assert scheduler._scheduler is not None
+        [job] = scheduler._scheduler.get_jobs()
+        assert job.max_instances == 1 and job.coalesce
+        assert job.trigger.jitter == 30
+    finally:
+        scheduler.stop()
+
+
+async def test_idle_waits_for_a_pass_under_way(store: Store) -> None:
+    checker = FakeChecker(report(), delay=0.05)
+    core = make_core(store, checker)
+    task = asyncio.create_task(core.runner.run())
+    await asyncio.sleep(0)
+    assert core.runner.running
+    assert await core.runner.idle(5.0)
+    await task
