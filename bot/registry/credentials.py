@@ -13,8 +13,10 @@ import base64
 import binascii
 import json
 import logging
+import math
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,109 +71,147 @@ def helper_server_url(registry: str) -> str:
     return HUB_KEY if key == "docker.io" else key
 
 
-class DockerCredentials:
-    """Credentials read from a Docker config directory, looked up once per registry."""
+@dataclass(frozen=True)
+class _Config:
+    """What config.json says, keyed by normalised registry."""
 
-    def __init__(self, config_dir: str | None = None) -> None:
+    auths: dict[str, Credentials | None] = field(default_factory=dict)
+    helpers: dict[str, str] = field(default_factory=dict)
+    store: str | None = None
+
+
+class DockerCredentials:
+    """Credentials read from a Docker config directory, looked up once per registry.
+
+    The file is read at construction (a malformed one raises ConfigError) and again whenever it
+    changes, so a `docker login` after start is seen. A credential helper's answer is kept for
+    `helper_ttl` seconds: helpers such as ECR's hand out tokens that expire.
+    """
+
+    def __init__(self, config_dir: str | None = None, *, helper_ttl: float = 900.0) -> None:
         directory = Path(config_dir) if config_dir else Path.home() / ".docker"
         self.path = directory / "config.json"
-        self._auths: dict[str, Credentials | None] = {}
-        self._helpers: dict[str, str] = {}
-        self._store: str | None = None
-        self._cache: dict[str, Credentials | None] = {}
+        self.helper_ttl = helper_ttl
         self._lock = threading.Lock()
-        self._load()
+        self._cache: dict[str, tuple[Credentials | None, float]] = {}
+        self._stamp = self._file_stamp()
+        self._config = _read_config(self.path)
+        self._reload_error: ConfigError | None = None
 
     def lookup(self, registry_host: str) -> Credentials | None:
-        """Credentials for a registry, or None for anonymous access; raises AuthFailed if a
-        credential helper fails."""
+        """Credentials for a registry, or None for anonymous access.
+
+        Raises AuthFailed when a credential helper fails or config.json became malformed."""
         key = registry_key(registry_host)
         with self._lock:
-            if key in self._cache:
-                return self._cache[key]
-        found = self._find(key)
+            config = self._current_config(key)
+            cached = self._cache.get(key)
+            if cached is not None and cached[1] > time.monotonic():
+                return cached[0]
+        found, from_helper = self._find(config, key)
+        expires = time.monotonic() + self.helper_ttl if from_helper else math.inf
         with self._lock:
-            self._cache[key] = found
+            self._cache[key] = (found, expires)
         return found
 
-    def _find(self, key: str) -> Credentials | None:
-        helper = self._helpers.get(key, self._store)
-        inline = self._auths.get(key)
+    def _current_config(self, key: str) -> _Config:
+        stamp = self._file_stamp()
+        if stamp != self._stamp:
+            self._stamp = stamp
+            self._cache.clear()
+            try:
+                self._config = _read_config(self.path)
+                self._reload_error = None
+                log.info("Docker config %s changed; credentials reloaded", self.path)
+            except ConfigError as exc:
+                self._reload_error = exc
+        if self._reload_error is not None:
+            raise AuthFailed(str(self._reload_error), registry=key)
+        return self._config
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def _find(self, config: _Config, key: str) -> tuple[Credentials | None, bool]:
+        helper = config.helpers.get(key, config.store)
+        used_helper = False
         if helper:
             found = run_helper(helper, helper_server_url(key), registry=key)
+            used_helper = True
             if found is not None:
                 log.debug("credentials for %s from docker-credential-%s", key, helper)
-                return found
+                return found, True
+        inline = config.auths.get(key)
         if inline is not None:
             log.debug("credentials for %s from %s", key, self.path)
-        return inline
+        return inline, used_helper
 
-    def _load(self) -> None:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            log.debug("no Docker config at %s; registries will be accessed anonymously", self.path)
-            return
-        except OSError as exc:
-            raise ConfigError(f"cannot read Docker config {self.path}: {exc.strerror}") from exc
-        try:
-            data = json.loads(text) if text.strip() else {}
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"Docker config {self.path} is not valid JSON: {exc.msg} "
-                f"(line {exc.lineno}, column {exc.colno})"
-            ) from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"Docker config {self.path} must hold a JSON object")
-        self._auths = self._read_auths(data.get("auths"))
-        self._helpers = {
-            registry_key(k): v for k, v in self._string_map(data, "credHelpers").items() if v
-        }
-        store = data.get("credsStore")
-        if store is not None and not isinstance(store, str):
-            raise ConfigError(f"Docker config {self.path}: 'credsStore' must be a string")
-        self._store = store or None
 
-    def _string_map(self, data: dict[str, Any], name: str) -> dict[str, str]:
-        value = data.get(name)
-        if value is None:
-            return {}
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            raise ConfigError(
-                f"Docker config {self.path}: {name!r} must map registries to helper names"
-            )
-        return value
+def _read_config(path: Path) -> _Config:
+    """Read and check a Docker config.json; a missing or empty file is an empty config."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        log.debug("no Docker config at %s; registries will be accessed anonymously", path)
+        return _Config()
+    except OSError as exc:
+        raise ConfigError(f"cannot read Docker config {path}: {exc.strerror}") from exc
+    where = f"Docker config {path}"
+    try:
+        data = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{where} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must hold a JSON object")
+    helpers = data.get("credHelpers") or {}
+    if not isinstance(helpers, dict) or not all(isinstance(v, str) for v in helpers.values()):
+        raise ConfigError(f"{where}: 'credHelpers' must map registries to helper names")
+    store = data.get("credsStore")
+    if store is not None and not isinstance(store, str):
+        raise ConfigError(f"{where}: 'credsStore' must be a string")
+    return _Config(
+        auths=_read_auths(data.get("auths"), where),
+        helpers={registry_key(k): v for k, v in helpers.items() if v},
+        store=store or None,
+    )
 
-    def _read_auths(self, auths: Any) -> dict[str, Credentials | None]:
-        if auths is None:
-            return {}
-        if not isinstance(auths, dict):
-            raise ConfigError(f"Docker config {self.path}: 'auths' must be a JSON object")
-        found: dict[str, Credentials | None] = {}
-        # The canonical Hub key wins over its aliases; otherwise the first entry does.
-        for server in sorted(auths, key=lambda s: s != HUB_KEY):
-            entry = auths[server]
-            if not isinstance(entry, dict):
-                raise ConfigError(f"Docker config {self.path}: auths[{server!r}] must be an object")
-            creds = self._entry(server, entry)
-            key = registry_key(server)
-            if found.get(key) is None:
-                found[key] = creds
-        return found
 
-    def _entry(self, server: str, entry: dict[str, Any]) -> Credentials | None:
-        where = f"Docker config {self.path}: auths[{server!r}]"
-        for name in ("auth", "username", "password", "identitytoken"):
-            if entry.get(name) is not None and not isinstance(entry[name], str):
-                raise ConfigError(f"{where}: {name!r} must be a string")
-        username: str | None = entry.get("username") or None
-        password: str | None = entry.get("password") or None
-        if entry.get("auth"):
-            username, password = _decode_auth(entry["auth"], where)
-        token: str | None = entry.get("identitytoken") or None
-        if not (username or password or token):
-            return None
-        return Credentials(username, password, token)
+def _read_auths(auths: Any, where: str) -> dict[str, Credentials | None]:
+    if auths is None:
+        return {}
+    if not isinstance(auths, dict):
+        raise ConfigError(f"{where}: 'auths' must be a JSON object")
+    found: dict[str, Credentials | None] = {}
+    # The canonical Hub key wins over its aliases; otherwise the first entry does.
+    for server in sorted(auths, key=lambda s: s != HUB_KEY):
+        entry = auths[server]
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: auths[{server!r}] must be an object")
+        creds = _read_entry(entry, f"{where}: auths[{server!r}]")
+        key = registry_key(server)
+        if found.get(key) is None:
+            found[key] = creds
+    return found
+
+
+def _read_entry(entry: dict[str, Any], where: str) -> Credentials | None:
+    for name in ("auth", "username", "password", "identitytoken"):
+        if entry.get(name) is not None and not isinstance(entry[name], str):
+            raise ConfigError(f"{where}: {name!r} must be a string")
+    username: str | None = entry.get("username") or None
+    password: str | None = entry.get("password") or None
+    if entry.get("auth"):
+        username, password = _decode_auth(entry["auth"], where)
+    token: str | None = entry.get("identitytoken") or None
+    if not (username or password or token):
+        return None
+    return Credentials(username or None, password or None, token)
 
 
 def _decode_auth(value: str, where: str) -> tuple[str, str]:

@@ -104,7 +104,8 @@ def test_identity_token_entry(tmp_path: Path) -> None:
     entry = {"auth": b64("u:"), "identitytoken": "refresh-me"}
     config = write_config(tmp_path, {"auths": {"127.0.0.1:5000": entry}})
     found = DockerCredentials(config).lookup("127.0.0.1:5000")
-    assert found == Credentials("u", "", "refresh-me")
+    assert found == Credentials("u", None, "refresh-me")
+    assert found is not None and found.basic is None
 
 
 def test_entry_without_secrets_means_anonymous(tmp_path: Path) -> None:
@@ -325,6 +326,52 @@ def test_helper_answer_with_empty_secret_means_anonymous(tmp_path: Path, helper:
     helper.set("ghcr.io", {"Username": "", "Secret": ""})
     creds = DockerCredentials(write_config(tmp_path / "cfg", {"credsStore": "test"}))
     assert creds.lookup("ghcr.io") is None
+
+
+def test_helper_answers_expire_after_the_ttl(tmp_path: Path, helper: Helper) -> None:
+    helper.set("ghcr.io", {"Username": "u", "Secret": "s"})
+    config = write_config(tmp_path / "cfg", {"credsStore": "test"})
+    creds = DockerCredentials(config, helper_ttl=0)
+    creds.lookup("ghcr.io")
+    creds.lookup("ghcr.io")
+    assert helper.calls == ["get ghcr.io", "get ghcr.io"]
+
+
+# --- config changes after start ---------------------------------------------------------------
+
+
+def rewrite(directory: Path, config: dict[str, Any], bump: int) -> None:
+    """Rewrite config.json with a distinct mtime, as a later `docker login` would."""
+    path = directory / "config.json"
+    path.write_text(json.dumps(config))
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + bump * 1_000_000_000))
+
+
+def test_docker_login_after_start_is_seen(tmp_path: Path) -> None:
+    creds = DockerCredentials(write_config(tmp_path, {"auths": {}}))
+    assert creds.lookup("ghcr.io") is None
+    rewrite(tmp_path, {"auths": {"ghcr.io": {"auth": b64("late:p")}}}, bump=1)
+    assert creds.lookup("ghcr.io") == Credentials("late", "p")
+
+
+def test_docker_logout_after_start_is_seen(tmp_path: Path) -> None:
+    creds = DockerCredentials(write_config(tmp_path, {"auths": {"ghcr.io": {"auth": b64("u:p")}}}))
+    assert creds.lookup("ghcr.io") is not None
+    (tmp_path / "config.json").unlink()
+    assert creds.lookup("ghcr.io") is None
+
+
+def test_config_broken_after_start_fails_lookups_until_fixed(tmp_path: Path) -> None:
+    creds = DockerCredentials(write_config(tmp_path, {"auths": {"ghcr.io": {"auth": b64("u:p")}}}))
+    (tmp_path / "config.json").write_text("{broken")
+    os.utime(tmp_path / "config.json", ns=(0, 10**18))
+    for _ in range(2):
+        with pytest.raises(AuthFailed, match="not valid JSON") as raised:
+            creds.lookup("ghcr.io")
+        assert str(tmp_path / "config.json") in str(raised.value)
+    rewrite(tmp_path, {"auths": {"ghcr.io": {"auth": b64("fixed:p")}}}, bump=1)
+    assert creds.lookup("ghcr.io") == Credentials("fixed", "p")
 
 
 # --- secrets stay hidden ----------------------------------------------------------------------
