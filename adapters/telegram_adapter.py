@@ -241,6 +241,7 @@ class TelegramAdapter:
         backoff: float = 1.0,
         max_rate_limit_waits: int = 10,
         poll_timeout: int = 10,
+        answer_within: float = 5.0,
     ) -> None:
         if settings.telegram_bot_token is None:
             raise ConfigError("TELEGRAM_BOT_TOKEN is not set")
@@ -251,6 +252,7 @@ class TelegramAdapter:
         self._backoff = backoff
         self._max_rate_limit_waits = max_rate_limit_waits
         self._poll_timeout = poll_timeout
+        self._answer_within = answer_within
         self._dispatch: Dispatch | None = None
         self._app: AnyApplication | None = None
         self._running = False
@@ -446,29 +448,42 @@ class TelegramAdapter:
             return
         parsed = parse_callback_data(query.data)
         if parsed is None:
-            await self._retrying("answerCallbackQuery", lambda: query.answer("Unknown button."))
+            await self._answer(query, "Unknown button.")
             return
         verb, target = parsed
         chat_id = query.message.chat.id if query.message is not None else 0
         command = Command(verb, (target,), self._sender(query.from_user, chat_id))
+        asked = asyncio.ensure_future(self._ask(command))
+        # Telegram drops a press left unanswered for ~15s; an update can take longer than that
+        done, _ = await asyncio.wait({asked}, timeout=self._answer_within)
+        answered = not done
+        if answered:
+            await self._answer(query, f"{verb.capitalize()}: working on it...")
         try:
-            reply = await self._ask(command)
+            reply = await asked
         except Exception:
-            await self._retrying(
-                "answerCallbackQuery",
-                lambda: query.answer("That failed; the bot's log says why.", show_alert=True),
-            )
+            if not answered:
+                await self._answer(query, "That failed; the bot's log says why.", alert=True)
             raise
         if reply.refused or reply.ephemeral:
-            text = reply.text[:CALLBACK_ANSWER_LIMIT]
-            await self._retrying(
-                "answerCallbackQuery", lambda: query.answer(text, show_alert=True)
-            )
+            if not answered:
+                await self._answer(query, reply.text, alert=True)
+            elif query.message is not None:  # too late for a private answer
+                await self._send_pages(query.message.chat.id, render_reply(reply), ())
             return
-        await self._retrying(
-            "answerCallbackQuery", lambda: query.answer(reply.text[:CALLBACK_ANSWER_LIMIT])
-        )
+        if not answered:
+            await self._answer(query, reply.text)
         await self._record_press(query, verb, reply)
+
+    async def _answer(self, query: CallbackQuery, text: str, *, alert: bool = False) -> None:
+        """Answer a press (a toast, or a dialog for refusals); a late answer is only logged."""
+        short = text[:CALLBACK_ANSWER_LIMIT]
+        try:
+            await self._retrying(
+                "answerCallbackQuery", lambda: query.answer(short, show_alert=alert)
+            )
+        except BadRequest as exc:
+            log.warning("could not answer button press %s: %s", query.id, self._safe(exc))
 
     async def _record_press(self, query: CallbackQuery, verb: str, reply: Reply) -> None:
         """Edit the pressed alert: its text, who pressed what and the outcome; buttons removed."""

@@ -26,9 +26,12 @@ class ScriptedCore:
     def __init__(self) -> None:
         self.commands: list[Command] = []
         self.replies: dict[str, Reply] = {}
+        self.gate: asyncio.Event | None = None  # when set, answers wait for it to open
 
     async def __call__(self, command: Command) -> Reply:
         self.commands.append(command)
+        if self.gate is not None:
+            await self.gate.wait()
         return self.replies.get(command.name, Reply(f"done: {command.name}"))
 
 
@@ -152,6 +155,30 @@ async def test_approve_press_dispatches_and_edits_the_alert_with_who_and_outcome
     assert not telegram_standin.callback_answers[0].get("show_alert")
     [other_chat_alert] = telegram_standin.sent_messages(TELEGRAM_ALERT_CHATS[1])
     assert "reply_markup" in other_chat_alert, "only the pressed message is edited"
+
+
+async def test_slow_approval_answers_the_press_at_once_and_edits_when_done(
+    telegram_settings: Settings, telegram_standin: TelegramStandin, core: ScriptedCore
+) -> None:
+    adapter = TelegramAdapter(telegram_settings, poll_timeout=2, answer_within=0.1)
+    await adapter.start(core)
+    try:
+        core.gate = asyncio.Event()
+        core.replies["approve"] = Reply("my_app.web_1: updated")
+        await adapter.notify(update_alert())
+        [alert] = telegram_standin.sent_messages(CHAT)
+
+        telegram_standin.press_button(CHAT, TELEGRAM_ADMIN, alert["message_id"], "approve:u1")
+
+        [answer] = await wait_for(lambda: telegram_standin.callback_answers, "an early answer")
+        assert answer["text"] == "Approve: working on it..."
+        assert telegram_standin.edits == []
+        core.gate.set()
+        [edit] = await wait_for(lambda: telegram_standin.edits, "the edit with the outcome")
+        assert edit["plain_text"].endswith("pressed Approve: my_app.web_1: updated")
+        assert len(telegram_standin.callback_answers) == 1
+    finally:
+        await adapter.stop()
 
 
 async def test_refused_press_is_answered_privately_and_the_alert_stays(
