@@ -147,6 +147,9 @@ class UpdateService:
         self, container: str, *, update: PendingUpdate | None, actor: str, action: str
     ) -> UpdateResult:
         expected = update.remote_digest if update else None
+        if action != "update":  # an approval is recorded by approve(); a pull or auto here
+            self.store.record(action, "requested", container=container, actor=actor,
+                              detail=update.id if update else "")
         try:
             result = await self.updater.update(container, expected_digest=expected, actor=actor)
         except (UpdateInProgress, ContainerNotFound, SelfUpdateRefused) as exc:
@@ -162,6 +165,12 @@ class UpdateService:
                 new_digest=expected,
                 message=str(exc),
             )
+            # The updater records the outcome of every update it carries out; this one it
+            # could not, so it is recorded here.
+            self.store.record(
+                "update", result.outcome.value, container=container, actor=actor,
+                detail=result.message,
+            )
         ok = result.outcome in (UpdateOutcome.UPDATED, UpdateOutcome.UP_TO_DATE)
         target = update or self._open_update(container)
         if target is not None and (update is not None or ok):
@@ -169,9 +178,6 @@ class UpdateService:
             if ok and result.new_digest and result.new_digest != target.remote_digest:
                 state = "superseded"  # a /pull took a digest newer than the one alerted
             self.store.set_update_state(target.id, state, detail=result.message)
-        self.store.record(
-            action, result.outcome.value, container=container, actor=actor, detail=result.message
-        )
         update_id = target.id if target else None
         await self.sink.send([result_alert(result, update_id=update_id, actor=actor)])
         return result

@@ -17,6 +17,7 @@ from bot.domain import (
     UpdateResult,
 )
 from bot.errors import DockWardenError
+from bot.store import Store
 
 OLD = "sha256:" + "a" * 64
 NEW = "sha256:" + "b" * 64
@@ -109,6 +110,7 @@ class FakeUpdater:
     raises: DockWardenError | None = None
     calls: list[tuple[str, str | None, str | None]] = field(default_factory=list)
     reconciled: int = 0
+    store: Store | None = None  # like the real Updater, it records each outcome in the history
 
     async def update(
         self, name: str, *, expected_digest: str | None = None, actor: str | None = None
@@ -119,13 +121,18 @@ class FakeUpdater:
         message = ""
         if self.outcome is UpdateOutcome.ROLLED_BACK:
             message = "the new container failed its health check; the old one runs again"
-        return UpdateResult(
+        result = UpdateResult(
             container=name,
             outcome=self.outcome,
             old_digest=OLD,
             new_digest=expected_digest or NEW,
             message=message,
         )
+        if self.store is not None:
+            self.store.record(
+                "update", result.outcome.value, container=name, actor=actor, detail=message
+            )
+        return result
 
     async def reconcile(self) -> list[str]:
         self.reconciled += 1

@@ -59,7 +59,7 @@ def settings() -> Settings:
 def bot(tmp_path: Path, settings: Settings) -> Iterator[Bot]:
     store = Store(tmp_path / "state.db")
     checker = FakeChecker(report(outdated("web"), current("db")))
-    updater = FakeUpdater()
+    updater = FakeUpdater(store=store)
     adapter = FakeAdapter()
     core = build_core(settings, store, checker, updater, [adapter], retry_delay=0)
     yield Bot(core, checker, updater, adapter)
