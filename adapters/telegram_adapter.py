@@ -181,6 +181,11 @@ def retry_seconds(exc: RetryAfter) -> float:
     return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
 
 
+def _alert_key(alert: Alert) -> tuple[str, ...]:
+    """What identifies an alert across the core's delivery retries."""
+    return (alert.kind.value, alert.title, alert.text, alert.update_id or "")
+
+
 # ---- keeping the token out of logs ----------------------------------------------------------
 
 # PTB's loggers (it logs the API URL, which holds the token, at DEBUG), httpx's and ours
@@ -256,6 +261,7 @@ class TelegramAdapter:
         self._dispatch: Dispatch | None = None
         self._app: AnyApplication | None = None
         self._running = False
+        self._partial: dict[tuple[str, ...], set[int]] = {}
         # httpx logs every request URL at INFO, and the URL holds the bot token
         logging.getLogger("httpx").setLevel(logging.WARNING)
         _REDACTOR.protect(self._token)
@@ -334,10 +340,16 @@ class TelegramAdapter:
             log.warning("alert %r not sent: TELEGRAM_CHAT_IDS is empty", alert.title)
             return
         pages = render_alert(alert)
+        key = _alert_key(alert)
+        # chats that already have this alert from an earlier, partly failed attempt
+        done = self._partial.pop(key, set())
         failed: list[str] = []
         for chat_id in self._chat_ids:
+            if chat_id in done:
+                continue
             try:
                 await self._send_pages(chat_id, pages, alert.actions)
+                done.add(chat_id)
             except InvalidToken:
                 raise ConfigError("Telegram refused TELEGRAM_BOT_TOKEN") from None
             except TelegramError as exc:
@@ -345,6 +357,9 @@ class TelegramAdapter:
                 log.error("alert %r not delivered to chat %s: %s", alert.title, chat_id, reason)
                 failed.append(f"{chat_id} ({reason})")
         if failed:
+            if len(self._partial) >= 1000:  # bounded: forget the oldest
+                self._partial.pop(next(iter(self._partial)))
+            self._partial[key] = done
             raise DockWardenError(
                 f"Telegram alert {alert.title!r} not delivered to chat(s) {', '.join(failed)}"
             )

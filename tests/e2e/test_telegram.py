@@ -227,6 +227,20 @@ async def test_network_errors_are_retried_then_reported_not_dropped(
     assert len(telegram_standin.calls_of("sendMessage")) == 4 + 2 * 3  # bounded: 3 per chat
 
 
+async def test_a_retried_alert_goes_only_to_the_chats_that_missed_it(
+    adapter: TelegramAdapter, telegram_standin: TelegramStandin
+) -> None:
+    telegram_standin.fail_next("sendMessage", 100, status=502, chat_id=TELEGRAM_ALERT_CHATS[1])
+    with pytest.raises(DockWardenError):
+        await adapter.notify(update_alert())
+    assert len(telegram_standin.sent_messages(TELEGRAM_ALERT_CHATS[0])) == 1
+    telegram_standin.clear_failures()
+
+    await adapter.notify(update_alert())  # the core's retry of the same alert
+
+    assert [len(telegram_standin.sent_messages(c)) for c in TELEGRAM_ALERT_CHATS] == [1, 1]
+
+
 async def test_long_reply_is_split_into_pages_in_order(
     adapter: TelegramAdapter, telegram_standin: TelegramStandin, core: ScriptedCore
 ) -> None:

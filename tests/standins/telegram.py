@@ -105,6 +105,7 @@ class _Failure:
     status: int
     description: str
     parameters: dict[str, Any] | None
+    chat_id: int | None
 
 
 @dataclass
@@ -186,12 +187,19 @@ class TelegramStandin:
         return query_id
 
     def fail_next(self, method: str, count: int = 1, *, status: int = 429,
-                  retry_after: int | None = 1, description: str | None = None) -> None:
-        """Answer the next `count` calls of `method` with an error (default: a 429 rate limit)."""
+                  retry_after: int | None = 1, description: str | None = None,
+                  chat_id: int | None = None) -> None:
+        """Answer the next `count` calls of `method` (to `chat_id` only, when given) with an
+        error (default: a 429 rate limit)."""
         parameters = {"retry_after": retry_after} if status == 429 and retry_after else None
         text = description or (f"Too Many Requests: retry after {retry_after}" if status == 429
                                else "Bad Gateway")
-        self._failures.setdefault(method, []).append(_Failure(count, status, text, parameters))
+        failure = _Failure(count, status, text, parameters, chat_id)
+        self._failures.setdefault(method, []).append(failure)
+
+    def clear_failures(self) -> None:
+        """Forget the failures still programmed."""
+        self._failures.clear()
 
     def sent_messages(self, chat_id: int) -> list[dict[str, Any]]:
         """The bot's messages in one chat, oldest first, as they stand now (after edits)."""
@@ -228,7 +236,7 @@ class TelegramStandin:
         if request.match_info["token"] != self.token:
             return self._error(ApiError(401, "Unauthorized"))
         try:
-            self._maybe_fail(method)
+            self._maybe_fail(method, params)
             handler: Callable[[dict[str, Any]], Any] | None = getattr(self, f"_api_{method}", None)
             if handler is None:
                 raise ApiError(404, "Not Found: method not found")
@@ -247,15 +255,14 @@ class TelegramStandin:
             body["parameters"] = exc.parameters
         return web.json_response(body, status=exc.status)
 
-    def _maybe_fail(self, method: str) -> None:
-        queue = self._failures.get(method)
-        if not queue:
-            return
-        failure = queue[0]
-        failure.remaining -= 1
-        if failure.remaining <= 0:
-            queue.pop(0)
-        raise ApiError(failure.status, failure.description, failure.parameters)
+    def _maybe_fail(self, method: str, params: dict[str, Any]) -> None:
+        queue = self._failures.get(method, [])
+        for failure in queue:
+            if failure.chat_id is None or failure.chat_id == params.get("chat_id"):
+                failure.remaining -= 1
+                if failure.remaining <= 0:
+                    queue.remove(failure)
+                raise ApiError(failure.status, failure.description, failure.parameters)
 
     @staticmethod
     async def _params(request: web.Request) -> dict[str, Any]:
