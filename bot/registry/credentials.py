@@ -14,6 +14,7 @@ import binascii
 import json
 import logging
 import math
+import re
 import subprocess
 import threading
 import time
@@ -31,6 +32,7 @@ _HUB_ALIASES = frozenset(
 )
 _TOKEN_USERNAME = "<token>"
 _HELPER_TIMEOUT = 30.0
+_HELPER_NAME = re.compile(r"[A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,10 @@ def _read_config(path: Path) -> _Config:
     store = data.get("credsStore")
     if store is not None and not isinstance(store, str):
         raise ConfigError(f"{where}: 'credsStore' must be a string")
+    for name in [store or "", *helpers.values()]:
+        # The name becomes part of a program name looked up on PATH, never a path.
+        if not _HELPER_NAME.fullmatch(name):
+            raise ConfigError(f"{where}: {name!r} is not a credential helper name")
     return _Config(
         auths=_read_auths(data.get("auths"), where),
         helpers={registry_key(k): v for k, v in helpers.items() if v},
@@ -248,17 +254,19 @@ def run_helper(helper: str, server_url: str, *, registry: str) -> Credentials | 
         ) from None
     except OSError as exc:
         raise AuthFailed(
-            f"credential helper {program} could not be run: {exc.strerror}", registry=registry
+            f"credential helper {program} could not be run: {exc.strerror or exc}",
+            registry=registry,
         ) from None
     out = done.stdout.decode("utf-8", "replace").strip()
     if done.returncode != 0:
-        if "credentials not found" in out.lower():
+        err = done.stderr.decode("utf-8", "replace").strip()
+        if "credentials not found" in f"{out}\n{err}".lower():
             return None
         # The protocol puts the error message on stdout; stderr is for diagnostics.
-        said = out or done.stderr.decode("utf-8", "replace").strip()
+        said = (out or err).splitlines()[0][:200] if (out or err) else ""
         raise AuthFailed(
             f"credential helper {program} failed for {registry} (exit {done.returncode})"
-            + (f": {said[:200]}" if said else ""),
+            + (f": {said}" if said else ""),
             registry=registry,
         )
     return _helper_answer(program, out, registry)

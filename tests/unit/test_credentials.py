@@ -28,6 +28,9 @@ entry = json.loads((here / "store.json").read_text()).get(server)
 if entry == "crash":
     print("the keychain is locked", file=sys.stderr)
     sys.exit(3)
+if entry == "not-found-on-stderr":
+    print("credentials not found in native keychain", file=sys.stderr)
+    sys.exit(1)
 if entry == "garbage":
     print("not json s3cr3t-leak")
     sys.exit(0)
@@ -194,6 +197,8 @@ def test_docker_config_env_is_left_to_settings(
         ('{"credHelpers": {"ghcr.io": 1}}', "credHelpers"),
         ('{"credHelpers": ["x"]}', "credHelpers"),
         ('{"credsStore": true}', "credsStore"),
+        ('{"credsStore": "../../bin/sh"}', "not a credential helper name"),
+        ('{"credHelpers": {"ghcr.io": "a b"}}', "not a credential helper name"),
     ],
 )
 def test_malformed_config_names_the_file_and_the_problem(
@@ -320,6 +325,19 @@ def test_helper_garbage_is_reported_without_echoing_it(tmp_path: Path, helper: H
     with pytest.raises(AuthFailed, match="not JSON") as raised:
         creds.lookup("ghcr.io")
     assert "s3cr3t" not in str(raised.value)
+
+
+def test_not_found_said_on_stderr_means_anonymous(tmp_path: Path, helper: Helper) -> None:
+    helper.set("ghcr.io", "not-found-on-stderr")
+    creds = DockerCredentials(write_config(tmp_path / "cfg", {"credsStore": "test"}))
+    assert creds.lookup("ghcr.io") is None
+
+
+def test_helper_that_is_not_executable_raises_auth_failed(tmp_path: Path, helper: Helper) -> None:
+    (helper.bin_dir / "docker-credential-test").chmod(0o644)
+    creds = DockerCredentials(write_config(tmp_path / "cfg", {"credsStore": "test"}))
+    with pytest.raises(AuthFailed, match="docker-credential-test"):
+        creds.lookup("ghcr.io")
 
 
 def test_helper_answer_with_empty_secret_means_anonymous(tmp_path: Path, helper: Helper) -> None:
