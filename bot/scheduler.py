@@ -146,6 +146,8 @@ class PassScheduler:
 
     def start(self) -> None:
         """Start on the running loop (call from inside it)."""
+        # APScheduler logs every job addition and run at INFO; our own pass line says enough.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
         scheduler = AsyncIOScheduler(timezone=UTC)
         trigger = CronTrigger.from_crontab(self.schedule, timezone=UTC)
         trigger.jitter = self.jitter or None  # spread many bots' passes over a minute
