@@ -102,6 +102,7 @@ class DiscordStandin:
         self._limit_after = 0.05
         self._limit_via = False
         self._nonces: dict[str, str] = {}
+        self._posts: list[str] = []  # ids of messages made by POST /channels/{id}/messages
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -159,8 +160,9 @@ class DiscordStandin:
     # -- what tests look at ----------------------------------------------------------------
 
     def channel_messages(self, channel_id: int = CHANNEL_ID) -> list[dict[str, Any]]:
-        """Messages in a channel, oldest first."""
-        return [m for m in self.messages.values() if m["channel_id"] == str(channel_id)]
+        """Messages the bot posted to a channel (not answers to interactions), oldest first."""
+        return [self.messages[i] for i in self._posts
+                if self.messages[i]["channel_id"] == str(channel_id)]
 
     def webhook_messages(self) -> list[dict[str, Any]]:
         """Messages posted through the configured webhook."""
@@ -417,6 +419,7 @@ class DiscordStandin:
         if body.get("enforce_nonce") and nonce is not None and str(nonce) in self._nonces:
             return _json(self.messages[self._nonces[str(nonce)]])
         message = self._message(body, channel_id)
+        self._posts.append(message["id"])
         if nonce is not None:
             self._nonces[str(nonce)] = message["id"]
         return _json(message)

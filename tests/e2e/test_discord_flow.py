@@ -1,0 +1,165 @@
+"""Whole flows through Discord: the real core, engine and registry behind real discord.py."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.discord_adapter import DiscordAdapter
+from bot.app import (
+    Core,
+    build_checker,
+    build_core,
+    build_engine,
+    build_registry,
+    build_store,
+    build_updater,
+)
+from bot.config import Settings
+from bot.engines.docker import DockerEngine
+from bot.registry.client import RegistryClient
+from bot.store import Store
+from tests.e2e import discord_fixtures
+from tests.e2e.discord_fixtures import DISCORD_ADMIN, DISCORD_MEMBER, discord_settings_for
+from tests.standins.discord import GUILD_ID, DiscordStandin
+
+pytestmark = pytest.mark.e2e
+
+discord_standin = discord_fixtures.discord_standin
+
+
+@dataclass
+class Flow:
+    """A running bot: core + Discord adapter, and one watched container with a newer image."""
+
+    standin: DiscordStandin
+    core: Core
+    adapter: DiscordAdapter
+    store: Store
+    docker: Any
+    name: str
+    old_digest: str
+    new_digest: str
+
+    def image_digest(self) -> str:
+        """The repo digest of the image the container named `name` runs now."""
+        container = self.docker.containers.get(self.name)
+        image = self.docker.images.get(container.attrs["Image"])
+        return str(image.attrs["RepoDigests"][0].split("@", 1)[1])
+
+    def alert_messages(self) -> list[dict[str, Any]]:
+        return self.standin.channel_messages()
+
+
+def buttons(message: dict[str, Any]) -> dict[str, str]:
+    """Label -> custom_id of a message's buttons."""
+    return {b["label"]: b["custom_id"] for row in message["components"]
+            for b in row["components"]}
+
+
+@pytest.fixture
+async def flow(
+    discord_standin: DiscordStandin, registries: Any, images: Any, containers: Any,
+    docker_client: Any, docker_host: str, tmp_path: Path,
+) -> AsyncIterator[Flow]:
+    repo = f"dwdiscord/app-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    registry = registries.anonymous
+    old = images.push(registry, repo, "v1", version=1)
+    container = containers.run(f"{registry.host}/{repo}:v1",
+                               labels={"dockwarden.enable": "true"})
+    new = images.push(registry, repo, "v1", version=2)
+    (tmp_path / "docker-config").mkdir()
+    settings: Settings = discord_settings_for(
+        discord_standin, tmp_path, DISCORD_GUILD_ID=str(GUILD_ID), DOCKER_HOST=docker_host,
+        DOCKER_CONFIG=str(tmp_path / "docker-config"), DOCKWARDEN_LABEL_ENABLE="true",
+        DOCKWARDEN_GRACE_PERIOD="0.5", DOCKWARDEN_HEALTH_TIMEOUT="20",
+    )
+    engine: DockerEngine = build_engine(settings)
+    store = build_store(settings)
+    client: RegistryClient = build_registry(settings)
+    async with client:
+        updater = build_updater(settings, engine, client, store)
+        checker = build_checker(settings, engine, client)
+
+        async def completions(kind: str, prefix: str) -> list[str]:
+            return await core.router.completions(kind, prefix)
+
+        adapter = DiscordAdapter(settings, completions=completions, guild_ready_timeout=0.1,
+                                 ready_timeout=20, retry_base_delay=0.01)
+        core = build_core(settings, store, checker, updater, [adapter], retry_delay=0.01)
+        await adapter.start(core.router.dispatch)
+        try:
+            yield Flow(discord_standin, core, adapter, store, docker_client, container.name,
+                       old, new)
+        finally:
+            await adapter.stop()
+            assert adapter.failure is None
+            store.close()
+            engine.close()
+
+
+async def test_a_pass_posts_one_embed_with_buttons_and_a_second_pass_none(flow: Flow) -> None:
+    await flow.core.runner.run(None)
+    await flow.core.runner.run(None)
+    [message] = flow.alert_messages()
+    [embed] = message["embeds"]
+    assert embed["title"] == f"Update available: {flow.name}"
+    fields = {f["name"]: f["value"] for f in embed["fields"]}
+    assert fields["Container"] == flow.name
+    labels = list(buttons(message))
+    assert labels[:2] == ["Approve", "Ignore"] and labels[2].startswith("Snooze")
+    assert len(labels) == 3
+    update_id = fields["Update id"]
+    assert all(cid.endswith(f":{update_id}") for cid in buttons(message).values())
+
+
+async def test_an_admin_approve_press_updates_the_container_and_marks_the_alert(
+    flow: Flow,
+) -> None:
+    await flow.core.runner.run(None)
+    [alert] = flow.alert_messages()
+    assert flow.image_digest() == flow.old_digest
+    press = await flow.standin.press(alert["id"], buttons(alert)["Approve"],
+                                     user_id=DISCORD_ADMIN)
+    await flow.standin.wait_for(lambda: press.followups, timeout=120)
+    assert flow.image_digest() == flow.new_digest
+    edited = flow.standin.messages[alert["id"]]
+    assert edited["components"] == []
+    last = edited["embeds"][0]["fields"][-1]
+    assert last["name"] == f"user{DISCORD_ADMIN} pressed Approve"
+    # the outcome alert went to the channel too, once
+    titles = [m["embeds"][0]["title"] for m in flow.alert_messages()]
+    assert len(titles) == 2 and titles[0] == f"Update available: {flow.name}"
+
+
+async def test_a_non_admin_press_and_pull_are_refused_and_change_nothing(flow: Flow) -> None:
+    await flow.core.runner.run(None)
+    [alert] = flow.alert_messages()
+    before = flow.docker.containers.get(flow.name).id
+    press = await flow.standin.press(alert["id"], buttons(alert)["Approve"],
+                                     user_id=DISCORD_MEMBER)
+    await flow.standin.wait_for(lambda: press.followups)
+    pull = await flow.standin.slash("pull", {"name": flow.name}, user_id=DISCORD_MEMBER)
+    await flow.standin.wait_for(lambda: pull.followups)
+    for answer in (press.followups[0], pull.followups[0]):
+        assert answer["flags"] == 64 and "not allowed" in answer["content"]
+    assert press.edits == []
+    assert flow.standin.messages[alert["id"]]["components"] == alert["components"]
+    assert flow.docker.containers.get(flow.name).id == before
+    assert flow.image_digest() == flow.old_digest
+    assert len(flow.alert_messages()) == 1
+
+
+async def test_autocomplete_offers_the_watched_container(flow: Flow) -> None:
+    await flow.core.runner.run(None)
+    typed = await flow.standin.autocomplete("pull", "name", flow.name[:4],
+                                            user_id=DISCORD_MEMBER)
+    await flow.standin.wait_for(lambda: typed.answered)
+    assert typed.callback is not None
+    assert flow.name in [c["value"] for c in typed.callback["data"]["choices"]]
