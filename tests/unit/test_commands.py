@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -9,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.console import ConsoleAdapter, parse_line
 from bot.app import Core, build_core
 from bot.chat import AlertKind, Sender
 from bot.commands import Authorizer, parse_duration
@@ -312,3 +316,44 @@ async def test_completions_offer_containers_and_update_ids(bot: Bot) -> None:
     update_id = await first_update_id(bot)
     assert await bot.core.router.completions("container", "w") == ["web"]
     assert await bot.core.router.completions("update", "") == [update_id]
+
+
+# -- the console adapter -------------------------------------------------------------------------
+
+
+def test_console_lines_become_admin_commands() -> None:
+    command = parse_line("  /Approve abc123 \n")
+    assert command is not None
+    assert (command.name, command.args) == ("approve", ("abc123",))
+    assert command.sender.platform == "console" and command.sender.in_alert_place
+    assert parse_line("   ") is None
+
+
+async def test_console_prints_alerts_and_answers_typed_commands(bot: Bot) -> None:
+    out = io.StringIO()
+    console = ConsoleAdapter(out=out, interactive=False)
+    await console.start(bot.core.router.dispatch)
+    bot.core.notifier.adapters = [console]
+    await bot.core.runner.run()
+    assert "--- update_available ---" in out.getvalue()
+    update_id = bot.store.updates()[0].id
+    reply = await console.handle_line(f"approve {update_id}")
+    assert reply is not None and not reply.refused
+    assert bot.updater.calls == [("web", NEW, "console:0 (console)")]
+    await console.stop()
+
+
+async def test_console_reads_commands_from_its_input_stream(bot: Bot) -> None:
+    read_fd, write_fd = os.pipe()
+    out = io.StringIO()
+    with os.fdopen(read_fd) as stdin:
+        console = ConsoleAdapter(out=out, stdin=stdin, interactive=True)
+        await console.start(bot.core.router.dispatch)
+        os.write(write_fd, b"/status\n")
+        for _ in range(500):
+            if "Pending updates" in out.getvalue():
+                break
+            await asyncio.sleep(0.01)
+        await console.stop()
+    os.close(write_fd)
+    assert "Pending updates: 0" in out.getvalue()
