@@ -10,9 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.errors import AuthFailed, ConfigError
-from bot.registry.credentials import Credentials, DockerCredentials, registry_key
+from bot.registry.credentials import (
+    Credentials,
+    DockerCredentials,
+    helper_server_url,
+    registry_key,
+)
 
 HUB_KEY = "https://index.docker.io/v1/"
 
@@ -407,3 +414,33 @@ def test_basic_pair_only_with_username_and_password() -> None:
     assert Credentials("u", "p").basic == ("u", "p")
     assert Credentials(identitytoken="t").basic is None
     assert Credentials("u").basic is None
+
+
+# --- properties -------------------------------------------------------------------------------
+
+_host = st.from_regex(r"[a-zA-Z0-9]([a-zA-Z0-9.-]{0,20}[a-zA-Z0-9])?(:[0-9]{1,5})?", fullmatch=True)
+_server = st.builds(
+    lambda scheme, host, path: scheme + host + path,
+    st.sampled_from(["", "https://", "http://"]),
+    st.one_of(
+        _host, st.sampled_from(sorted(["docker.io", "index.docker.io", "registry-1.docker.io"]))
+    ),
+    st.sampled_from(["", "/", "/v1/", "/v2/"]),
+)
+
+
+@given(_server)
+def test_registry_key_is_idempotent_and_ignores_scheme_and_path(server: str) -> None:
+    key = registry_key(server)
+    assert registry_key(key) == key
+    assert registry_key(helper_server_url(server)) == key
+    assert "/" not in key and key == key.lower()
+
+
+@given(
+    st.text(max_size=10).filter(lambda u: "SECRET" not in u),
+    st.text(min_size=1).map(lambda s: "SECRET-" + s),
+)
+def test_repr_never_shows_generated_secrets(username: str, secret: str) -> None:
+    for creds in (Credentials(username, secret), Credentials(username, None, secret)):
+        assert "SECRET-" not in repr(creds)

@@ -287,3 +287,14 @@ def _in_tag(text: str, at: int) -> bool:
     name = text.split("@")[0]
     colon = name.rfind(":")
     return colon > name.rfind("/") and colon < at <= len(name)
+
+
+@given(_references(), _digest, _tag)
+def test_with_digest_and_with_tag_give_parseable_references(
+    text: str, digest: str, tag: str
+) -> None:
+    pinned = parse_reference(text).with_digest(digest)
+    assert parse_reference(str(pinned)) == pinned and pinned.digest == digest
+    retagged = pinned.with_tag(tag)
+    assert parse_reference(str(retagged)) == retagged
+    assert (retagged.tag, retagged.digest, retagged.name) == (tag, None, pinned.name)
