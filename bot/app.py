@@ -205,6 +205,9 @@ async def _daemon(settings: Settings, *, first_pass_delay: float, jitter: int) -
         reconciled = await updater.reconcile()
         if reconciled:
             log.warning("finished or undid interrupted updates of: %s", ", ".join(reconciled))
+        for update in store.reopen_interrupted():
+            log.warning("update %s of %s was interrupted; it is pending again",
+                        update.id, update.container)
         checker = build_checker(settings, engine, registry)
         label = settings.docker_host or "the local Docker socket"
         core = build_core(settings, store, checker, updater, engine_label=label)

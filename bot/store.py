@@ -455,6 +455,22 @@ class Store:
                 )
             return moved > 0
 
+    def reopen_interrupted(self) -> list[PendingUpdate]:
+        """At start: updates left `approved` by a process that died return to `pending`.
+
+        The updater's reconcile has finished or undone the interrupted attempt; the approval
+        stays recorded, and the update can be approved again (or is settled by the next pass
+        when the container turns out to run that digest).
+        """
+        with self.transaction() as db:
+            rows = db.execute("SELECT * FROM updates WHERE state = 'approved'").fetchall()
+            db.execute(
+                "UPDATE updates SET state = 'pending', updated_at = ?,"
+                " detail = 'interrupted by a restart' WHERE state = 'approved'",
+                (utcnow().isoformat(),),
+            )
+        return [_update(row) for row in rows]
+
     def approvals(self, update_id: str) -> list[Approval]:
         """Who approved that update, oldest first."""
         with self._lock:

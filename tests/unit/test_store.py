@@ -130,3 +130,20 @@ def test_outbox_keeps_undelivered_alerts_until_done(store: Store) -> None:
     assert item.attempts == 2
     store.outbox_done(item_id)
     assert store.outbox() == []
+
+
+def test_update_interrupted_by_a_restart_is_pending_again_with_its_approval(
+    tmp_path: Path,
+) -> None:
+    first = Store(tmp_path / "s.db")
+    update, _ = first.add_update("web", "r/web:latest", OLD, NEW, "approve")
+    first.approve_update(update.id, "telegram:1 (admin)")
+    first.close()
+    second = Store(tmp_path / "s.db")
+    try:
+        assert [u.id for u in second.reopen_interrupted()] == [update.id]
+        assert second.get_update(update.id).state == "pending"  # type: ignore[union-attr]
+        assert [a.actor for a in second.approvals(update.id)] == ["telegram:1 (admin)"]
+        assert second.reopen_interrupted() == []
+    finally:
+        second.close()
