@@ -57,7 +57,60 @@ def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 
 def _cmd_update(settings: Settings, args: argparse.Namespace) -> int:
     """Update one container through the same path as a chat approval."""
-    raise NotImplementedError("update")
+    import asyncio
+    import json
+
+    from bot.app import build_credentials, build_engine, build_registry, build_store
+    from bot.domain import UpdateOutcome, UpdateResult
+    from bot.updater import Updater
+
+    def ask(question: str) -> bool:
+        if not sys.stdin.isatty():
+            print(f"dockwarden: not updating {args.name}: no terminal to confirm on; "
+                  "pass --yes to update without asking", file=sys.stderr)
+            return False
+        print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+        try:
+            answer = input()
+        except EOFError:
+            answer = ""
+        return answer.strip().lower() in ("y", "yes")
+
+    async def update() -> UpdateResult | None:
+        async with build_registry(settings) as registry:
+            updater = Updater(
+                engine, registry, store, health_timeout=settings.health_timeout,
+                grace_period=settings.grace_period, credentials=build_credentials(settings),
+            )
+            for name in await updater.reconcile():
+                print(f"dockwarden: settled an interrupted update of {name}", file=sys.stderr)
+            expected = None
+            if not args.yes:
+                preview = await updater.preview(args.name)
+                expected = preview.new_digest
+                if preview.new_digest != preview.old_digest and not ask(
+                    f"Update {preview.container} ({preview.image}) from "
+                    f"{preview.old_digest or 'an unknown digest'} to {preview.new_digest}?"
+                ):
+                    return None
+            return await updater.update(args.name, expected_digest=expected, actor="cli")
+
+    engine = build_engine(settings)
+    store = build_store(settings)
+    try:
+        result = asyncio.run(update())
+    finally:
+        store.close()
+        engine.close()
+    if result is None:
+        print("dockwarden: update aborted; nothing was changed", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(result.as_json()))
+    else:
+        print(f"{result.container}: {result.outcome.value}: {result.message}")
+    ok = result.outcome in (UpdateOutcome.UPDATED, UpdateOutcome.UP_TO_DATE)
+    return EXIT_OK if ok else EXIT_FAILED
 
 
 def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:

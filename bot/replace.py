@@ -1,0 +1,256 @@
+"""Replace one container by a new one under the same name, journalled, gated, reversible.
+
+The steps, each recorded in the journal before it is taken: stop the old container (its own
+stop signal and timeout), rename it aside, create the new one under the original name, connect
+its other networks, start it, wait until it proves healthy, remove the old one. A failure after
+the old one was stopped is undone: the new one removed, the old one renamed back and started.
+`settle` converges a journal left open by a process that died mid-way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import docker.errors
+
+from bot.errors import EngineError
+from bot.health import Verdict, wait_healthy
+from bot.recreate import CreateSpec, container_name
+from bot.store import JournalEntry, Store
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STOP_TIMEOUT = 10
+STEPS = ("stop", "rename", "create", "connect", "start", "health", "remove_old")
+
+
+class StepFailed(Exception):
+    """A step of the replacement failed; carries the step and the engine's words."""
+
+    def __init__(self, step: str, why: str) -> None:
+        super().__init__(f"{step}: {why}")
+        self.step = step
+        self.why = why
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """How a replacement ended: the new container's id, or what the rollback restored."""
+
+    ok: bool
+    new_id: str | None
+    detail: str
+
+
+def aside_name(name: str, container_id: str) -> str:
+    """Where the old container waits while its successor proves itself."""
+    return f"{name}-dockwarden-old-{container_id[:12]}"
+
+
+class Engine:
+    """The engine calls the replacement makes, each in a worker thread, failures as EngineError."""
+
+    def __init__(self, api: Any) -> None:
+        self.api = api
+
+    async def call(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Run `api.<method>` off the event loop; an engine refusal becomes EngineError."""
+        try:
+            return await asyncio.to_thread(getattr(self.api, method), *args, **kwargs)
+        except docker.errors.APIError as exc:
+            raise EngineError(f"{what}: {exc.explanation or exc}") from None
+        except docker.errors.DockerException as exc:
+            raise EngineError(f"{what}: {exc}") from None
+
+    async def inspect(self, ref: str) -> dict[str, Any] | None:
+        """A container's inspect data, or None when it does not exist."""
+        try:
+            return dict(await asyncio.to_thread(self.api.inspect_container, ref))
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError as exc:
+            raise EngineError(f"inspecting {ref}: {exc.explanation or exc}") from None
+
+
+class Replacer:
+    """Carries out replacements and settles interrupted ones."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        store: Store,
+        *,
+        health_timeout: float,
+        grace_period: float,
+        after_step: Callable[[str], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.health_timeout = health_timeout
+        self.grace_period = grace_period
+        # Called after each step completes; tests use it to interrupt at a precise point.
+        self.after_step = after_step
+
+    async def replace(
+        self, old: Mapping[str, Any], spec: CreateSpec, journal: dict[str, Any]
+    ) -> Replaced:
+        """Replace `old` by a container made from `spec`; roll back on any failure."""
+        name = spec.name
+        old_id = str(old["Id"])
+        aside = aside_name(name, old_id)
+        journal = {**journal, "name": name, "old_id": old_id, "aside": aside}
+        jid = await asyncio.to_thread(self.store.journal_begin, name, "stop", journal)
+        new_id: str | None = None
+        try:
+            await self._stop(old)
+            self._done("stop")
+            await self._step(jid, "rename")
+            await self.engine.call("renaming the old container", "rename", old_id, aside)
+            self._done("rename")
+            await self._step(jid, "create")
+            created = await self.engine.call(
+                "creating the new container", "create_container_from_config", spec.body, name
+            )
+            new_id = str(created["Id"])
+            self._done("create")
+            await self._step(jid, "connect", new_id=new_id)
+            for net in spec.extra_networks:
+                await self.engine.call(
+                    f"connecting the new container to {net.network}",
+                    "connect_container_to_network",
+                    new_id,
+                    net.network,
+                    ipv4_address=net.ipv4_address,
+                    ipv6_address=net.ipv6_address,
+                    aliases=list(net.aliases) or None,
+                    links=list(net.links) or None,
+                    link_local_ips=list(net.link_local_ips) or None,
+                    driver_opt=net.driver_opts,
+                )
+            self._done("connect")
+            await self._step(jid, "start")
+            await self.engine.call("starting the new container", "start", new_id)
+            self._done("start")
+            await self._step(jid, "health")
+            verdict = await self.gate(new_id)
+            if not verdict.healthy:
+                raise StepFailed("health", verdict.detail)
+            self._done("health")
+        except (EngineError, StepFailed) as exc:
+            why = exc.why if isinstance(exc, StepFailed) else str(exc)
+            restored = await self._rollback(jid, journal, new_id)
+            await asyncio.to_thread(self.store.journal_finish, jid, "rolled_back")
+            return Replaced(False, None, f"{why}; {restored}")
+        await self._step(jid, "remove_old")
+        detail = verdict.detail
+        try:
+            # Without v=True: its anonymous volumes now belong to the new container.
+            await self.engine.call("removing the old container", "remove_container", old_id)
+        except EngineError as exc:
+            detail += f"; the old container {aside} could not be removed ({exc})"
+        self._done("remove_old")
+        await asyncio.to_thread(self.store.journal_finish, jid, "updated")
+        return Replaced(True, new_id, detail)
+
+    async def gate(self, container_id: str) -> Verdict:
+        """The health gate for a started container."""
+
+        async def inspect() -> Mapping[str, Any]:
+            found = await self.engine.inspect(container_id)
+            if found is None:
+                return {"State": {"Running": False, "ExitCode": "gone (removed)"}}
+            return found
+
+        return await wait_healthy(
+            inspect, timeout=self.health_timeout, grace_period=self.grace_period
+        )
+
+    async def _stop(self, old: Mapping[str, Any]) -> None:
+        # Honour the container's own StopTimeout; the engine sends its own StopSignal.
+        timeout = (old.get("Config") or {}).get("StopTimeout")
+        timeout = DEFAULT_STOP_TIMEOUT if timeout is None else int(timeout)
+        await self.engine.call("stopping the old container", "stop", old["Id"], timeout=timeout)
+
+    async def _step(self, jid: int, step: str, **data: Any) -> None:
+        await asyncio.to_thread(self.store.journal_step, jid, step, **data)
+
+    def _done(self, step: str) -> None:
+        if self.after_step is not None:
+            self.after_step(step)
+
+    async def _rollback(self, jid: int, journal: Mapping[str, Any], new_id: str | None) -> str:
+        """Put the old container back under its name, running; say what was restored."""
+        await self._step(jid, "rollback")
+        return await self.restore(journal, new_id)
+
+    async def restore(self, journal: Mapping[str, Any], new_id: str | None) -> str:
+        """Remove the new container, rename the old one back, restart it; never raises."""
+        name, old_id, aside = journal["name"], journal["old_id"], journal["aside"]
+        done: list[str] = []
+        problems: list[str] = []
+        holder = await self.engine.inspect(name)
+        doomed = new_id or (holder["Id"] if holder and holder["Id"] != old_id else None)
+        if doomed:
+            try:
+                # v=True drops only volumes the new container created itself: the old
+                # container's volumes are named in its mounts and in use by the old container.
+                await self.engine.call(
+                    "removing the new container", "remove_container", doomed, v=True, force=True
+                )
+                done.append("removed the new container")
+            except EngineError as exc:
+                if await self.engine.inspect(doomed) is not None:
+                    problems.append(str(exc))
+        old = await self.engine.inspect(old_id)
+        if old is None:
+            problems.append(f"the old container {old_id[:12]} no longer exists")
+        else:
+            if container_name(old) != name:
+                try:
+                    await self.engine.call("renaming the old one back", "rename", old_id, name)
+                    done.append(f"renamed {aside} back to {name}")
+                except EngineError as exc:
+                    problems.append(str(exc))
+            if journal.get("retag") and journal.get("old_image_id"):
+                try:
+                    repo, tag = journal["retag"]
+                    await self.engine.call(
+                        "tagging the old image again", "tag", journal["old_image_id"], repo, tag
+                    )
+                    done.append(f"tagged the old image {repo}:{tag} again")
+                except EngineError as exc:
+                    problems.append(str(exc))
+            if not (old.get("State") or {}).get("Running"):
+                try:
+                    await self.engine.call("starting the old container", "start", old_id)
+                    done.append(f"started the old container {old_id[:12]}")
+                except EngineError as exc:
+                    problems.append(str(exc))
+        text = "rolled back: " + (", ".join(done) if done else "nothing needed undoing")
+        if problems:
+            text += "; could not restore everything: " + "; ".join(problems)
+        return text
+
+    async def settle(self, entry: JournalEntry) -> tuple[str, str]:
+        """Converge one interrupted replacement; returns (outcome, what was done)."""
+        data = entry.data
+        name, old_id = data.get("name", entry.container), data.get("old_id")
+        if not old_id:
+            return "failed", f"{name}: the journal holds no old container id; nothing done"
+        holder = await self.engine.inspect(name)
+        is_new = holder is not None and holder["Id"] != old_id
+        if is_new and holder is not None and entry.step in ("health", "remove_old"):
+            running = (holder.get("State") or {}).get("Running")
+            verdict = await self.gate(holder["Id"]) if running else Verdict(False, "not running")
+            if verdict.healthy:
+                if await self.engine.inspect(old_id) is not None:
+                    await self.engine.call(
+                        "removing the old container", "remove_container", old_id
+                    )
+                return "updated", f"{name}: the new container runs healthy; removed the old one"
+        restored = await self.restore(data, data.get("new_id"))
+        return "rolled_back", f"{name}: {restored}"

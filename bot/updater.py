@@ -1,0 +1,368 @@
+"""The updater: pull exactly the approved digest, recreate the container on it, keep it or undo.
+
+`update` is the one path behind a chat approval, `/pull` and `dockwarden update`: it pulls
+`repo@digest` (never "whatever the tag points to a moment later"), tags it `repo:tag`, and hands
+the container to the Replacer (bot/replace.py), which journals every step, gates on health and
+rolls back. Containers sharing the updated one's network namespace are recreated after it.
+`reconcile` settles updates a dead process left half-done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import docker.errors
+
+from bot import selfinfo
+from bot.checker import local_digests
+from bot.domain import UpdateOutcome, UpdateResult
+from bot.errors import (
+    ContainerNotFound,
+    EngineError,
+    InvalidReference,
+    RegistryError,
+    SelfUpdateRefused,
+    UpdateError,
+    UpdateInProgress,
+)
+from bot.recreate import build_create_spec, container_name, shares_network_of
+from bot.reference import ImageRef, parse_reference
+from bot.replace import Engine, Replacer
+from bot.store import JournalEntry, Store
+
+if TYPE_CHECKING:
+    from bot.engines.docker import DockerEngine
+    from bot.registry.client import RegistryClient
+    from bot.registry.credentials import DockerCredentials
+
+log = logging.getLogger(__name__)
+
+SWARM_TASK_LABEL = "com.docker.swarm.task.id"
+
+
+class _Failed(UpdateError):
+    """The update cannot start; nothing was touched."""
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What an update of one container would do: from which digest to which."""
+
+    container: str
+    image: str
+    old_digest: str | None
+    new_digest: str
+
+
+class Updater:
+    """Updates containers one at a time each, through the journalled Replacer."""
+
+    def __init__(
+        self,
+        engine: DockerEngine,
+        registry: RegistryClient,
+        store: Store,
+        *,
+        health_timeout: float,
+        grace_period: float,
+        credentials: DockerCredentials | None = None,
+        after_step: Callable[[str], None] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        # Without credentials, the Docker SDK reads Docker's own config.json for the pull.
+        self.credentials = credentials
+        self.engine = Engine(engine.docker.api)
+        self.replacer = Replacer(
+            self.engine,
+            store,
+            health_timeout=health_timeout,
+            grace_period=grace_period,
+            after_step=after_step,
+        )
+        self._busy: set[str] = set()  # names and ids of containers being updated
+
+    async def update(
+        self, name: str, *, expected_digest: str | None = None, actor: str | None = None
+    ) -> UpdateResult:
+        """Update one container to the approved (or else the current remote) digest."""
+        self._claim_or_raise(name)
+        self._busy.add(name)
+        claimed = {name}
+        try:
+            old = await self.engine.inspect(name)
+            if old is None:
+                raise ContainerNotFound(name)
+            for key in (old["Id"], container_name(old)):
+                if key not in claimed:
+                    self._claim_or_raise(key)
+                    self._busy.add(key)
+                    claimed.add(key)
+            await self._refuse_foreign_update(container_name(old))
+            result = await self._update(old, expected_digest)
+        finally:
+            self._busy.difference_update(claimed)
+        await asyncio.to_thread(
+            self.store.record,
+            "update",
+            result.outcome.value,
+            container=result.container,
+            actor=actor,
+            detail=result.message,
+        )
+        log.info("update of %s: %s (%s)", result.container, result.outcome, result.message)
+        return result
+
+    def _claim_or_raise(self, key: str) -> None:
+        # Checked and claimed with no await in between: atomic on the one event loop.
+        if key in self._busy or any(len(key) >= 12 and b.startswith(key) for b in self._busy):
+            raise UpdateInProgress(f"an update of {key} is already running")
+
+    async def _refuse_foreign_update(self, name: str) -> None:
+        """Another live process is updating it, or a dead one left it half-done (settle it)."""
+        for entry in await asyncio.to_thread(self.store.journal_open):
+            if entry.container != name:
+                continue
+            if selfinfo.is_alive(entry.data.get("owner") or {}):
+                raise UpdateInProgress(f"another DockWarden process is updating {name}")
+            await self._settle(entry)
+
+    async def preview(self, name: str) -> Preview:
+        """The digests an update of `name` would go from and to (raises when it cannot start)."""
+        old = await self.engine.inspect(name)
+        if old is None:
+            raise ContainerNotFound(name)
+        ref, old_image = await self._target(old)
+        old_digests = local_digests(ref, old_image.get("RepoDigests") or ())
+        new = await self.registry.remote_digest(ref)
+        return Preview(container_name(old), str(ref), old_digests[0] if old_digests else None, new)
+
+    async def _target(self, old: Mapping[str, Any]) -> tuple[ImageRef, dict[str, Any]]:
+        """The reference to update `old` along, and its current image's inspect data."""
+        ref = self._reference(old, str((old.get("Config") or {}).get("Image") or ""))
+        image = await self.engine.call("inspecting the image", "inspect_image", old["Image"])
+        return ref, dict(image)
+
+    async def _update(self, old: Mapping[str, Any], expected: str | None) -> UpdateResult:
+        name = container_name(old)
+        try:
+            ref, old_image = await self._target(old)
+        except _Failed as exc:
+            return UpdateResult(name, UpdateOutcome.FAILED, None, None, str(exc))
+        old_digests = local_digests(ref, old_image.get("RepoDigests") or ())
+        old_digest = old_digests[0] if old_digests else None
+        try:
+            digest = expected or await self.registry.remote_digest(ref)
+        except RegistryError as exc:
+            return UpdateResult(
+                name, UpdateOutcome.FAILED, old_digest, None,
+                f"could not ask {exc.registry} for {ref}: {exc}; nothing was changed",
+            )
+        if digest in old_digests:
+            return UpdateResult(
+                name, UpdateOutcome.UP_TO_DATE, old_digest, digest,
+                f"{name} already runs {ref.familiar} at {_short(digest)}; nothing was changed",
+            )
+        try:
+            new_image_id = await self._pull(ref, digest)
+        except EngineError as exc:
+            return UpdateResult(
+                name, UpdateOutcome.FAILED, old_digest, digest,
+                f"could not pull {ref.name}@{digest}: {exc}; nothing was changed",
+            )
+        return await self._replace(old, old_image, ref, digest, old_digest, new_image_id)
+
+    def _reference(self, old: Mapping[str, Any], image_text: str) -> ImageRef:
+        name = container_name(old)
+        if SWARM_TASK_LABEL in ((old.get("Config") or {}).get("Labels") or {}):
+            raise _Failed(f"{name} is a Swarm task; update its service instead")
+        if selfinfo.runs_inside(str(old["Id"])):
+            raise SelfUpdateRefused(
+                f"{name} is the container DockWarden itself runs in; recreating it would stop "
+                "the update half-way. Update it from outside (`docker compose pull && docker "
+                "compose up -d`, or `dockwarden update` run on the host)"
+            )
+        if not (old.get("State") or {}).get("Running"):
+            raise _Failed(f"{name} is not running; start it first, or recreate it yourself")
+        try:
+            ref = parse_reference(image_text)
+        except InvalidReference as exc:
+            raise _Failed(f"{name} was not created from an image reference: {exc}") from None
+        if ref.digest is not None:
+            raise _Failed(f"{name} is pinned to {ref.digest}; change its reference to update it")
+        return ref
+
+    async def _pull(self, ref: ImageRef, digest: str) -> str:
+        """Pull `repo@digest` and tag it `repo:tag`; the new image's id."""
+        auth = await asyncio.to_thread(self._auth_config, ref)
+        events = await self.engine.call(
+            "pulling", "pull", ref.name, tag=digest, stream=True, decode=True, auth_config=auth
+        )
+
+        def drain() -> None:
+            try:
+                for event in events:
+                    if isinstance(event, dict) and event.get("error"):
+                        raise EngineError(str(event["error"]))
+            except docker.errors.DockerException as exc:
+                raise EngineError(str(exc)) from None
+
+        await asyncio.to_thread(drain)
+        image = await self.engine.call("inspecting the pulled image", "inspect_image",
+                                       f"{ref.name}@{digest}")
+        await self.engine.call("tagging the pulled image", "tag", image["Id"], ref.name, ref.tag)
+        return str(image["Id"])
+
+    def _auth_config(self, ref: ImageRef) -> dict[str, str] | None:
+        if self.credentials is None:
+            return None  # the SDK falls back to Docker's own config.json
+        found = self.credentials.lookup(ref.registry)
+        if found is None:
+            return None
+        auth = {"serveraddress": ref.credentials_key}
+        if found.identitytoken:
+            auth["identitytoken"] = found.identitytoken
+        elif found.basic:
+            auth["username"], auth["password"] = found.basic
+        return auth
+
+    async def _replace(
+        self,
+        old: Mapping[str, Any],
+        old_image: Mapping[str, Any],
+        ref: ImageRef,
+        digest: str,
+        old_digest: str | None,
+        new_image_id: str,
+    ) -> UpdateResult:
+        name = container_name(old)
+        image_text = str(old["Config"]["Image"])
+        dependents = await self._dependents(old)
+        spec = build_create_spec(
+            old, old_image, image=image_text,
+            shared_destinations=await self._shared_destinations(old),
+        )
+        retag = [ref.name, ref.tag] if _tagged(old_image, ref) else None
+        journal = {
+            "kind": "update", "image": image_text, "digest": digest, "old_digest": old_digest,
+            "old_image_id": old["Image"], "new_image_id": new_image_id, "retag": retag,
+            "owner": selfinfo.process_identity(),
+        }
+        done = await self.replacer.replace(old, spec, journal)
+        if not done.ok:
+            notes = await self._restart_dependents(dependents)
+            return UpdateResult(
+                name, UpdateOutcome.ROLLED_BACK, old_digest, digest,
+                f"the update of {name} to {_short(digest)} failed: {done.detail}{notes}",
+            )
+        notes = await self._recreate_dependents(dependents, str(done.new_id))
+        return UpdateResult(
+            name, UpdateOutcome.UPDATED, old_digest, digest,
+            f"{name} now runs {ref.familiar} at {_short(digest)}; {done.detail}{notes}",
+        )
+
+    async def _dependents(self, target: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Running containers that share `target`'s network namespace."""
+        found = []
+        for summary in await self.engine.call("listing containers", "containers"):
+            if summary["Id"] == target["Id"]:
+                continue
+            mode = str((summary.get("HostConfig") or {}).get("NetworkMode") or "")
+            if mode.startswith("container:"):
+                other = await self.engine.inspect(summary["Id"])
+                if other is not None and shares_network_of(other, target):
+                    found.append(other)
+        return found
+
+    async def _shared_destinations(self, container: Mapping[str, Any]) -> set[str]:
+        """Mount points that come from `--volumes-from` containers."""
+        destinations: set[str] = set()
+        for source in (container.get("HostConfig") or {}).get("VolumesFrom") or ():
+            other = await self.engine.inspect(str(source).split(":")[0])
+            for mount in (other or {}).get("Mounts") or ():
+                destinations.add(str(mount.get("Destination")))
+        return destinations
+
+    async def _recreate_dependents(self, dependents: list[dict[str, Any]], new_id: str) -> str:
+        """Recreate each dependent on its own image, now in the new container's namespace."""
+        notes = []
+        for dep in dependents:
+            dep_name = container_name(dep)
+            image = await self.engine.call("inspecting an image", "inspect_image", dep["Image"])
+            spec = build_create_spec(
+                dep, image, image=await self._same_image(dep), network_container=new_id,
+                shared_destinations=await self._shared_destinations(dep),
+            )
+            journal = {"kind": "dependent", "owner": selfinfo.process_identity()}
+            done = await self.replacer.replace(dep, spec, journal)
+            await asyncio.to_thread(
+                self.store.record, "recreate", "updated" if done.ok else "rolled_back",
+                container=dep_name, detail=done.detail,
+            )
+            state = "recreated in its network namespace" if done.ok else f"failed: {done.detail}"
+            notes.append(f"{dep_name} {state}")
+        return "; " + "; ".join(notes) if notes else ""
+
+    async def _same_image(self, container: Mapping[str, Any]) -> str:
+        """The container's reference if it still names the image it runs, else the image id."""
+        text = str(container["Config"]["Image"])
+        try:
+            current = await self.engine.call("inspecting an image", "inspect_image", text)
+        except EngineError:
+            return str(container["Image"])
+        return text if current["Id"] == container["Image"] else str(container["Image"])
+
+    async def _restart_dependents(self, dependents: list[dict[str, Any]]) -> str:
+        """After a rollback the old container has a fresh namespace: its sharers rejoin it."""
+        notes = []
+        for dep in dependents:
+            try:
+                await self.engine.call("restarting a dependent", "restart", dep["Id"])
+                notes.append(f"restarted {container_name(dep)}")
+            except EngineError as exc:
+                notes.append(f"could not restart {container_name(dep)}: {exc}")
+        return "; " + "; ".join(notes) if notes else ""
+
+    async def reconcile(self) -> list[str]:
+        """Settle every update a dead process left open; the names of the containers settled."""
+        settled = []
+        for entry in await asyncio.to_thread(self.store.journal_open):
+            if selfinfo.is_alive(entry.data.get("owner") or {}):
+                continue  # still being carried out by a live process
+            await self._settle(entry)
+            settled.append(entry.container)
+        return settled
+
+    async def _settle(self, entry: JournalEntry) -> str:
+        try:
+            outcome, text = await self.replacer.settle(entry)
+        except EngineError as exc:
+            outcome, text = "failed", f"{entry.container}: could not settle: {exc}"
+        await asyncio.to_thread(self.store.journal_finish, entry.id, outcome)
+        await asyncio.to_thread(
+            self.store.record, "reconcile", outcome, container=entry.container,
+            detail=f"after step {entry.step}: {text}",
+        )
+        log.warning("interrupted update settled (%s): %s", outcome, text)
+        return text
+
+
+def _short(digest: str) -> str:
+    return digest.split(":", 1)[-1][:12]
+
+
+def _tagged(image: Mapping[str, Any], ref: ImageRef) -> bool:
+    """Whether the old image carries `ref`'s tag (so a rollback should give it back)."""
+    for text in image.get("RepoTags") or ():
+        try:
+            other = parse_reference(text)
+        except InvalidReference:
+            continue
+        if other.name == ref.name and other.tag == ref.tag:
+            return True
+    return False
+
