@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -195,20 +197,36 @@ _component = st.builds(
     _alnum,
     st.lists(st.tuples(_separator, _alnum), max_size=2),
 )
-_label = st.from_regex(r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,6}[a-zA-Z0-9])?", fullmatch=True)
+_ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+_label = st.one_of(
+    st.text(_ALNUM, min_size=1, max_size=1),
+    st.builds(
+        lambda a, mid, b: a + mid + b,
+        st.text(_ALNUM, min_size=1, max_size=1),
+        st.text(_ALNUM + "-", max_size=6),
+        st.text(_ALNUM, min_size=1, max_size=1),
+    ),
+)
 _domain = st.one_of(
     st.just("docker.io"),
     st.just("index.docker.io"),
     st.just("localhost"),
     st.builds(lambda labels: ".".join(labels), st.lists(_label, min_size=2, max_size=3)),
     st.builds(lambda a, b, c, d: f"{a}.{b}.{c}.{d}", *[st.integers(0, 255)] * 4),
-    st.from_regex(r"\[[0-9a-f]{0,4}(:[0-9a-f]{0,4}){2,5}\]", fullmatch=True),
+    st.lists(st.text("0123456789abcdef", max_size=4), min_size=3, max_size=6).map(
+        lambda groups: "[" + ":".join(groups) + "]"
+    ),
 )
 _port = st.one_of(st.just(""), st.integers(1, 65535).map(lambda p: f":{p}"))
-_tag = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}", fullmatch=True)
-_digest = st.one_of(
-    st.from_regex(r"sha256:[a-f0-9]{64}", fullmatch=True),
-    st.from_regex(r"sha512:[a-f0-9]{128}", fullmatch=True),
+_tag = st.builds(
+    lambda first, rest: first + rest,
+    st.text(_ALNUM + "_", min_size=1, max_size=1),
+    st.text(_ALNUM + "_.-", max_size=20),
+)
+_digest = st.builds(
+    lambda algorithm, data: f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}",
+    st.sampled_from(["sha256", "sha384", "sha512"]),
+    st.binary(max_size=8),
 )
 
 
