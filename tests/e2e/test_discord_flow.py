@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from adapters.discord_adapter import DiscordAdapter
+from adapters.discord_adapter import DiscordAdapter, DiscordWebhookAdapter
+from adapters.telegram_adapter import TelegramAdapter
 from bot.app import (
     Core,
     build_checker,
@@ -21,13 +23,16 @@ from bot.app import (
     build_store,
     build_updater,
 )
+from bot.chat import ChatAdapter
 from bot.config import Settings
 from bot.engines.docker import DockerEngine
 from bot.registry.client import RegistryClient
 from bot.store import Store
 from tests.e2e import discord_fixtures
+from tests.e2e.conftest import TELEGRAM_ALERT_CHATS
 from tests.e2e.discord_fixtures import DISCORD_ADMIN, DISCORD_MEMBER, discord_settings_for
 from tests.standins.discord import GUILD_ID, DiscordStandin
+from tests.standins.telegram import TelegramStandin
 
 pytestmark = pytest.mark.e2e
 
@@ -63,23 +68,31 @@ def buttons(message: dict[str, Any]) -> dict[str, str]:
             for b in row["components"]}
 
 
-@pytest.fixture
-async def flow(
-    discord_standin: DiscordStandin, registries: Any, images: Any, containers: Any,
-    docker_client: Any, docker_host: str, tmp_path: Path,
-) -> AsyncIterator[Flow]:
+def _watched_container(registries: Any, images: Any, containers: Any) -> tuple[Any, str, str]:
+    """A running, opted-in container whose tag now points at a newer image."""
     repo = f"dwdiscord/app-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     registry = registries.anonymous
     old = images.push(registry, repo, "v1", version=1)
     container = containers.run(f"{registry.host}/{repo}:v1",
                                labels={"dockwarden.enable": "true"})
     new = images.push(registry, repo, "v1", version=2)
-    (tmp_path / "docker-config").mkdir()
-    settings: Settings = discord_settings_for(
-        discord_standin, tmp_path, DISCORD_GUILD_ID=str(GUILD_ID), DOCKER_HOST=docker_host,
+    return container, old, new
+
+
+def _settings(standin: DiscordStandin, docker_host: str, tmp_path: Path, **extra: str
+              ) -> Settings:
+    (tmp_path / "docker-config").mkdir(exist_ok=True)
+    return discord_settings_for(
+        standin, tmp_path, DISCORD_GUILD_ID=str(GUILD_ID), DOCKER_HOST=docker_host,
         DOCKER_CONFIG=str(tmp_path / "docker-config"), DOCKWARDEN_LABEL_ENABLE="true",
-        DOCKWARDEN_GRACE_PERIOD="0.5", DOCKWARDEN_HEALTH_TIMEOUT="20",
+        DOCKWARDEN_GRACE_PERIOD="0.5", DOCKWARDEN_HEALTH_TIMEOUT="20", **extra,
     )
+
+
+@asynccontextmanager
+async def _running(settings: Settings, others: Sequence[ChatAdapter] = ()
+                   ) -> AsyncIterator[tuple[Core, DiscordAdapter, Store]]:
+    """The core wired as the daemon wires it, with the Discord adapter (and `others`) started."""
     engine: DockerEngine = build_engine(settings)
     store = build_store(settings)
     client: RegistryClient = build_registry(settings)
@@ -92,21 +105,36 @@ async def flow(
 
         adapter = DiscordAdapter(settings, completions=completions, guild_ready_timeout=0.1,
                                  ready_timeout=20, retry_base_delay=0.01)
-        core = build_core(settings, store, checker, updater, [adapter], retry_delay=0.01)
-        await adapter.start(core.router.dispatch)
+        adapters = [adapter, *others]
+        core = build_core(settings, store, checker, updater, adapters, retry_delay=0.01)
+        started: list[ChatAdapter] = []
         try:
-            yield Flow(discord_standin, core, adapter, store, docker_client, container.name,
-                       old, new)
+            for each in adapters:
+                await each.start(core.router.dispatch)
+                started.append(each)
+            yield core, adapter, store
         finally:
-            await adapter.stop()
+            for each in reversed(started):
+                await each.stop()
             assert adapter.failure is None
             store.close()
             engine.close()
 
 
+@pytest.fixture
+async def flow(
+    discord_standin: DiscordStandin, registries: Any, images: Any, containers: Any,
+    docker_client: Any, docker_host: str, tmp_path: Path,
+) -> AsyncIterator[Flow]:
+    container, old, new = _watched_container(registries, images, containers)
+    settings = _settings(discord_standin, docker_host, tmp_path)
+    async with _running(settings) as (core, adapter, store):
+        yield Flow(discord_standin, core, adapter, store, docker_client, container.name, old, new)
+
+
 async def test_a_pass_posts_one_embed_with_buttons_and_a_second_pass_none(flow: Flow) -> None:
-    await flow.core.runner.run(None)
-    await flow.core.runner.run(None)
+    await flow.core.runner.run([flow.name])
+    await flow.core.runner.run([flow.name])
     [message] = flow.alert_messages()
     [embed] = message["embeds"]
     assert embed["title"] == f"Update available: {flow.name}"
@@ -122,7 +150,7 @@ async def test_a_pass_posts_one_embed_with_buttons_and_a_second_pass_none(flow: 
 async def test_an_admin_approve_press_updates_the_container_and_marks_the_alert(
     flow: Flow,
 ) -> None:
-    await flow.core.runner.run(None)
+    await flow.core.runner.run([flow.name])
     [alert] = flow.alert_messages()
     assert flow.image_digest() == flow.old_digest
     press = await flow.standin.press(alert["id"], buttons(alert)["Approve"],
@@ -139,7 +167,7 @@ async def test_an_admin_approve_press_updates_the_container_and_marks_the_alert(
 
 
 async def test_a_non_admin_press_and_pull_are_refused_and_change_nothing(flow: Flow) -> None:
-    await flow.core.runner.run(None)
+    await flow.core.runner.run([flow.name])
     [alert] = flow.alert_messages()
     before = flow.docker.containers.get(flow.name).id
     press = await flow.standin.press(alert["id"], buttons(alert)["Approve"],
@@ -157,9 +185,45 @@ async def test_a_non_admin_press_and_pull_are_refused_and_change_nothing(flow: F
 
 
 async def test_autocomplete_offers_the_watched_container(flow: Flow) -> None:
-    await flow.core.runner.run(None)
+    await flow.core.runner.run([flow.name])
     typed = await flow.standin.autocomplete("pull", "name", flow.name[:4],
                                             user_id=DISCORD_MEMBER)
     await flow.standin.wait_for(lambda: typed.answered)
     assert typed.callback is not None
     assert flow.name in [c["value"] for c in typed.callback["data"]["choices"]]
+
+
+async def test_every_alert_reaches_telegram_discord_and_the_webhook_exactly_once(
+    discord_standin: DiscordStandin, telegram_standin: TelegramStandin, registries: Any,
+    images: Any, containers: Any, docker_client: Any, docker_host: str, tmp_path: Path,
+) -> None:
+    container, old, new = _watched_container(registries, images, containers)
+    settings = _settings(
+        discord_standin, docker_host, tmp_path,
+        DISCORD_WEBHOOK_URL=discord_standin.webhook_url,
+        TELEGRAM_BOT_TOKEN=telegram_standin.token,
+        TELEGRAM_CHAT_IDS=",".join(str(c) for c in TELEGRAM_ALERT_CHATS),
+        TELEGRAM_API_BASE_URL=telegram_standin.url,
+    )
+    others: list[ChatAdapter] = [
+        TelegramAdapter(settings, attempts=3, backoff=0.05, poll_timeout=2),
+        DiscordWebhookAdapter(settings, retry_base_delay=0.01),
+    ]
+    async with _running(settings, others) as (core, _, _):
+        await core.runner.run([container.name])
+        await core.runner.run([container.name])  # nothing new: nothing more is said
+        # (passes are limited to this test's container: the engine is shared)
+        [alert] = discord_standin.channel_messages()
+        press = await discord_standin.press(alert["id"], buttons(alert)["Approve"],
+                                            user_id=DISCORD_ADMIN)
+        await discord_standin.wait_for(lambda: press.followups, timeout=120)
+    expected = [f"Update available: {container.name}"]
+    posted = [m["embeds"][0]["title"] for m in discord_standin.channel_messages()]
+    hooked = [m["embeds"][0]["title"] for m in discord_standin.webhook_messages()]
+    assert posted == hooked and len(posted) == 2 and posted[0] == expected[0]
+    for chat in TELEGRAM_ALERT_CHATS:
+        texts = [m["text"] for m in telegram_standin.sent_messages(chat)]
+        assert len(texts) == 2 and texts[0].startswith(expected[0])
+        assert texts[1].startswith(posted[1])
+    assert docker_client.containers.get(container.name).image.attrs["RepoDigests"][0].endswith(new)
+    assert old != new
