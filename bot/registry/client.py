@@ -210,13 +210,15 @@ class RegistryClient:
         if response.status_code == 401:
             raise AuthFailed(f"{state.name} refused the stored credentials", registry=state.name)
 
-    async def tags(self, ref: ImageRef) -> list[str]:
+    async def tags(self, ref: ImageRef, *, page_size: int | None = None) -> list[str]:
         """Every tag of the repository, following Link pagination."""
         state = self._registry(ref)
         found: list[str] = []
+        seen: set[str] = set()
         try:
             await self._ensure_ping(state)
-            url: str | None = f"{state.base}/v2/{ref.repository}/tags/list"
+            query = f"?n={page_size}" if page_size is not None else ""
+            url: str | None = f"{state.base}/v2/{ref.repository}/tags/list{query}"
             while url is not None:
                 async with state.semaphore:
                     response = await self._authorized(state, ref, "GET", url, kind="tags")
@@ -231,8 +233,11 @@ class RegistryClient:
                     raise BadResponse(
                         f"{state.name} answered a tag list that is not JSON", registry=state.name
                     ) from None
+                seen.add(url)
                 link = next_link(response.headers.get("link"))
                 url = str(response.url.join(link)) if link else None
+                if url in seen:
+                    break  # a Link back to a page already read would loop forever
         except RegistryError as error:
             raise _for_repository(error, ref.repository) from None
         return found

@@ -114,7 +114,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         """Send one request and return its response with a streamed body."""
         session = self._open()
         body = await request.aread()
-        headers = CIMultiDict(request.headers.multi_items())
+        # Raw pairs keep the header names' case, which some servers still care about.
+        headers = CIMultiDict(
+            (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw
+        )
         try:
             response = await session.request(
                 request.method,
