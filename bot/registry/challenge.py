@@ -27,6 +27,11 @@ class Challenge:
     scheme: str
     params: dict[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Names are case-insensitive; keep one spelling so comparisons need no care.
+        object.__setattr__(self, "scheme", self.scheme.lower())
+        object.__setattr__(self, "params", {k.lower(): v for k, v in self.params.items()})
+
     @property
     def realm(self) -> str | None:
         """The realm parameter, case preserved, if any."""
@@ -108,12 +113,12 @@ class _Parser:
         self.pos = 0
 
     def challenges(self) -> list[Challenge]:
-        found: list[Challenge] = []
+        found: list[tuple[str, dict[str, str]]] = []
         current: dict[str, str] | None = None
         while True:
             self._skip(_OWS + ",")
             if self.pos >= len(self.text):
-                return found
+                return [Challenge(scheme, params) for scheme, params in found]
             name = self._token()
             if not name:
                 self._skip_garbage()
@@ -129,7 +134,7 @@ class _Parser:
                 continue
             self.pos = after_name
             current = {}
-            found.append(Challenge(name.lower(), current))
+            found.append((name, current))
             token68 = self._token68()
             if token68:
                 current[TOKEN68] = token68

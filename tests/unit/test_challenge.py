@@ -203,6 +203,14 @@ def test_describe_nothing_offered() -> None:
     assert describe([]) == "none"
 
 
+def test_constructed_challenges_are_normalised_and_copied() -> None:
+    params = {"Realm": "R"}
+    challenge = Challenge("BEARER", params)
+    params["realm"] = "changed"
+    assert challenge == Challenge("bearer", {"realm": "R"})
+    assert challenge.usable
+
+
 def test_challenges_are_hashable() -> None:
     a, b = parse_www_authenticate(HUB), parse_www_authenticate(HUB)
     assert len({a[0], b[0]}) == 1
