@@ -188,14 +188,58 @@ def run_daemon(
 
 
 async def _daemon(settings: Settings, *, first_pass_delay: float, jitter: int) -> int:
-    from bot.scheduler import PassScheduler
-
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    engine = await asyncio.to_thread(build_engine, settings)
-    async with AsyncExitStack() as stack:
+    daemon = Daemon(settings, first_pass_delay=first_pass_delay, jitter=jitter)
+    await daemon.start()
+    try:
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await daemon.stop()
+    log.info("stopped")
+    return 0
+
+
+class Daemon:
+    """`dockwarden run` as an object: start() builds and starts everything, stop() undoes it.
+
+    `adapters`, when given, replaces the adapters the settings would build (tests pass their
+    own); otherwise every adapter whose token is set, or the console.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        first_pass_delay: float = 10.0,
+        jitter: int = 60,
+        adapters: Sequence[ChatAdapter] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.first_pass_delay = first_pass_delay
+        self.jitter = jitter
+        self._given = adapters
+        self.core: Core | None = None
+        self.adapters: list[ChatAdapter] = []
+        self.scheduler: PassScheduler | None = None
+        self._stack = AsyncExitStack()
+
+    async def start(self) -> Core:
+        """Engine, store, registry, reconcile, core, adapters, scheduler — in that order."""
+        try:
+            return await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+
+    async def _start(self) -> Core:
+        from bot.scheduler import PassScheduler
+
+        settings, stack = self.settings, self._stack
+        engine = await asyncio.to_thread(build_engine, settings)
         # Closed in reverse: registry, then store, then engine.
         stack.callback(engine.close)
         store = build_store(settings)
@@ -210,19 +254,27 @@ async def _daemon(settings: Settings, *, first_pass_delay: float, jitter: int) -
                         update.id, update.container)
         checker = build_checker(settings, engine, registry)
         label = settings.docker_host or "the local Docker socket"
-        core = build_core(settings, store, checker, updater, engine_label=label)
-        started = await _start_adapters(build_adapters(settings, core), core)
-        core.notifier.adapters = started
-        scheduler = PassScheduler(
-            core.runner, settings.schedule, first_pass_delay=first_pass_delay, jitter=jitter
+        core = self.core = build_core(settings, store, checker, updater, engine_label=label)
+        wanted = list(self._given) if self._given is not None else build_adapters(settings, core)
+        self.adapters = await _start_adapters(wanted, core)
+        core.notifier.adapters = self.adapters
+        self.scheduler = PassScheduler(
+            core.runner, settings.schedule, first_pass_delay=self.first_pass_delay,
+            jitter=self.jitter,
         )
-        scheduler.start()
-        log.info("DockWarden running with %s", ", ".join(a.name for a in started))
-        await stop.wait()
-        log.info("stopping")
-        await _shutdown(scheduler, core, started)
-    log.info("stopped")
-    return 0
+        self.scheduler.start()
+        log.info("DockWarden running with %s", ", ".join(a.name for a in self.adapters))
+        return core
+
+    async def stop(self) -> None:
+        """Stop in reverse order of start; each step bounded, so it takes seconds at most."""
+        try:
+            if self.scheduler is not None and self.core is not None:
+                await _shutdown(self.scheduler, self.core, self.adapters)
+        finally:
+            self.scheduler = None
+            self.adapters = []
+            await self._stack.aclose()
 
 
 async def _start_adapters(adapters: list[ChatAdapter], core: Core) -> list[ChatAdapter]:

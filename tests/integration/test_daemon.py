@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import signal
@@ -16,21 +17,21 @@ from typing import Any
 import pytest
 
 from adapters.console import ConsoleAdapter
-from bot.app import Core, build_checker, build_core, build_updater
+from bot.app import Core, Daemon, build_checker, build_core, build_updater
 from bot.chat import AlertKind, Sender
 from bot.config import Settings
 from bot.engines.docker import DockerEngine
 from bot.registry.client import RegistryClient
 from bot.registry.credentials import DockerCredentials
 from bot.store import Store
-from tests.unit.fakes import cmd
+from tests.unit.fakes import FakeAdapter, cmd
 
 ROOT = Path(__file__).resolve().parents[2]
 TELEGRAM_ADMIN = Sender("telegram", 4242, "admin", in_alert_place=True)
 
 
 @dataclass
-class Daemon:
+class Wired:
     core: Core
     console: ConsoleAdapter
     out: io.StringIO
@@ -46,7 +47,7 @@ def engine(docker_host: str) -> Iterator[DockerEngine]:
 @pytest.fixture
 async def daemon(
     tmp_path: Path, engine: DockerEngine, docker_host: str
-) -> AsyncIterator[Daemon]:
+) -> AsyncIterator[Wired]:
     config_dir = tmp_path / "docker-config"
     config_dir.mkdir()
     settings = Settings(
@@ -66,7 +67,7 @@ async def daemon(
         checker = build_checker(settings, engine, registry)
         core = build_core(settings, store, checker, updater, [console], retry_delay=0)
         await console.start(core.router.dispatch)
-        yield Daemon(core, console, out)
+        yield Wired(core, console, out)
         await console.stop()
     store.close()
 
@@ -82,7 +83,7 @@ def _outdated_container(images: Any, containers: Any, registries: Any) -> tuple[
 
 
 async def test_pass_alerts_once_and_admin_approval_updates_the_container(
-    daemon: Daemon, images: Any, containers: Any, registries: Any, docker_client: Any
+    daemon: Wired, images: Any, containers: Any, registries: Any, docker_client: Any
 ) -> None:
     container, old, new = _outdated_container(images, containers, registries)
     name = container.name
@@ -170,3 +171,36 @@ def test_dockwarden_run_says_when_no_engine_answers(tmp_path: Path) -> None:
     )
     assert done.returncode == 3
     assert "no Docker engine answers" in done.stderr
+
+
+async def test_daemon_first_pass_reaches_every_adapter_and_stop_stops_them(
+    tmp_path: Path, docker_host: str, images: Any, containers: Any, registries: Any
+) -> None:
+    anon = registries.anonymous
+    repo = f"dwdaemon/first-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    images.push(anon, repo, "v1", version=1)
+    container = containers.run(f"{anon.host}/{repo}:v1", labels={"dockwarden.enable": "true"})
+    new = images.push(anon, repo, "v1", version=2)
+    config_dir = tmp_path / "docker-config"
+    config_dir.mkdir()
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        docker_host=docker_host,
+        docker_config=str(config_dir),
+        db=str(tmp_path / "state.db"),
+        label_enable=True,
+    )
+    one, two = FakeAdapter("one"), FakeAdapter("two")
+    daemon = Daemon(settings, first_pass_delay=0, jitter=0, adapters=[one, two])
+    core = await daemon.start()
+    try:
+        for _ in range(600):
+            if core.runner.passes and not core.runner.running:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await daemon.stop()
+    for adapter in (one, two):
+        mine = [a for a in adapter.alerts if a.container == container.name]
+        assert [(a.kind, a.extra["digest"]) for a in mine] == [(AlertKind.UPDATE_AVAILABLE, new)]
+        assert adapter.stopped and adapter.dispatch is not None
