@@ -33,7 +33,8 @@ _HOST = re.compile(rf"(?:{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})*|\[[a-fA-F0-9:]+\]
 _TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 _ALGORITHM = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[+._-][A-Za-z][A-Za-z0-9]*)*")
 _HEX = re.compile(r"[a-fA-F0-9]{32,}")
-_IMAGE_ID = re.compile(r"[a-f0-9]{64}")
+# Docker would read `sha256:<hex>` as the Hub image `sha256` at a hex tag; it is an image ID.
+_IMAGE_ID = re.compile(r"(?:sha256:)?[a-f0-9]{64}")
 # Docker accepts only registered algorithms, each with its exact length in lowercase hex.
 _KNOWN_DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
 
@@ -106,7 +107,7 @@ def parse_reference(text: str) -> ImageRef:
     if any(ch.isspace() for ch in text):
         raise InvalidReference(text, "contains whitespace")
     if _IMAGE_ID.fullmatch(text):
-        raise InvalidReference(text, "a 64-character hex string is an image ID, not a reference")
+        raise InvalidReference(text, "an image ID, not a reference")
 
     rest, at, digest = text.partition("@")
     if at:

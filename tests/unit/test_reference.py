@@ -162,6 +162,7 @@ def test_invalid_reference_is_a_value_error() -> None:
         ("-bad.io/a", "registry host"),
         ("host.io:port/a", "registry host"),
         ("0123456789abcdef" * 4, "image ID"),
+        ("sha256:" + "0123456789abcdef" * 4, "image ID"),
         ("a/" + "b" * 254, "longer than 255"),
     ],
 )
