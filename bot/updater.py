@@ -188,6 +188,10 @@ class Updater:
             )
         if not (old.get("State") or {}).get("Running"):
             raise _Failed(f"{name} is not running; start it first, or recreate it yourself")
+        image_id = str(old.get("Image") or "").removeprefix("sha256:")
+        bare = image_text.removeprefix("sha256:")
+        if image_text.startswith("sha256:") or (len(bare) >= 12 and image_id.startswith(bare)):
+            raise _Failed(f"{name} was created from an image id, which has no newer version")
         try:
             ref = parse_reference(image_text)
         except InvalidReference as exc:
