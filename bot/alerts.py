@@ -358,34 +358,45 @@ class Notifier:
     store: Store
     attempts: int = 3
     retry_delay: float = 1.0
+    secrets: Sequence[str] = ()  # cut out of error text before it is logged or stored
     delivered: int = field(default=0, init=False)
 
     async def send(self, alerts: Iterable[Alert]) -> None:
-        """Deliver each alert to every adapter; undelivered ones wait in the outbox."""
+        """Deliver the alerts in order to every adapter at once; failures wait in the outbox."""
+        batch = list(alerts)
+        if batch:
+            await asyncio.gather(*(self._send_to(adapter, batch) for adapter in self.adapters))
+
+    async def _send_to(self, adapter: ChatAdapter, alerts: list[Alert]) -> None:
+        error: str | None = None
         for alert in alerts:
-            for adapter in self.adapters:
+            if error is None:
                 error = await self._deliver(adapter, alert)
-                if error is not None:
-                    self.store.outbox_add(adapter.name, alert_to_json(alert), error)
-                    log.error(
-                        "alert %r not delivered to %s (%s); kept to retry at the next pass",
-                        alert.title, adapter.name, error,
-                    )
+            if error is not None:
+                # Once an adapter is down, the rest of the batch goes straight to the outbox
+                # (in order) instead of each waiting out its own retries.
+                self.store.outbox_add(adapter.name, alert_to_json(alert), error)
+                log.error(
+                    "alert %r not delivered to %s (%s); kept to retry at the next pass",
+                    alert.title, adapter.name, error,
+                )
 
     async def flush(self) -> int:
         """Retry the outbox; returns how many alerts are still undelivered."""
         by_name = {adapter.name: adapter for adapter in self.adapters}
+        down: set[str] = set()
         left = 0
         for item in self.store.outbox():
             adapter = by_name.get(item.adapter)
-            if adapter is None:
-                left += 1  # that adapter is not configured now; keep it for when it is
+            if adapter is None or item.adapter in down:
+                left += 1  # not configured now, or still down: kept, in order, for later
                 continue
             error = await self._deliver(adapter, alert_from_json(item.payload))
             if error is None:
                 self.store.outbox_done(item.id)
             else:
                 self.store.outbox_failed(item.id, error)
+                down.add(item.adapter)
                 left += 1
         return left
 
@@ -398,6 +409,9 @@ class Notifier:
                 raise
             except Exception as exc:  # any adapter failure: retried, then kept
                 error = f"{type(exc).__name__}: {exc}"
+                for secret in self.secrets:
+                    if secret:
+                        error = error.replace(secret, "***")
                 log.warning(
                     "alert delivery to %s failed (attempt %d/%d): %s",
                     adapter.name, attempt, self.attempts, error,

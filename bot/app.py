@@ -132,7 +132,14 @@ def build_core(
     from bot.commands import Authorizer, CommandRouter, UpdateService
     from bot.scheduler import PassRunner
 
-    notifier = Notifier(list(adapters), store, retry_delay=retry_delay)
+    secrets = [
+        secret.get_secret_value()
+        for secret in (
+            settings.telegram_bot_token, settings.discord_bot_token, settings.discord_webhook_url
+        )
+        if secret is not None
+    ]
+    notifier = Notifier(list(adapters), store, retry_delay=retry_delay, secrets=secrets)
     updates = UpdateService(store, updater, notifier)
     runner = PassRunner(checker, store, notifier, updates)
     router = CommandRouter(

@@ -148,6 +148,8 @@ class FakeAdapter:
     alerts: list[Alert] = field(default_factory=list)
     dispatch: Dispatch | None = None
     stopped: bool = False
+    attempts: int = 0
+    error: str = "platform down"
 
     async def start(self, dispatch: Dispatch) -> None:
         self.dispatch = dispatch
@@ -156,9 +158,10 @@ class FakeAdapter:
         self.stopped = True
 
     async def notify(self, alert: Alert) -> None:
+        self.attempts += 1
         if self.failures > 0:
             self.failures -= 1
-            raise ConnectionError("platform down")
+            raise ConnectionError(self.error)
         self.alerts.append(alert)
 
 

@@ -188,3 +188,23 @@ async def test_undelivered_alert_is_kept_and_sent_at_the_next_flush(store: Store
     assert await notifier.flush() == 1  # still down
     assert await notifier.flush() == 0
     assert down.alerts == [alert] and store.outbox() == []
+
+
+async def test_adapter_down_costs_one_round_of_retries_per_batch(store: Store) -> None:
+    down, up = FakeAdapter("down", failures=100), FakeAdapter("up")
+    notifier = Notifier([down, up], store, attempts=2, retry_delay=0)
+    alerts = Alerter(store).observe(report(outdated("a"), outdated("b"), outdated("c"))).alerts
+    await notifier.send(alerts)
+    assert down.attempts == 2
+    assert len(up.alerts) == 3
+    assert [alert_from_json(i.payload).container for i in store.outbox("down")] == ["a", "b", "c"]
+    assert await notifier.flush() == 3 and down.attempts == 4
+
+
+async def test_secrets_never_reach_the_outbox(store: Store) -> None:
+    token = "123456:SECRET-token"
+    down = FakeAdapter("down", failures=10, error=f"POST https://api/bot{token}/sendMessage")
+    notifier = Notifier([down], store, attempts=1, retry_delay=0, secrets=[token])
+    await notifier.send(Alerter(store).observe(report(outdated("a"))).alerts)
+    [row] = store._db.execute("SELECT last_error FROM outbox").fetchall()
+    assert token not in row[0] and "***" in row[0]
