@@ -473,24 +473,34 @@ class RegistryClient:
             for ref in refs:
                 results[ref] = _for_repository(error, ref.repository)
             return
-        await self._prefetch_tokens(state, refs)
+        failed = await self._prefetch_tokens(state, refs)
 
         async def one(ref: ImageRef) -> None:
             try:
+                error = failed.get(ref.scope)
+                if error is not None:
+                    raise error
                 results[ref] = await self._digest(state, ref)
             except RegistryError as error:
                 results[ref] = _for_repository(error, ref.repository)
 
         await asyncio.gather(*(one(ref) for ref in refs))
 
-    async def _prefetch_tokens(self, state: _Registry, refs: list[ImageRef]) -> None:
-        """One token request for every scope of the batch, where the registry uses tokens."""
+    async def _prefetch_tokens(
+        self, state: _Registry, refs: list[ImageRef]
+    ) -> dict[str, RegistryError]:
+        """One token request for every scope of the batch, where the registry uses tokens.
+
+        Returns the scopes whose images need not try on their own: the token service is
+        unreachable or rate limiting. Other failures leave each image to ask for its own token
+        and report its own error (a registry may refuse a batch for one repository's sake).
+        """
         auth = state.auth
         if auth is None or auth.challenge.scheme != "bearer":
-            return
+            return {}
         missing = self._tokens.missing(state.name, (ref.scope for ref in refs))
         if len(missing) < 2:
-            return  # a single scope is fetched on the way, as usual
+            return {}  # a single scope is fetched on the way, as usual
         chunks = [
             missing[i : i + _MAX_SCOPES_PER_TOKEN]
             for i in range(0, len(missing), _MAX_SCOPES_PER_TOKEN)
@@ -498,12 +508,15 @@ class RegistryClient:
         outcomes = await asyncio.gather(
             *(self._token(state, auth, chunk) for chunk in chunks), return_exceptions=True
         )
-        for outcome in outcomes:
-            if isinstance(outcome, RegistryError):
-                # Each image asks for its own token then, and reports its own error.
+        failed: dict[str, RegistryError] = {}
+        for chunk, outcome in zip(chunks, outcomes, strict=True):
+            if isinstance(outcome, RegistryUnreachable | RateLimited):
+                failed.update(dict.fromkeys(chunk, outcome))
+            elif isinstance(outcome, RegistryError):
                 log.debug("%s: batched token request failed: %s", state.name, outcome)
             elif isinstance(outcome, BaseException):
                 raise outcome
+        return failed
 
     async def _digest(self, state: _Registry, ref: ImageRef) -> str:
         reference = ref.tag or ref.digest

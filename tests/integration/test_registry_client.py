@@ -431,6 +431,19 @@ async def test_dead_registry_is_unreachable_while_others_succeed(
     assert client.stats["ping"] == 2
 
 
+async def test_unreachable_token_service_fails_the_batch_after_one_attempt(
+    odd_registry: OddRegistry, dead_registry: DeadRegistry, make_client: MakeClient
+) -> None:
+    odd_registry.challenges = [f'Bearer realm="{dead_registry.url}/token",service="odd"']
+    refs = [ref(odd_registry.host, unique("deadrealm")) for _ in range(3)]
+    client = make_client()
+    results = await client.remote_digests(refs)
+    assert all(isinstance(results[r], RegistryUnreachable) for r in refs)
+    assert {results[r].repository for r in refs} == {r.repository for r in refs}  # type: ignore[union-attr]
+    assert client.stats["token"] == 1
+    assert client.stats["head"] == 0
+
+
 # ---- ping (doctor) and tags --------------------------------------------------------------
 
 
