@@ -1,0 +1,166 @@
+"""`dockwarden check` and `dockwarden doctor` as whole processes against the real services."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+RESULT_KEYS = {"container", "image", "status", "local_digest", "remote_digest", "reason", "error"}
+ERROR_KEYS = {"kind", "message", "registry", "scheme"}
+STATUSES = {"up_to_date", "update_available", "skipped", "error"}
+REASONS = {"pinned_digest", "local_image", "disabled"}
+KINDS = {
+    "unsupported_challenge", "auth_failed", "unreachable", "rate_limited", "not_found",
+    "bad_response",
+}
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(tmp_path: Path, docker_host: str, **extra: str) -> dict[str, str]:
+    home = tmp_path / "home"
+    config = tmp_path / "docker-config"
+    for d in (home, config):
+        d.mkdir(exist_ok=True)
+    env = {
+        k: v for k, v in os.environ.items()
+        if not k.startswith(("DOCKWARDEN_", "TELEGRAM_", "DISCORD_", "DOCKER_"))
+    }
+    env.update(
+        DOCKER_HOST=docker_host,
+        DOCKER_CONFIG=str(config),
+        HOME=str(home),
+        PYTHONPATH=str(REPO_ROOT),
+        **extra,
+    )
+    return env
+
+
+def _dockwarden(
+    tmp_path: Path, env: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    # cwd is the tmp dir so no .env file of the checkout is read.
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+
+
+@pytest.fixture
+def four(registries: Any, images: Any, containers: Any) -> dict[str, Any]:
+    """An up-to-date, an outdated, a pinned and a local container; by role."""
+    anon = registries.anonymous
+    stem = f"dwcli/{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    current = images.push(anon, f"{stem}-cur", "v1", version=1)
+    images.push(anon, f"{stem}-old", "v1", version=1)
+    up = containers.run(f"{anon.host}/{stem}-cur:v1")
+    old = containers.run(f"{anon.host}/{stem}-old:v1")
+    images.push(anon, f"{stem}-old", "v1", version=2)
+    pinned = containers.run(f"{anon.host}/{stem}-cur@{current}")
+    local_tag = f"dwcli-local-{os.getpid()}-{uuid.uuid4().hex[:6]}:1"
+    images.build_local(local_tag, 1)
+    local = containers.run(local_tag)
+    return {"up": up, "old": old, "pinned": pinned, "local": local}
+
+
+def test_check_json_is_exactly_the_contract_document(
+    tmp_path: Path, docker_host: str, four: dict[str, Any]
+) -> None:
+    names = [c.name for c in four.values()]
+    done = _dockwarden(tmp_path, _env(tmp_path, docker_host), "check", "--json", *names)
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)  # stdout holds the document and nothing else
+    assert set(document) == {"checked_at", "results"}
+    assert "T" in document["checked_at"]
+    by_name = {r["container"]: r for r in document["results"]}
+    assert set(by_name) == set(names)
+    for result in document["results"]:
+        assert set(result) == RESULT_KEYS
+        assert result["status"] in STATUSES
+        assert result["reason"] is None or result["reason"] in REASONS
+        if result["error"] is not None:
+            assert set(result["error"]) == ERROR_KEYS
+            assert result["error"]["kind"] in KINDS
+    assert by_name[four["up"].name]["status"] == "up_to_date"
+    assert by_name[four["old"].name]["status"] == "update_available"
+    assert by_name[four["pinned"].name]["reason"] == "pinned_digest"
+    assert by_name[four["local"].name]["reason"] == "local_image"
+    assert by_name[four["local"].name]["image"].startswith("docker.io/library/dwcli-local-")
+
+
+def test_check_table_lists_each_container_with_its_status(
+    tmp_path: Path, docker_host: str, four: dict[str, Any]
+) -> None:
+    names = [c.name for c in four.values()]
+    done = _dockwarden(tmp_path, _env(tmp_path, docker_host), "check", *names)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["CONTAINER", "IMAGE", "STATUS", "DETAIL"]
+    row = {line.split()[0]: line for line in lines[1:] if line.strip()}
+    assert "up to date" in row[four["up"].name]
+    assert "update available" in row[four["old"].name]
+    assert "pinned by digest" in row[four["pinned"].name]
+    assert "local image" in row[four["local"].name]
+    assert lines[-1].startswith("4 checked:")
+
+
+def test_check_with_an_unknown_name_exits_2_naming_it(tmp_path: Path, docker_host: str) -> None:
+    name = f"no-such-{uuid.uuid4().hex[:8]}"
+    done = _dockwarden(tmp_path, _env(tmp_path, docker_host), "check", name)
+    assert done.returncode == 2
+    assert name in done.stderr
+    assert done.stdout == ""
+
+
+def test_check_without_an_engine_exits_3_saying_so(tmp_path: Path) -> None:
+    where = f"unix://{tmp_path}/nothing.sock"
+    done = _dockwarden(tmp_path, _env(tmp_path, where), "check", "--json")
+    assert done.returncode == 3
+    assert "no Docker engine answers" in done.stderr
+    assert where in done.stderr
+    assert done.stdout == ""
+
+
+def test_check_does_not_import_the_chat_libraries(
+    tmp_path: Path, docker_host: str, four: dict[str, Any]
+) -> None:
+    probe = (
+        "import sys\n"
+        "from bot.cli import main\n"
+        f"rc = main(['check', '--json', {four['up'].name!r}])\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('telegram', 'discord'))\n"
+        "print('CHAT', loaded, file=sys.stderr)\n"
+        "raise SystemExit(rc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=_env(tmp_path, docker_host),
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "CHAT []" in done.stderr
+
+
+def test_doctor_reports_engine_registry_and_chat_without_printing_tokens(
+    tmp_path: Path, docker_host: str, four: dict[str, Any], registries: Any
+) -> None:
+    secret = f"123456:{uuid.uuid4().hex}"
+    env = _env(tmp_path, docker_host, TELEGRAM_BOT_TOKEN=secret, TELEGRAM_CHAT_IDS="42")
+    done = _dockwarden(tmp_path, env, "doctor")
+    assert secret not in done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("ok") and "docker" in line and "API" in line for line in lines)
+    registry_lines = [line for line in lines if registries.anonymous.host in line]
+    assert registry_lines and registry_lines[0].startswith("ok"), done.stdout
+    assert any("TELEGRAM_BOT_TOKEN set" in line for line in lines)
+
+
+def test_doctor_without_an_engine_fails(tmp_path: Path) -> None:
+    done = _dockwarden(tmp_path, _env(tmp_path, f"unix://{tmp_path}/nothing.sock"), "doctor")
+    assert done.returncode != 0
+    assert done.stdout.splitlines()[0].startswith("FAIL")
