@@ -195,6 +195,7 @@ class DiscordAdapter:
         self._ready = asyncio.Event()
         self._alert_guild_id: int | None = None
         self._stopping = False
+        self._handlers: set[asyncio.Task[Any]] = set()  # commands and presses being answered
         self.failure: BaseException | None = None
         """Why the client task ended on its own, if it did (it should not)."""
 
@@ -244,12 +245,16 @@ class DiscordAdapter:
                 log.error("the Discord client stopped: %s: %s", type(exc).__name__,
                           scrub(str(exc), [self._token]))
 
-    async def stop(self) -> None:
-        """Close the client, await its task, put discord.py's URLs back."""
+    async def stop(self, drain_timeout: float = 5.0) -> None:
+        """Let answers under way finish (bounded), close the client, await it, restore URLs."""
         self._stopping = True
         client, task = self._client, self._task
         self._client = self._task = None
         try:
+            if self._handlers:
+                _, late = await asyncio.wait(set(self._handlers), timeout=drain_timeout)
+                if late:
+                    log.warning("stopping Discord with %d answers still under way", len(late))
             if client is not None:
                 await client.close()
             if task is not None:
@@ -337,10 +342,18 @@ class DiscordAdapter:
                           command.name, command.sender.user_id)
             return Reply("Something went wrong; the bot's log has the details.", ephemeral=True)
 
+    def _track(self) -> None:
+        """Count the running task as an answer under way, until it ends (for `stop`)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
+
     async def _command(
         self, interaction: discord.Interaction[Any], name: str, args: tuple[str, ...]
     ) -> None:
         """Run one slash command: slow ones are acknowledged first and answered by follow-up."""
+        self._track()
         command = Command(name, args, self._sender(interaction))
         log.info("Discord /%s from user %s", name, command.sender.user_id)
         if name not in SLOW_COMMANDS:
@@ -385,6 +398,7 @@ class DiscordAdapter:
         self, interaction: discord.Interaction[Any], verb: str, target: str, label: str
     ) -> None:
         """A button press: acknowledge, ask the core, then mark the alert or answer privately."""
+        self._track()
         try:
             await interaction.response.defer()
             command = Command(verb, (target,), self._sender(interaction))

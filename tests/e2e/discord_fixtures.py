@@ -11,7 +11,7 @@ import pytest
 from adapters.discord_adapter import DiscordAdapter
 from bot.chat import Action, Command, Reply
 from bot.config import Settings
-from tests.standins.discord import ADMIN_ROLE_ID, GUILD_ID, DiscordStandin
+from tests.standins.discord import ADMIN_ROLE_ID, BOT_TOKEN, GUILD_ID, DiscordStandin
 
 DISCORD_ADMIN = 2100000000000000001
 DISCORD_ROLE_ADMIN = 2100000000000000002  # admin only through ADMIN_ROLE_ID
@@ -37,6 +37,8 @@ class RecordingDispatch:
                          refused=True)
         if command.name == "updates":
             return Reply("1 pending: web", actions=(Action("approve", "u-1"),))
+        if command.name == "history":
+            return Reply("\n".join(f"entry {i:03d} " + "x" * 60 for i in range(60)))
         return Reply(f"done: {command.name} {' '.join(command.args)}".strip())
 
 
@@ -81,7 +83,7 @@ async def discord_bot(
 ) -> AsyncIterator[BotFactory]:
     """Starts Discord adapters; stops them at teardown and fails on any error they logged."""
     started: list[DiscordAdapter] = []
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG)  # discord.py logs URLs and payloads at DEBUG
 
     async def start(settings: Settings, dispatch: Callable[[Command], Awaitable[Reply]],
                     **options: object) -> DiscordAdapter:
@@ -98,3 +100,4 @@ async def discord_bot(
         assert adapter.failure is None, f"the Discord client died: {adapter.failure!r}"
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not errors, [r.getMessage() for r in errors]
+    assert not [r for r in caplog.records if BOT_TOKEN in r.getMessage()]

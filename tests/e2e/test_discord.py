@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from adapters.discord_adapter import DiscordWebhookAdapter
@@ -198,11 +200,11 @@ async def test_read_only_commands_answer_at_once_with_their_buttons(
     assert data["content"] == "1 pending: web"
     assert [b["custom_id"] for row in data["components"] for b in row["components"]] == [
         "dockwarden:approve:u-1"]
-    check = await discord_standin.slash("history", {"name": "web"}, user_id=DISCORD_MEMBER,
-                                        guild_id=OTHER_GUILD_ID)
-    await discord_standin.wait_for(lambda: check.answered)
-    assert [(c.name, c.args, c.sender.in_alert_place) for c in dispatch.commands] == [
-        ("updates", (), True), ("history", ("web",), False)]
+    status = await discord_standin.slash("status", user_id=DISCORD_MEMBER,
+                                         guild_id=OTHER_GUILD_ID)
+    await discord_standin.wait_for(lambda: status.answered)
+    assert [(c.name, c.sender.in_alert_place) for c in dispatch.commands] == [
+        ("updates", True), ("status", False)]
 
 
 async def test_autocomplete_offers_container_names_and_update_ids(
@@ -272,8 +274,9 @@ async def test_a_rate_limit_that_outlasts_the_retries_raises_without_the_token(
 
 
 async def test_webhook_mode_posts_the_embed_without_any_gateway(
-    discord_standin: DiscordStandin, tmp_path: object
+    discord_standin: DiscordStandin, tmp_path: object, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)  # discord.py logs webhook URLs (token included) at DEBUG
     settings = Settings(_env_file=None, DISCORD_WEBHOOK_URL=discord_standin.webhook_url,  # type: ignore[call-arg]
                         DISCORD_API_BASE_URL=discord_standin.api_url)
     adapter = DiscordWebhookAdapter(settings, retry_base_delay=0.01)
@@ -288,6 +291,9 @@ async def test_webhook_mode_posts_the_embed_without_any_gateway(
     assert message["components"] == []
     assert discord_standin.identifies == [] and discord_standin.connected == 0
     assert discord_standin.calls("GET", "/users/@me") == []
+    ours = [r.getMessage() for r in caplog.records if r.name != "aiohttp.access"]  # not the server
+    assert any("/webhooks/" in line for line in ours)
+    assert not [line for line in ours if WEBHOOK_TOKEN in line]
 
 
 async def test_a_webhook_url_that_is_not_one_is_a_config_error_without_the_url() -> None:
@@ -314,3 +320,31 @@ async def test_a_refused_token_is_a_clear_start_error_without_the_token(
     with pytest.raises(DockWardenError, match="refused the bot token") as caught:
         await discord_bot(settings, RecordingDispatch())
     assert "wrong-token-value" not in str(caught.value)
+
+
+async def test_a_long_answer_is_split_across_the_response_and_follow_ups(
+    discord_standin: DiscordStandin, discord_settings: Settings, discord_bot: BotFactory
+) -> None:
+    await discord_bot(discord_settings, RecordingDispatch())
+    history = await discord_standin.slash("history", user_id=DISCORD_ADMIN)
+    await discord_standin.wait_for(lambda: len(history.followups) == 2)
+    assert history.callback is not None
+    parts = [history.callback["data"]["content"]] + [f["content"] for f in history.followups]
+    assert all(len(p) <= 2000 for p in parts) and len(parts) == 3
+    lines = "\n".join(parts).splitlines()
+    assert lines == [f"entry {i:03d} " + "x" * 60 for i in range(60)]
+
+
+async def test_snooze_and_check_pass_their_options_as_arguments(
+    discord_standin: DiscordStandin, discord_settings: Settings, discord_bot: BotFactory
+) -> None:
+    dispatch = RecordingDispatch()
+    await discord_bot(discord_settings, dispatch)
+    snooze = await discord_standin.slash("snooze", {"name": "web", "duration": "2h"},
+                                         user_id=DISCORD_ADMIN)
+    await discord_standin.wait_for(lambda: snooze.answered)
+    check = await discord_standin.slash("check", user_id=DISCORD_MEMBER)
+    await discord_standin.wait_for(lambda: check.followups)
+    assert [(c.name, c.args) for c in dispatch.commands] == [
+        ("snooze", ("web", "2h")), ("check", ())]
+    assert check.callback == {"type": 5, "data": {"flags": EPHEMERAL}}
