@@ -7,6 +7,7 @@ builders with validated Settings, and `run_daemon` owns the single asyncio loop 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import signal
@@ -200,11 +201,21 @@ async def _daemon(settings: Settings, *, first_pass_delay: float, jitter: int) -
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     daemon = Daemon(settings, first_pass_delay=first_pass_delay, jitter=jitter)
-    await daemon.start()
+    starting = asyncio.create_task(daemon.start())
+    stopping = asyncio.create_task(stop.wait())
+    # A signal during a slow start (a chat platform that does not answer) stops it too.
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
     try:
-        await stop.wait()
+        if starting.done():
+            starting.result()  # raises what made the start fail (EngineUnavailable, ...)
+            await stopping
+        else:
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
         log.info("stopping")
     finally:
+        stopping.cancel()
         await daemon.stop()
     log.info("stopped")
     return 0
@@ -239,7 +250,7 @@ class Daemon:
         try:
             return await self._start()
         except BaseException:
-            await self._stack.aclose()
+            await self.stop()  # undo what did start, in reverse
             raise
 
     async def _start(self) -> Core:
@@ -260,10 +271,10 @@ class Daemon:
             log.warning("update %s of %s was interrupted; it is pending again",
                         update.id, update.container)
         checker = build_checker(settings, engine, registry)
-        label = settings.docker_host or "the local Docker socket"
+        label = await asyncio.to_thread(_engine_label, engine, settings)
         core = self.core = build_core(settings, store, checker, updater, engine_label=label)
         wanted = list(self._given) if self._given is not None else build_adapters(settings, core)
-        self.adapters = await _start_adapters(wanted, core)
+        await _start_adapters(wanted, core, self.adapters)
         core.notifier.adapters = self.adapters
         self.scheduler = PassScheduler(
             core.runner, settings.schedule, first_pass_delay=self.first_pass_delay,
@@ -276,16 +287,28 @@ class Daemon:
     async def stop(self) -> None:
         """Stop in reverse order of start; each step bounded, so it takes seconds at most."""
         try:
-            if self.scheduler is not None and self.core is not None:
-                await _shutdown(self.scheduler, self.core, self.adapters)
+            await _shutdown(self.scheduler, self.core, self.adapters)
         finally:
             self.scheduler = None
             self.adapters = []
             await self._stack.aclose()
 
 
-async def _start_adapters(adapters: list[ChatAdapter], core: Core) -> list[ChatAdapter]:
-    started: list[ChatAdapter] = []
+def _engine_label(engine: DockerEngine, settings: Settings) -> str:
+    """`Docker 28.2.2 (API 1.50) at unix:///var/run/docker.sock` for /status."""
+    where = settings.docker_host or "the local Docker socket"
+    try:
+        version = engine.version().get("Version", "?")
+    except DockWardenError:
+        return f"Docker at {where}"
+    return f"Docker {version} (API {engine.api_version}) at {where}"
+
+
+async def _start_adapters(
+    adapters: list[ChatAdapter], core: Core, started: list[ChatAdapter]
+) -> None:
+    """Start each adapter, appending to `started` as they come up (so a cancelled start can
+    still stop the ones that did); the console stands in when none starts."""
     for adapter in adapters:
         try:
             await adapter.start(core.router.dispatch)
@@ -300,17 +323,20 @@ async def _start_adapters(adapters: list[ChatAdapter], core: Core) -> list[ChatA
         await console.start(core.router.dispatch)
         log.warning("no chat adapter started; alerts go to the console")
         started.append(console)
-    return started
 
 
-async def _shutdown(scheduler: PassScheduler, core: Core, adapters: list[ChatAdapter]) -> None:
+async def _shutdown(
+    scheduler: PassScheduler | None, core: Core | None, adapters: list[ChatAdapter]
+) -> None:
     """Stop in reverse order of start, each step bounded so the whole stays within seconds."""
-    scheduler.stop()
-    if not await core.updates.drain(SHUTDOWN_UPDATE_WAIT):
-        log.warning("an update is still running; its journal lets the next start finish it")
-    if not await core.runner.idle(SHUTDOWN_STEP_WAIT):
-        core.runner.cancel()
-        log.warning("a check pass was under way; it was cancelled")
+    if scheduler is not None:
+        scheduler.stop()
+    if core is not None:
+        if not await core.updates.drain(SHUTDOWN_UPDATE_WAIT):
+            log.warning("an update is still running; its journal lets the next start finish it")
+        if not await core.runner.idle(SHUTDOWN_STEP_WAIT):
+            core.runner.cancel()
+            log.warning("a check pass was under way; it was cancelled")
     for adapter in reversed(adapters):
         try:
             await asyncio.wait_for(adapter.stop(), SHUTDOWN_STEP_WAIT)

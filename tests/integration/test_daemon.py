@@ -204,3 +204,32 @@ async def test_daemon_first_pass_reaches_every_adapter_and_stop_stops_them(
         mine = [a for a in adapter.alerts if a.container == container.name]
         assert [(a.kind, a.extra["digest"]) for a in mine] == [(AlertKind.UPDATE_AVAILABLE, new)]
         assert adapter.stopped and adapter.dispatch is not None
+
+
+async def test_cancelled_start_stops_the_adapters_that_did_start(
+    tmp_path: Path, docker_host: str
+) -> None:
+    class Hanging(FakeAdapter):
+        async def start(self, dispatch: Any) -> None:
+            await asyncio.Event().wait()  # a chat platform that never answers
+
+    config_dir = tmp_path / "docker-config"
+    config_dir.mkdir()
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        docker_host=docker_host,
+        docker_config=str(config_dir),
+        db=str(tmp_path / "state.db"),
+        label_enable=True,
+    )
+    first, hanging = FakeAdapter("first"), Hanging("hanging")
+    daemon = Daemon(settings, first_pass_delay=-1, adapters=[first, hanging])
+    starting = asyncio.create_task(daemon.start())
+    for _ in range(600):
+        if first.dispatch is not None:
+            break
+        await asyncio.sleep(0.05)
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    assert first.stopped and not hanging.stopped
