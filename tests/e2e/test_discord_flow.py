@@ -227,3 +227,21 @@ async def test_every_alert_reaches_telegram_discord_and_the_webhook_exactly_once
         assert texts[1].startswith(posted[1])
     assert docker_client.containers.get(container.name).image.attrs["RepoDigests"][0].endswith(new)
     assert old != new
+
+
+async def test_an_alert_from_before_a_restart_is_approved_after_it(
+    discord_standin: DiscordStandin, registries: Any, images: Any, containers: Any,
+    docker_client: Any, docker_host: str, tmp_path: Path,
+) -> None:
+    container, _, new = _watched_container(registries, images, containers)
+    settings = _settings(discord_standin, docker_host, tmp_path)
+    async with _running(settings) as (core, _, _):
+        await core.runner.run([container.name])
+    [alert] = discord_standin.channel_messages()
+    async with _running(settings):  # a new process: new client, same store
+        press = await discord_standin.press(alert["id"], buttons(alert)["Approve"],
+                                            user_id=DISCORD_ADMIN)
+        await discord_standin.wait_for(lambda: press.followups, timeout=120)
+    current = docker_client.containers.get(container.name)
+    assert current.image.attrs["RepoDigests"][0].endswith(new)
+    assert discord_standin.messages[alert["id"]]["components"] == []
