@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,9 @@ from bot.app import (
     build_store,
     build_updater,
 )
+from bot.commands import CheckerPort
 from bot.config import Settings
+from bot.domain import CheckReport
 from bot.engines.docker import DockerEngine
 from bot.registry.client import RegistryClient
 from bot.scheduler import PassScheduler
@@ -39,11 +42,25 @@ CHAT = TELEGRAM_ALERT_CHATS[0]
 WATCH = {"dockwarden.enable": "true"}  # only this test's containers, not the shared engine's
 
 
+class OnlyThese:
+    """The real checker, held to this test's containers (the shared engine runs others')."""
+
+    def __init__(self, checker: CheckerPort, names: Sequence[str]) -> None:
+        self.checker = checker
+        self.names = list(names)
+
+    async def check(self, names: Sequence[str] | None = None) -> CheckReport:
+        """One real check pass over the named containers (only ours)."""
+        return await self.checker.check([n for n in names if n in self.names] if names
+                                        else self.names)
+
+
 class Daemon:
     """`dockwarden run` in this test's loop, startable and stoppable."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, names: Sequence[str]) -> None:
         self.settings = settings
+        self.names = names
         self.engine: DockerEngine | None = None
         self.store: Store | None = None
         self.registry: RegistryClient | None = None
@@ -59,7 +76,7 @@ class Daemon:
         self.registry = await build_registry(settings).__aenter__()
         updater = build_updater(settings, self.engine, self.registry, self.store)
         await updater.reconcile()
-        checker = build_checker(settings, self.engine, self.registry)
+        checker = OnlyThese(build_checker(settings, self.engine, self.registry), self.names)
         self.core = build_core(settings, self.store, checker, updater, retry_delay=0.1)
         self.adapter = TelegramAdapter(settings, poll_timeout=2)
         await self.adapter.start(self.core.router.dispatch)
@@ -120,11 +137,11 @@ def flow_settings(
 
 @pytest.fixture
 async def daemons() -> Any:
-    """Start daemons with `await daemons(settings)`; all are stopped at the end."""
+    """Start daemons with `await daemons(settings, *containers)`; all stopped at the end."""
     started: list[Daemon] = []
 
-    async def start(settings: Settings) -> Daemon:
-        daemon = Daemon(settings)
+    async def start(settings: Settings, *watched: Any) -> Daemon:
+        daemon = Daemon(settings, [c.name for c in watched])
         started.append(daemon)
         return await daemon.start()
 
@@ -171,7 +188,7 @@ async def test_update_found_alerted_once_refused_to_others_and_applied_on_admin_
 ) -> None:
     app, old, new = outdated_container(images, containers, registries.anonymous, "app")
 
-    daemon = await daemons(flow_settings)
+    daemon = await daemons(flow_settings, app)
     await wait_for(lambda: daemon.passes >= 1, "the scheduled first pass", timeout=60)
 
     title = f"Update available: {app.name}"
@@ -226,7 +243,7 @@ async def test_unsupported_challenge_is_one_alert_naming_the_scheme_beside_updat
     odd = containers.run(f"{odd_registry.host}/{repo}:v1", labels=dict(WATCH))
     odd_registry.challenges = ['Negotiate realm="corp"']
 
-    daemon = await daemons(flow_settings)
+    daemon = await daemons(flow_settings, app, odd)
     await wait_for(lambda: daemon.passes >= 1, "the scheduled first pass", timeout=60)
     await command(telegram_standin, TELEGRAM_ADMIN, "/check")
 
@@ -243,7 +260,7 @@ async def test_ignore_and_snooze_from_the_chat(
 ) -> None:
     first, _, _ = outdated_container(images, containers, registries.anonymous, "ign")
     second, _, _ = outdated_container(images, containers, registries.anonymous, "snz")
-    daemon = await daemons(flow_settings)
+    daemon = await daemons(flow_settings, first, second)
     await wait_for(lambda: daemon.passes >= 1, "the scheduled first pass", timeout=60)
 
     refused = await command(telegram_standin, TELEGRAM_OTHER, f"/ignore {first.name}")
@@ -268,14 +285,14 @@ async def test_restart_keeps_pending_updates_approvals_and_what_was_said(
     waiting, waiting_old, waiting_new = outdated_container(
         images, containers, registries.anonymous, "w"
     )
-    first = await daemons(flow_settings)
+    first = await daemons(flow_settings, approved, waiting)
     await wait_for(lambda: first.passes >= 1, "the first daemon's pass", timeout=60)
     answer = await command(telegram_standin, TELEGRAM_ADMIN, f"/approve {approved.name}")
     assert "updated" in answer
     [alert] = alerts_titled(telegram_standin, CHAT, f"Update available: {waiting.name}")
     await first.stop()
 
-    second = await daemons(flow_settings)
+    second = await daemons(flow_settings, approved, waiting)
     await wait_for(lambda: second.passes >= 1, "the second daemon's pass", timeout=60)
 
     assert len(alerts_titled(telegram_standin, CHAT, f"Update available: {waiting.name}")) == 1
