@@ -232,6 +232,20 @@ class Alerter:
         auto: list[PendingUpdate] = []
         problems: dict[tuple[str, str], list[CheckResult]] = {}
         healthy: set[str] = set()
+        with self.store.transaction():  # one commit for the whole pass
+            self._observe(report, now, alerts, auto, problems, healthy)
+            alerts.extend(self._problems(problems, healthy))
+        return PassSummary(report=report, alerts=tuple(alerts), auto=tuple(auto))
+
+    def _observe(
+        self,
+        report: CheckReport,
+        now: datetime,
+        alerts: list[Alert],
+        auto: list[PendingUpdate],
+        problems: dict[tuple[str, str], list[CheckResult]],
+        healthy: set[str],
+    ) -> None:
         for result in report.results:
             if result.status is CheckStatus.ERROR and result.error is not None:
                 registry = result.error.registry or registry_of(result.image)
@@ -242,8 +256,6 @@ class Alerter:
                 self._update(result, now, alerts, auto)
             elif result.status is CheckStatus.UP_TO_DATE and result.remote_digest:
                 self._settle(result)
-        alerts.extend(self._problems(problems, healthy))
-        return PassSummary(report=report, alerts=tuple(alerts), auto=tuple(auto))
 
     def _update(
         self, result: CheckResult, now: datetime, alerts: list[Alert], auto: list[PendingUpdate]

@@ -147,3 +147,15 @@ def test_update_interrupted_by_a_restart_is_pending_again_with_its_approval(
         assert second.reopen_interrupted() == []
     finally:
         second.close()
+
+
+def test_nested_transactions_commit_once_and_roll_back_together(store: Store) -> None:
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.mark_said("a")
+            store.record("x", "y")
+            raise RuntimeError("boom")
+    assert not store.was_said("a") and store.history() == []
+    with store.transaction():
+        store.mark_said("b")
+    assert store.was_said("b")
