@@ -1,0 +1,277 @@
+"""Benchmark: one check pass over many containers whose images sit in one registry behind a
+latency proxy, beside a bare asyncio HEAD loop over the same manifests (the floor).
+
+    make bench
+    .venv/bin/python benchmarks/check_pass.py [--containers 200] [--delay 0.02] [--repeat 3]
+
+It starts what it needs (engine if none answers, an anonymous docker-registry, the latency proxy
+in its own process), pushes one small image under N repositories, runs N sleeping containers
+(labelled, removed at the end), then measures; it prints figures, it asserts nothing about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from bot.checker import Checker  # noqa: E402
+from bot.domain import CheckStatus  # noqa: E402
+from bot.engines.docker import DockerEngine  # noqa: E402
+from bot.registry.client import RegistryClient  # noqa: E402
+from bot.registry.credentials import DockerCredentials  # noqa: E402
+from tests.services.engine import Engine, remove_session_resources, session_labels  # noqa: E402
+from tests.services.images import ImageFactory  # noqa: E402
+from tests.services.procs import free_port, port_open, wait_until  # noqa: E402
+from tests.services.registry import RegistryProcess  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+KINDS = ("ping", "token", "head", "get")
+
+
+@dataclass
+class Proc:
+    """What one measured child process did."""
+
+    wall: float
+    max_rss_mb: float
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_measured(argv: Sequence[str], *, env: dict[str, str], cwd: Path) -> Proc:
+    """Run a child to completion; wall time and its own peak RSS (wait4 rusage)."""
+    out_path, err_path = cwd / "child.out", cwd / "child.err"
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=cwd)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    return Proc(wall, usage.ru_maxrss / 1024, proc.returncode,
+                out_path.read_text(), err_path.read_text())
+
+
+class LatencyProxyProcess:
+    """benchmarks/latency_proxy.py as a child process."""
+
+    def __init__(self, listen: str, upstream: str, delay: float) -> None:
+        self.listen, self.upstream, self.delay = listen, upstream, delay
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> LatencyProxyProcess:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "latency_proxy.py"), "--listen", self.listen,
+             "--upstream", self.upstream, "--delay", str(self.delay)],
+            stdout=subprocess.DEVNULL,
+        )
+        host, _, port = self.listen.rpartition(":")
+        wait_until(lambda: port_open(host, int(port)), 10, "latency proxy")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+def parallel(fn: Callable[[int], Any], n: int, workers: int) -> None:
+    """fn(0..n-1) on a thread pool; the first failure is raised."""
+    with ThreadPoolExecutor(workers) as pool:
+        for _ in pool.map(fn, range(n)):
+            pass
+
+
+def setup(client: Any, proxy_host: str, n: int) -> tuple[list[str], list[str], float, float]:
+    """Push one image as N repositories through the proxy and run a container of each."""
+    refs = [f"{proxy_host}/bench/app{i:03d}:v1" for i in range(n)]
+    image_id = ImageFactory(client).build_local(refs[0], 1)
+
+    def push(i: int) -> None:
+        repo, _, tag = refs[i].rpartition(":")
+        client.api.tag(image_id, repo, tag)
+        for event in client.api.push(repo, tag=tag, stream=True, decode=True):
+            if "error" in event:
+                raise RuntimeError(f"push of {refs[i]} failed: {event['error']}")
+
+    started = time.perf_counter()
+    parallel(push, n, 8)
+    pushed = time.perf_counter() - started
+
+    names = [f"dwbench-{os.getpid()}-{i:03d}" for i in range(n)]
+    host_config = client.api.create_host_config(network_mode="none")
+
+    def run(i: int) -> None:
+        created = client.api.create_container(
+            refs[i], name=names[i], labels={**session_labels(), "dockwarden.bench": "1"},
+            host_config=host_config,
+        )
+        client.api.start(created["Id"])
+
+    started = time.perf_counter()
+    parallel(run, n, 4)
+    return refs, names, pushed, time.perf_counter() - started
+
+
+async def in_process_passes(docker_host: str, names: list[str], config_dir: str
+                            ) -> dict[str, Any]:
+    """A cold pass (new registry client) then a warm one (same client): seconds and requests."""
+    engine = DockerEngine(docker_host)
+    try:
+        started = time.perf_counter()
+        await asyncio.to_thread(engine.list_workloads)
+        listing = time.perf_counter() - started
+        figures: dict[str, Any] = {"listing": listing}
+        async with RegistryClient(credentials=DockerCredentials(config_dir)) as registry:
+            checker = Checker(engine, registry, label_enable=False, default_policy="approve")
+            for label in ("cold", "warm"):
+                before = Counter(registry.stats)
+                started = time.perf_counter()
+                report = await checker.check(names)
+                figures[label] = time.perf_counter() - started
+                figures[f"{label}_stats"] = Counter(registry.stats) - before
+                bad = [r for r in report.results if r.status is not CheckStatus.UP_TO_DATE]
+                if bad:
+                    raise RuntimeError(f"{len(bad)} results not up to date, e.g. {bad[0]}")
+        return figures
+    finally:
+        engine.close()
+
+
+def median(values: list[float]) -> float:
+    """The median (the machine is shared: medians of a few runs, not single runs)."""
+    return statistics.median(values)
+
+
+def main() -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--containers", type=int, default=200)
+    parser.add_argument("--delay", type=float, default=0.02, help="one-way latency, seconds")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--floor-limit", type=int, default=100,
+                        help="connections the bare loop may open (aiohttp's default: 100)")
+    args = parser.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="dwbench-"))
+    (root / "docker-config").mkdir()
+    (root / "home").mkdir()
+    engine = Engine()
+    engine.start()
+    client = engine.client
+    remove_session_resources(client, dead_only=True)
+    registry = RegistryProcess("bench", root)
+    registry.start()
+    proxy_host = f"127.0.0.1:{free_port()}"
+    n = args.containers
+    try:
+        with LatencyProxyProcess(proxy_host, registry.host, 0.0):
+            refs, names, push_s, run_s = setup(client, proxy_host, n)
+        print(f"setup: {n} repositories pushed in {push_s:.1f} s, "
+              f"{n} containers created and started in {run_s:.1f} s", flush=True)
+        env = {
+            k: v for k, v in os.environ.items()
+            if not k.startswith(("DOCKWARDEN_", "TELEGRAM_", "DISCORD_", "DOCKER_"))
+        }
+        env.update(DOCKER_HOST=engine.url, DOCKER_CONFIG=str(root / "docker-config"),
+                   HOME=str(root / "home"), PYTHONPATH=str(REPO_ROOT))
+        with LatencyProxyProcess(proxy_host, registry.host, args.delay):
+            report(measure(args, env, root, refs, names, engine.url))
+    finally:
+        remove_session_resources(client, dead_only=False, session=os.getpid())
+        registry.stop()
+        engine.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+def measure(args: argparse.Namespace, env: dict[str, str], root: Path, refs: list[str],
+            names: list[str], docker_host: str) -> dict[str, Any]:
+    """Every figure, each the median of --repeat runs."""
+    floor_loop, floor_proc, floor_rss = [], [], []
+    check_proc, check_rss = [], []
+    cold, warm, listing = [], [], []
+    stats: dict[str, Counter[str]] = {}
+    for _ in range(args.repeat):
+        floor = run_measured([sys.executable, str(HERE / "bare_head_loop.py"), "--limit",
+                              str(args.floor_limit), *refs], env=env, cwd=root)
+        if floor.returncode != 0:
+            raise RuntimeError(f"bare loop failed: {floor.stdout} {floor.stderr}")
+        floor_loop.append(json.loads(floor.stdout)["loop_seconds"])
+        floor_proc.append(floor.wall)
+        floor_rss.append(floor.max_rss_mb)
+
+        check = run_measured([sys.executable, "-m", "bot", "check", "--json", *names],
+                             env=env, cwd=root)
+        if check.returncode != 0:
+            raise RuntimeError(f"dockwarden check failed ({check.returncode}): {check.stderr}")
+        results = json.loads(check.stdout)["results"]
+        statuses = Counter(r["status"] for r in results)
+        if statuses != Counter({"up_to_date": len(names)}):
+            raise RuntimeError(f"dockwarden check found {dict(statuses)}")
+        check_proc.append(check.wall)
+        check_rss.append(check.max_rss_mb)
+
+        passes = asyncio.run(in_process_passes(docker_host, names, env["DOCKER_CONFIG"]))
+        cold.append(passes["cold"])
+        warm.append(passes["warm"])
+        listing.append(passes["listing"])
+        stats = {"cold": passes["cold_stats"], "warm": passes["warm_stats"]}
+    return {
+        "n": len(names), "delay": args.delay, "repeat": args.repeat, "limit": args.floor_limit,
+        "floor_loop": median(floor_loop), "floor_proc": median(floor_proc),
+        "floor_rss": max(floor_rss), "check_proc": median(check_proc),
+        "check_rss": max(check_rss), "cold": median(cold), "warm": median(warm),
+        "listing": median(listing), "stats": stats,
+    }
+
+
+def report(f: dict[str, Any]) -> None:
+    """Print the figures as a small table."""
+    n = f["n"]
+    print(f"\n{n} containers on {n} references, one registry, {f['delay'] * 1000:.0f} ms each "
+          f"way + one round trip per new connection; medians of {f['repeat']} runs\n")
+    rows = [
+        ("floor: bare aiohttp HEAD loop (in loop)", f["floor_loop"], "", ""),
+        ("floor: bare HEAD loop, whole process", f["floor_proc"], "", f"{f['floor_rss']:.0f}"),
+        ("check pass in-process, cold client", f["cold"],
+         f"{f['cold'] / f['floor_loop']:.2f}x floor loop (target <= 1.5x)", ""),
+        ("check pass in-process, warm client", f["warm"],
+         f"{f['warm'] / f['floor_loop']:.2f}x floor loop", ""),
+        ("  engine listing alone", f["listing"], "", ""),
+        ("dockwarden check --json, whole process", f["check_proc"],
+         f"{f['check_proc'] / f['floor_proc']:.2f}x floor process (target <= 2x)",
+         f"{f['check_rss']:.0f}"),
+    ]
+    print(f"{'measurement':<42} {'seconds':>8}  {'peak RSS MB':>11}  ratio")
+    for label, seconds, ratio, rss in rows:
+        print(f"{label:<42} {seconds:>8.3f}  {rss:>11}  {ratio}")
+    print(f"\nfloor loop connections at most: {f['limit']}")
+    print("\nrequests per image (all passes ask for every image):")
+    print(f"{'pass':<6} " + " ".join(f"{k:>7}" for k in KINDS) + "   totals")
+    for label, counts in f["stats"].items():
+        per = " ".join(f"{counts.get(k, 0) / n:>7.3f}" for k in KINDS)
+        totals = ", ".join(f"{k} {counts.get(k, 0)}" for k in KINDS)
+        print(f"{label:<6} {per}   {totals}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
