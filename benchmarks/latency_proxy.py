@@ -3,7 +3,7 @@ connection (what the TCP handshake costs on a real network).
 
 Run it as its own process so its work does not share the measured program's event loop:
 
-    python benchmarks/latency_proxy.py --listen 127.0.0.1:5001 --upstream 127.0.0.1:5000 --delay 0.02
+    python benchmarks/latency_proxy.py --listen 127.0.0.1:5001 --upstream 127.0.0.1:5000
 """
 
 from __future__ import annotations
