@@ -372,26 +372,51 @@ class Notifier:
     retry_delay: float = 1.0
     secrets: Sequence[str] = ()  # cut out of error text before it is logged or stored
     delivered: int = field(default=0, init=False)
+    _sending: set[int] = field(default_factory=set, init=False, repr=False)
 
     async def send(self, alerts: Iterable[Alert]) -> None:
-        """Deliver the alerts in order to every adapter at once; failures wait in the outbox."""
-        batch = list(alerts)
-        if batch:
-            await asyncio.gather(*(self._send_to(adapter, batch) for adapter in self.adapters))
+        """Deliver the alerts in order to every adapter at once; failures wait in the outbox.
 
-    async def _send_to(self, adapter: ChatAdapter, alerts: list[Alert]) -> None:
+        Each alert is written to the outbox before it is sent and removed once delivered, so
+        one that a stop or a crash interrupts is sent at the next pass rather than lost.
+        """
+        batch = list(alerts)
+        if not batch or not self.adapters:
+            return
+        rows: dict[str, list[int]] = {}
+        with self.store.transaction():
+            for adapter in self.adapters:
+                rows[adapter.name] = [
+                    self.store.outbox_add(adapter.name, alert_to_json(a), attempts=0)
+                    for a in batch
+                ]
+        self._sending.update(i for ids in rows.values() for i in ids)
+        try:
+            await asyncio.gather(
+                *(self._send_to(a, batch, rows[a.name]) for a in self.adapters)
+            )
+        finally:
+            self._sending.difference_update(i for ids in rows.values() for i in ids)
+
+    async def _send_to(self, adapter: ChatAdapter, alerts: list[Alert], ids: list[int]) -> None:
+        delivered: list[int] = []
         error: str | None = None
-        for alert in alerts:
-            if error is None:
-                error = await self._deliver(adapter, alert)
-            if error is not None:
-                # Once an adapter is down, the rest of the batch goes straight to the outbox
-                # (in order) instead of each waiting out its own retries.
-                self.store.outbox_add(adapter.name, alert_to_json(alert), error)
+        try:
+            for alert, row in zip(alerts, ids, strict=True):
+                if error is None:
+                    error = await self._deliver(adapter, alert)
+                    if error is None:
+                        delivered.append(row)
+                        continue
+                # Once an adapter is down, the rest of the batch waits in the outbox (in
+                # order) instead of each alert waiting out its own retries.
+                self.store.outbox_failed(row, error)
                 log.error(
                     "alert %r not delivered to %s (%s); kept to retry at the next pass",
                     alert.title, adapter.name, error,
                 )
+        finally:
+            self.store.outbox_done(*delivered)
 
     async def flush(self) -> int:
         """Retry the outbox; returns how many alerts are still undelivered."""
@@ -399,6 +424,8 @@ class Notifier:
         down: set[str] = set()
         left = 0
         for item in self.store.outbox():
+            if item.id in self._sending:
+                continue  # a send() under way owns it
             adapter = by_name.get(item.adapter)
             if adapter is None or item.adapter in down:
                 left += 1  # not configured now, or still down: kept, in order, for later

@@ -562,13 +562,13 @@ class Store:
 
     # -- outbox ----------------------------------------------------------------------------------
 
-    def outbox_add(self, adapter: str, payload: str, error: str = "") -> int:
-        """Keep an alert `adapter` could not deliver, to retry later."""
+    def outbox_add(self, adapter: str, payload: str, error: str = "", attempts: int = 1) -> int:
+        """Keep an alert for `adapter` until it is delivered."""
         with self.transaction() as db:
             cur = db.execute(
                 "INSERT INTO outbox (adapter, payload, created_at, attempts, last_error)"
-                " VALUES (?, ?, ?, 1, ?)",
-                (adapter, payload, utcnow().isoformat(), error),
+                " VALUES (?, ?, ?, ?, ?)",
+                (adapter, payload, utcnow().isoformat(), attempts, error),
             )
             return int(cur.lastrowid or 0)
 
@@ -587,10 +587,10 @@ class Store:
             for r in rows
         ]
 
-    def outbox_done(self, item_id: int) -> None:
-        """Drop a delivered alert from the outbox."""
+    def outbox_done(self, *item_ids: int) -> None:
+        """Drop delivered alerts from the outbox."""
         with self.transaction() as db:
-            db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
+            db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in item_ids])
 
     def outbox_failed(self, item_id: int, error: str) -> None:
         """Count one more failed delivery of an outbox alert."""

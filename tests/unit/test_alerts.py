@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -208,3 +209,23 @@ async def test_secrets_never_reach_the_outbox(store: Store) -> None:
     await notifier.send(Alerter(store).observe(report(outdated("a"))).alerts)
     [row] = store._db.execute("SELECT last_error FROM outbox").fetchall()
     assert token not in row[0] and "***" in row[0]
+
+
+async def test_alert_interrupted_mid_send_is_sent_at_the_next_flush(store: Store) -> None:
+    class Hanging(FakeAdapter):
+        async def notify(self, alert: object) -> None:  # type: ignore[override]
+            await asyncio.Event().wait()
+
+    hanging = Hanging("chat")
+    notifier = Notifier([hanging], store, attempts=1, retry_delay=0)
+    [alert] = Alerter(store).observe(report(outdated("web"))).alerts
+    sending = asyncio.create_task(notifier.send([alert]))
+    await asyncio.sleep(0.01)
+    assert await notifier.flush() == 0  # the row belongs to the send under way
+    sending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sending
+    # after a restart the same adapter name is back, working
+    working = FakeAdapter("chat")
+    assert await Notifier([working], store, retry_delay=0).flush() == 0
+    assert working.alerts == [alert] and store.outbox() == []
