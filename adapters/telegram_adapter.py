@@ -34,6 +34,8 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    MessageHandler,
+    filters,
 )
 from telegram.warnings import PTBDeprecationWarning
 
@@ -260,7 +262,7 @@ class TelegramAdapter:
         self._answer_within = answer_within
         self._dispatch: Dispatch | None = None
         self._app: AnyApplication | None = None
-        self._running = False
+        self._stopped = False
         self._partial: dict[tuple[str, ...], set[int]] = {}
         # httpx logs every request URL at INFO, and the URL holds the bot token
         logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -279,6 +281,8 @@ class TelegramAdapter:
         for command, _ in COMMANDS:
             app.add_handler(CommandHandler(command, self._on_command))
         app.add_handler(CommandHandler("start", self._on_command))
+        # any other /word goes to the core too, which answers what it does not know
+        app.add_handler(MessageHandler(filters.COMMAND, self._on_command))
         app.add_handler(CallbackQueryHandler(self._on_button))
         app.add_error_handler(self._on_error)
         return app
@@ -292,6 +296,7 @@ class TelegramAdapter:
     async def start(self, dispatch: Dispatch) -> None:
         """Connect, register the commands and start long polling; returns once polling runs."""
         self._dispatch = dispatch
+        self._stopped = False
         if not self._chat_ids:
             log.warning("TELEGRAM_CHAT_IDS is empty: Telegram alerts have nowhere to go")
         app = self._app or self._build()
@@ -314,12 +319,11 @@ class TelegramAdapter:
         except TelegramError as exc:
             await self._teardown()
             raise DockWardenError(f"could not start the Telegram bot: {self._safe(exc)}") from None
-        self._running = True
         log.info("Telegram bot @%s polling", app.bot.username)
 
     async def stop(self) -> None:
         """Stop polling and disconnect, in the reverse order of start."""
-        self._running = False
+        self._stopped = True
         await self._teardown()
 
     async def _teardown(self) -> None:
@@ -336,6 +340,9 @@ class TelegramAdapter:
 
     async def notify(self, alert: Alert) -> None:
         """Send the alert to every alert chat; raises DockWardenError naming the chats it missed."""
+        if self._stopped:
+            # the core keeps it for the next start rather than opening a connection nobody closes
+            raise DockWardenError(f"Telegram alert {alert.title!r} not sent: the bot is stopped")
         if not self._chat_ids:
             log.warning("alert %r not sent: TELEGRAM_CHAT_IDS is empty", alert.title)
             return
@@ -442,9 +449,12 @@ class TelegramAdapter:
         user = update.effective_user
         if message is None or user is None or message.text is None:
             return
-        name = message.text.split(maxsplit=1)[0][1:].split("@", 1)[0].lower()
-        name = "help" if name == "start" else name
-        command = Command(name, tuple(context.args or ()), self._sender(user, message.chat_id))
+        words = message.text.split()
+        name, _, addressee = words[0][1:].partition("@")
+        if addressee and addressee.lower() != (context.bot.username or "").lower():
+            return  # a command for another bot in the same group
+        name = "help" if name.lower() == "start" else name.lower()
+        command = Command(name, tuple(words[1:]), self._sender(user, message.chat_id))
         try:
             reply = await self._ask(command)
         except Exception:

@@ -105,6 +105,61 @@ async def test_command_arguments_and_a_private_chat_sender(
     await wait_for(lambda: telegram_standin.sent_messages(TELEGRAM_OTHER), "the reply")
 
 
+async def test_group_command_addressed_to_this_bot_is_taken_and_to_another_bot_is_not(
+    adapter: TelegramAdapter, telegram_standin: TelegramStandin, core: ScriptedCore
+) -> None:
+    telegram_standin.push_message(CHAT, TELEGRAM_ADMIN, "/status@some_other_bot")
+    telegram_standin.push_message(CHAT, TELEGRAM_ADMIN, "/history@dockwarden_test_bot web_1")
+
+    await wait_for(lambda: telegram_standin.sent_messages(CHAT), "the /history reply")
+    assert [(c.name, c.args) for c in core.commands] == [("history", ("web_1",))]
+
+
+async def test_unknown_command_goes_to_the_core_which_answers_it(
+    adapter: TelegramAdapter, telegram_standin: TelegramStandin, core: ScriptedCore
+) -> None:
+    core.replies["frobnicate"] = Reply("Unknown command /frobnicate. Send /help for the list.")
+    telegram_standin.push_message(CHAT, TELEGRAM_ADMIN, "/frobnicate now")
+
+    [reply] = await wait_for(lambda: telegram_standin.sent_messages(CHAT), "the answer")
+    assert [(c.name, c.args) for c in core.commands] == [("frobnicate", ("now",))]
+    assert reply["text"].startswith("Unknown command /frobnicate")
+
+
+async def test_failing_dispatch_is_answered_in_the_chat_and_logged_with_traceback(
+    adapter: TelegramAdapter, telegram_standin: TelegramStandin, core: ScriptedCore,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(command: Command) -> Reply:
+        raise RuntimeError("store on fire")
+
+    adapter._dispatch = broken
+    telegram_standin.push_message(CHAT, TELEGRAM_ADMIN, "/status")
+
+    [reply] = await wait_for(lambda: telegram_standin.sent_messages(CHAT), "the failure note")
+    assert reply["text"] == "/status failed; the bot's log says why."
+    [record] = await wait_for(
+        lambda: [r for r in caplog.records if r.name == "adapters.telegram_adapter"
+                 and r.levelname == "ERROR"],
+        "the error handler's log line",
+    )
+    assert record.exc_info is not None and "store on fire" in str(record.exc_info[1])
+
+
+async def test_alerts_go_out_before_start_and_are_refused_after_stop(
+    telegram_settings: Settings, telegram_standin: TelegramStandin, core: ScriptedCore
+) -> None:
+    adapter = TelegramAdapter(telegram_settings, poll_timeout=2)
+    await adapter.notify(update_alert())  # alert-only use: no polling needed
+    assert [len(telegram_standin.sent_messages(c)) for c in TELEGRAM_ALERT_CHATS] == [1, 1]
+    await adapter.start(core)
+    await adapter.stop()
+
+    with pytest.raises(DockWardenError, match="stopped"):
+        await adapter.notify(update_alert("u2"))
+    assert [len(telegram_standin.sent_messages(c)) for c in TELEGRAM_ALERT_CHATS] == [1, 1]
+
+
 async def test_alert_with_buttons_arrives_escaped_in_each_alert_chat(
     adapter: TelegramAdapter, telegram_standin: TelegramStandin
 ) -> None:
