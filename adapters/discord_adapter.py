@@ -216,6 +216,9 @@ class DiscordAdapter:
                 {self._task, ready}, timeout=self._ready_timeout,
                 return_when=asyncio.FIRST_COMPLETED,
             )
+        except BaseException:  # cancelled while starting: leave no client behind
+            await self.stop(drain_timeout=0)
+            raise
         finally:
             ready.cancel()
         if self._ready.is_set():

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from adapters.discord_adapter import DiscordAdapter, DiscordWebhookAdapter
-from adapters.telegram_adapter import TelegramAdapter
+from adapters.discord_adapter import DiscordAdapter
 from bot.app import (
     Core,
+    build_adapters,
     build_checker,
     build_core,
     build_engine,
@@ -205,28 +205,39 @@ async def test_every_alert_reaches_telegram_discord_and_the_webhook_exactly_once
         TELEGRAM_CHAT_IDS=",".join(str(c) for c in TELEGRAM_ALERT_CHATS),
         TELEGRAM_API_BASE_URL=telegram_standin.url,
     )
-    others: list[ChatAdapter] = [
-        TelegramAdapter(settings, attempts=3, backoff=0.05, poll_timeout=2),
-        DiscordWebhookAdapter(settings, retry_base_delay=0.01),
-    ]
-    async with _running(settings, others) as (core, _, _):
-        await core.runner.run([container.name])
-        await core.runner.run([container.name])  # nothing new: nothing more is said
-        # (passes are limited to this test's container: the engine is shared)
-        [alert] = discord_standin.channel_messages()
-        press = await discord_standin.press(alert["id"], buttons(alert)["Approve"],
-                                            user_id=DISCORD_ADMIN)
-        await discord_standin.wait_for(lambda: press.followups, timeout=120)
-    expected = [f"Update available: {container.name}"]
+    engine: DockerEngine = build_engine(settings)
+    store = build_store(settings)
+    async with build_registry(settings) as registry:
+        updater = build_updater(settings, engine, registry, store)
+        core = build_core(settings, store, build_checker(settings, engine, registry), updater,
+                          retry_delay=0.01)
+        adapters = build_adapters(settings, core)  # as `dockwarden run` builds them
+        assert [a.name for a in adapters] == ["telegram", "discord", "discord-webhook"]
+        core.notifier.adapters = adapters
+        try:
+            for adapter in adapters:
+                await adapter.start(core.router.dispatch)
+            await core.runner.run([container.name])
+            await core.runner.run([container.name])  # nothing new: nothing more is said
+            [alert] = discord_standin.channel_messages()
+            press = await discord_standin.press(alert["id"], buttons(alert)["Approve"],
+                                                user_id=DISCORD_ADMIN)
+            await discord_standin.wait_for(lambda: press.followups, timeout=120)
+        finally:
+            for adapter in reversed(adapters):
+                await adapter.stop()
+            store.close()
+            engine.close()
     posted = [m["embeds"][0]["title"] for m in discord_standin.channel_messages()]
     hooked = [m["embeds"][0]["title"] for m in discord_standin.webhook_messages()]
-    assert posted == hooked and len(posted) == 2 and posted[0] == expected[0]
+    assert posted == hooked and len(posted) == 2
+    assert posted[0] == f"Update available: {container.name}"
     for chat in TELEGRAM_ALERT_CHATS:
         texts = [m["text"] for m in telegram_standin.sent_messages(chat)]
-        assert len(texts) == 2 and texts[0].startswith(expected[0])
-        assert texts[1].startswith(posted[1])
-    assert docker_client.containers.get(container.name).image.attrs["RepoDigests"][0].endswith(new)
-    assert old != new
+        assert len(texts) == 2
+        assert [t.splitlines()[0] for t in texts] == posted
+    current = docker_client.containers.get(container.name)
+    assert current.image.attrs["RepoDigests"][0].endswith(new) and old != new
 
 
 async def test_an_alert_from_before_a_restart_is_approved_after_it(
