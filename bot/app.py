@@ -191,7 +191,7 @@ def run_daemon(
     try:
         return asyncio.run(_daemon(settings, first_pass_delay=first_pass_delay, jitter=jitter))
     except EngineUnavailable as exc:
-        print(f"dockwarden: no Docker engine answers: {exc}", file=sys.stderr, flush=True)
+        print(f"dockwarden: {exc}", file=sys.stderr, flush=True)
         return 3
 
 

@@ -170,7 +170,7 @@ def test_dockwarden_run_says_when_no_engine_answers(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 3
-    assert "no Docker engine answers" in done.stderr
+    assert "no Docker engine answers" in done.stderr and "DOCKER_HOST" in done.stderr
 
 
 async def test_daemon_first_pass_reaches_every_adapter_and_stop_stops_them(

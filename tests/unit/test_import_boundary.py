@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -79,3 +80,39 @@ def test_console_adapter_loads_no_chat_library() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def _adapters_built(env: dict[str, str]) -> dict[str, object]:
+    script = (
+        "import json, sys\n"
+        "from bot.app import build_adapters, build_core\n"
+        "from bot.config import load_settings\n"
+        "from bot.store import Store\n"
+        "settings = load_settings()\n"
+        "store = Store(':memory:')\n"
+        "core = build_core(settings, store, None, None)\n"
+        "names = [type(a).__name__ for a in build_adapters(settings, core)]\n"
+        "chat = sorted({m.split('.')[0] for m in sys.modules} & {'telegram', 'discord'})\n"
+        "print(json.dumps({'adapters': names, 'chat': chat}))\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "DISCORD_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT / "tests", env={**clean, **env},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_no_token_means_the_console_and_no_chat_library() -> None:
+    assert _adapters_built({}) == {"adapters": ["ConsoleAdapter"], "chat": []}
+
+
+def test_each_token_builds_its_adapter_by_module_path() -> None:
+    built = _adapters_built({
+        "TELEGRAM_BOT_TOKEN": "123:abc",
+        "DISCORD_BOT_TOKEN": "discord-token",
+        "DISCORD_WEBHOOK_URL": "https://discord.example/api/webhooks/1/tok",
+    })
+    assert built["adapters"] == ["TelegramAdapter", "DiscordAdapter", "DiscordWebhookAdapter"]
