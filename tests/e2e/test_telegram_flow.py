@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import sys
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -306,3 +308,42 @@ async def test_restart_keeps_pending_updates_approvals_and_what_was_said(
     await wait_for(lambda: telegram_standin.edits, "the pre-restart alert edited", timeout=120)
     assert running_digest(docker_client, waiting.name) == waiting_new
     assert running_digest(docker_client, approved.name) == approved_new
+
+
+async def test_dockwarden_run_serves_telegram_and_stops_on_sigterm(
+    flow_settings: Settings, telegram_standin: TelegramStandin, tmp_path: Path,
+) -> None:
+    env = dict(os.environ)
+    env.update({
+        "TELEGRAM_BOT_TOKEN": telegram_standin.token,
+        "TELEGRAM_CHAT_IDS": ",".join(str(c) for c in TELEGRAM_ALERT_CHATS),
+        "TELEGRAM_ADMIN_IDS": str(TELEGRAM_ADMIN),
+        "TELEGRAM_API_BASE_URL": telegram_standin.url,
+        "DOCKER_HOST": str(flow_settings.docker_host),
+        "DOCKER_CONFIG": str(flow_settings.docker_config),
+        "DOCKWARDEN_DB": str(tmp_path / "daemon.db"),
+        "DOCKWARDEN_LABEL_ENABLE": "true",
+    })
+    log_path = tmp_path / "daemon.log"
+    with log_path.open("wb") as log_file:
+        daemon = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run",
+            cwd=tmp_path, env=env, stdout=log_file, stderr=asyncio.subprocess.STDOUT,
+        )
+        try:
+            await wait_for(lambda: telegram_standin.commands, "setMyCommands", timeout=60)
+            help_text = await command(telegram_standin, TELEGRAM_ADMIN, "/help")
+            daemon.send_signal(signal.SIGTERM)
+            status = await asyncio.wait_for(daemon.wait(), 60)
+        finally:
+            if daemon.returncode is None:
+                daemon.kill()
+                await daemon.wait()
+
+    output = log_path.read_text()
+    assert status == 0, output
+    assert "/status" in help_text and "/approve" in help_text
+    assert telegram_standin.token not in output
+    assert telegram_standin.calls_of("getUpdates")[-1].params.get("timeout") == 0, (
+        "the updater acknowledged what it read before stopping"
+    )
