@@ -17,7 +17,7 @@ from typing import Any
 
 import docker.errors
 
-from bot.errors import EngineError
+from bot.errors import DockWardenError, EngineError, StoreError
 from bot.health import Verdict, wait_healthy
 from bot.recreate import CreateSpec, container_name
 from bot.store import JournalEntry, Store
@@ -104,46 +104,19 @@ class Replacer:
         aside = aside_name(name, old_id)
         journal = {**journal, "name": name, "old_id": old_id, "aside": aside}
         jid = await asyncio.to_thread(self.store.journal_begin, name, "stop", journal)
-        new_id: str | None = None
+        made: dict[str, str] = {}
         try:
-            await self._stop(old)
-            self._done("stop")
-            await self._step(jid, "rename")
-            await self.engine.call("renaming the old container", "rename", old_id, aside)
-            self._done("rename")
-            await self._step(jid, "create")
-            created = await self.engine.call(
-                "creating the new container", "create_container_from_config", spec.body, name
-            )
-            new_id = str(created["Id"])
-            self._done("create")
-            await self._step(jid, "connect", new_id=new_id)
-            for net in spec.extra_networks:
-                await self.engine.call(
-                    f"connecting the new container to {net.network}",
-                    "connect_container_to_network",
-                    new_id,
-                    net.network,
-                    ipv4_address=net.ipv4_address,
-                    ipv6_address=net.ipv6_address,
-                    aliases=list(net.aliases) or None,
-                    links=list(net.links) or None,
-                    link_local_ips=list(net.link_local_ips) or None,
-                    driver_opt=net.driver_opts,
-                )
-            self._done("connect")
-            await self._step(jid, "start")
-            await self.engine.call("starting the new container", "start", new_id)
-            self._done("start")
-            await self._step(jid, "health")
-            verdict = await self.gate(new_id)
-            if not verdict.healthy:
-                raise StepFailed("health", verdict.detail)
-            self._done("health")
-        except (EngineError, StepFailed) as exc:
-            why = exc.why if isinstance(exc, StepFailed) else str(exc)
-            restored = await self._rollback(jid, journal, new_id)
-            await asyncio.to_thread(self.store.journal_finish, jid, "rolled_back")
+            verdict = await self._forward(jid, old, spec, aside, made)
+        except Exception as exc:  # any failure at all: the old container must come back
+            if isinstance(exc, StepFailed):
+                why = exc.why
+            elif isinstance(exc, DockWardenError):
+                why = str(exc)
+            else:
+                log.exception("unexpected failure while replacing %s", name)
+                why = f"unexpected {type(exc).__name__}: {exc}"
+            restored = await self._rollback(jid, journal, made.get("new_id"))
+            await self._finish(jid, "rolled_back")
             return Replaced(False, None, f"{why}; {restored}")
         await self._step(jid, "remove_old")
         detail = verdict.detail
@@ -153,8 +126,54 @@ class Replacer:
         except EngineError as exc:
             detail += f"; the old container {aside} could not be removed ({exc})"
         self._done("remove_old")
-        await asyncio.to_thread(self.store.journal_finish, jid, "updated")
-        return Replaced(True, new_id, detail)
+        await self._finish(jid, "updated")
+        return Replaced(True, made["new_id"], detail)
+
+    async def _forward(
+        self,
+        jid: int,
+        old: Mapping[str, Any],
+        spec: CreateSpec,
+        aside: str,
+        made: dict[str, str],
+    ) -> Verdict:
+        """Stop, rename, create, connect, start, gate; `made` learns the new id at once."""
+        name, old_id = spec.name, str(old["Id"])
+        await self._stop(old)
+        self._done("stop")
+        await self._step(jid, "rename")
+        await self.engine.call("renaming the old container", "rename", old_id, aside)
+        self._done("rename")
+        await self._step(jid, "create")
+        created = await self.engine.call(
+            "creating the new container", "create_container_from_config", spec.body, name
+        )
+        new_id = made["new_id"] = str(created["Id"])
+        self._done("create")
+        await self._step(jid, "connect", new_id=new_id)
+        for net in spec.extra_networks:
+            await self.engine.call(
+                f"connecting the new container to {net.network}",
+                "connect_container_to_network",
+                new_id,
+                net.network,
+                ipv4_address=net.ipv4_address,
+                ipv6_address=net.ipv6_address,
+                aliases=list(net.aliases) or None,
+                links=list(net.links) or None,
+                link_local_ips=list(net.link_local_ips) or None,
+                driver_opt=net.driver_opts,
+            )
+        self._done("connect")
+        await self._step(jid, "start")
+        await self.engine.call("starting the new container", "start", new_id)
+        self._done("start")
+        await self._step(jid, "health")
+        verdict = await self.gate(new_id)
+        if not verdict.healthy:
+            raise StepFailed("health", verdict.detail)
+        self._done("health")
+        return verdict
 
     async def gate(self, container_id: str) -> Verdict:
         """The health gate for a started container."""
@@ -176,7 +195,15 @@ class Replacer:
         await self.engine.call("stopping the old container", "stop", old["Id"], timeout=timeout)
 
     async def _step(self, jid: int, step: str, **data: Any) -> None:
+        log.info("update journal %d: %s", jid, step)
         await asyncio.to_thread(self.store.journal_step, jid, step, **data)
+
+    async def _finish(self, jid: int, outcome: str) -> None:
+        try:
+            await asyncio.to_thread(self.store.journal_finish, jid, outcome)
+        except StoreError:
+            # The containers are settled; an open journal is settled again (a no-op) later.
+            log.exception("could not close update journal %d", jid)
 
     def _done(self, step: str) -> None:
         if self.after_step is not None:
@@ -184,56 +211,60 @@ class Replacer:
 
     async def _rollback(self, jid: int, journal: Mapping[str, Any], new_id: str | None) -> str:
         """Put the old container back under its name, running; say what was restored."""
-        await self._step(jid, "rollback")
+        try:
+            await self._step(jid, "rollback")
+        except StoreError:
+            log.exception("could not journal the rollback; rolling back anyway")
         return await self.restore(journal, new_id)
 
     async def restore(self, journal: Mapping[str, Any], new_id: str | None) -> str:
         """Remove the new container, rename the old one back, restart it; never raises."""
-        name, old_id, aside = journal["name"], journal["old_id"], journal["aside"]
         done: list[str] = []
         problems: list[str] = []
-        holder = await self.engine.inspect(name)
-        doomed = new_id or (holder["Id"] if holder and holder["Id"] != old_id else None)
-        if doomed:
-            try:
-                # v=True drops only volumes the new container created itself: the old
-                # container's volumes are named in its mounts and in use by the old container.
-                await self.engine.call(
-                    "removing the new container", "remove_container", doomed, v=True, force=True
-                )
-                done.append("removed the new container")
-            except EngineError as exc:
-                if await self.engine.inspect(doomed) is not None:
-                    problems.append(str(exc))
-        old = await self.engine.inspect(old_id)
-        if old is None:
-            problems.append(f"the old container {old_id[:12]} no longer exists")
-        else:
-            if container_name(old) != name:
-                try:
-                    await self.engine.call("renaming the old one back", "rename", old_id, name)
-                    done.append(f"renamed {aside} back to {name}")
-                except EngineError as exc:
-                    problems.append(str(exc))
-            if journal.get("retag") and journal.get("old_image_id"):
-                try:
-                    repo, tag = journal["retag"]
-                    await self.engine.call(
-                        "tagging the old image again", "tag", journal["old_image_id"], repo, tag
-                    )
-                    done.append(f"tagged the old image {repo}:{tag} again")
-                except EngineError as exc:
-                    problems.append(str(exc))
-            if not (old.get("State") or {}).get("Running"):
-                try:
-                    await self.engine.call("starting the old container", "start", old_id)
-                    done.append(f"started the old container {old_id[:12]}")
-                except EngineError as exc:
-                    problems.append(str(exc))
+        try:
+            await self._restore(journal, new_id, done, problems)
+        except EngineError as exc:
+            problems.append(str(exc))
         text = "rolled back: " + (", ".join(done) if done else "nothing needed undoing")
         if problems:
             text += "; could not restore everything: " + "; ".join(problems)
         return text
+
+    async def _restore(
+        self, journal: Mapping[str, Any], new_id: str | None, done: list[str], problems: list[str]
+    ) -> None:
+        name, old_id, aside = journal["name"], journal["old_id"], journal["aside"]
+
+        async def attempt(said: str, what: str, method: str, *args: Any, **kw: Any) -> bool:
+            try:
+                await self.engine.call(what, method, *args, **kw)
+            except EngineError as exc:
+                problems.append(str(exc))
+                return False
+            done.append(said)
+            return True
+
+        holder = await self.engine.inspect(name)
+        doomed = new_id or (holder["Id"] if holder and holder["Id"] != old_id else None)
+        if doomed and await self.engine.inspect(doomed) is not None:
+            # v=True drops only volumes the new container created itself: the old
+            # container's volumes are named in its mounts and in use by the old container.
+            await attempt("removed the new container", "removing the new container",
+                          "remove_container", doomed, v=True, force=True)
+        old = await self.engine.inspect(old_id)
+        if old is None:
+            problems.append(f"the old container {old_id[:12]} no longer exists")
+            return
+        if container_name(old) != name:
+            await attempt(f"renamed {aside} back to {name}", "renaming the old container back",
+                          "rename", old_id, name)
+        if journal.get("retag") and journal.get("old_image_id"):
+            repo, tag = journal["retag"]
+            await attempt(f"tagged the old image {repo}:{tag} again", "tagging the old image",
+                          "tag", journal["old_image_id"], repo, tag)
+        if not (old.get("State") or {}).get("Running"):
+            await attempt(f"started the old container {old_id[:12]}",
+                          "starting the old container", "start", old_id)
 
     async def settle(self, entry: JournalEntry) -> tuple[str, str]:
         """Converge one interrupted replacement; returns (outcome, what was done)."""

@@ -152,7 +152,9 @@ class Updater:
         try:
             ref, old_image = await self._target(old)
         except _Failed as exc:
-            return UpdateResult(name, UpdateOutcome.FAILED, None, None, str(exc))
+            return UpdateResult(
+                name, UpdateOutcome.FAILED, None, None, f"{exc}; nothing was changed"
+            )
         old_digests = local_digests(ref, old_image.get("RepoDigests") or ())
         old_digest = old_digests[0] if old_digests else None
         try:

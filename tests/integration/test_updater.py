@@ -215,6 +215,25 @@ async def test_container_already_on_the_remote_digest_is_left_alone(
     assert _inspect(docker_client, old.name)["Id"] == old.id
 
 
+async def test_pull_from_a_token_registry_uses_the_identity_token_from_docker_config(
+    engine: DockerEngine, db: Store, docker_config: Any, docker_client: docker.DockerClient,
+    images: Any, registries: Any, containers: Any,
+) -> None:
+    token = registries.token
+    image = Outdated(docker_client, images, token, "token", dict(cmd=SLEEPER), dict(cmd=SLEEPER))
+    old = containers.run(image.ref)
+    credentials = DockerCredentials(docker_config({token.host: {
+        "identitytoken": token.identity_token}}))
+    async with RegistryClient(credentials=credentials) as registry:
+        updater = Updater(engine, registry, db, health_timeout=HEALTH_TIMEOUT,
+                          grace_period=GRACE, credentials=credentials)
+        result = await updater.update(old.name)
+
+    assert result.outcome is UpdateOutcome.UPDATED, result.message
+    running = docker_client.api.inspect_image(_inspect(docker_client, old.name)["Image"])
+    assert f"{image.name}@{image.new_digest}" in running["RepoDigests"]
+
+
 # -- rollback ----------------------------------------------------------------------------------
 
 
@@ -288,8 +307,9 @@ async def test_registry_down_fails_and_touches_nothing(
     updater: Updater, docker_client: docker.DockerClient, images: Any, containers: Any,
     dead_registry: Any, db: Store,
 ) -> None:
-    local = images.build_local(f"{dead_registry.host}/{_repo('dead')}:1", version=1, cmd=SLEEPER)
-    old = containers.run(local)
+    reference = f"{dead_registry.host}/{_repo('dead')}:1"
+    images.build_local(reference, version=1, cmd=SLEEPER)
+    old = containers.run(reference)
     before = _inspect(docker_client, old.name)
     wanted = "sha256:" + "4" * 64
 
@@ -351,6 +371,24 @@ async def test_container_sharing_the_network_namespace_keeps_working_after_the_u
     assert "version 2" in _exec(docker_client, sidecar.name, fetch)
     assert new_sidecar["Image"] == sidecar.image.id  # recreated, not updated
     assert _names_like(docker_client, sidecar.name) == {sidecar.name}
+
+
+async def test_namespace_sharer_rejoins_the_old_container_after_a_rollback(
+    updater: Updater, docker_client: docker.DockerClient, images: Any, registries: Any,
+    containers: Any,
+) -> None:
+    image = Outdated(docker_client, images, registries.anonymous, "netns-back",
+                     dict(cmd=WEB), dict(cmd=["sh", "-c", "exit 1"]))
+    target = containers.run(image.ref)
+    sidecar = containers.run(image.ref, command=SLEEPER, network_mode=f"container:{target.name}")
+
+    result = await updater.update(target.name)
+
+    assert result.outcome is UpdateOutcome.ROLLED_BACK, result.message
+    assert f"restarted {sidecar.name}" in result.message
+    assert _inspect(docker_client, target.name)["Id"] == target.id
+    fetch = "wget -q -O - http://127.0.0.1:8080/version"
+    assert "version 1" in _exec(docker_client, sidecar.name, fetch)
 
 
 # -- concurrency -------------------------------------------------------------------------------
