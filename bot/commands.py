@@ -316,6 +316,9 @@ class CommandRouter:
             )
             for registry, message in sorted(last.get("rate_limited", {}).items()):
                 lines.append(f"Rate limited: {registry}: {message}")
+        upcoming = self.store.get_meta("next_pass")
+        if upcoming:
+            lines.append(f"Next pass: {upcoming}")
         pending = self.store.updates(("pending", "approved", "failed"))
         lines.append(f"Pending updates: {len(pending)}")
         lines.extend(f"  {_update_line(u)}" for u in pending[:5])

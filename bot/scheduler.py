@@ -156,16 +156,31 @@ class PassScheduler:
             "coalesce": True,
             "misfire_grace_time": 300,
         }
-        scheduler.add_job(self.runner.run_scheduled, trigger, id="pass", **job_options)
+        scheduler.add_job(self._job, trigger, id="pass", **job_options)
         if self.first_pass_delay >= 0:
             first = datetime.now(UTC) + timedelta(seconds=self.first_pass_delay)
-            scheduler.add_job(
-                self.runner.run_scheduled, DateTrigger(first), id="first-pass", **job_options
-            )
+            scheduler.add_job(self._job, DateTrigger(first), id="first-pass", **job_options)
         scheduler.start()
         self._scheduler = scheduler
-        job = scheduler.get_job("pass")
-        log.info("check schedule %r; next pass at %s", self.schedule, job.next_run_time)
+        log.info("check schedule %r; next pass at %s", self.schedule, self._remember_next())
+
+    async def _job(self) -> None:
+        await self.runner.run_scheduled()
+        self._remember_next()
+
+    def next_pass(self) -> datetime | None:
+        """When the next scheduled pass starts (jitter included)."""
+        if self._scheduler is None:
+            return None
+        times = [job.next_run_time for job in self._scheduler.get_jobs() if job.next_run_time]
+        return min(times) if times else None
+
+    def _remember_next(self) -> datetime | None:
+        """Keep the next pass time where /status can read it."""
+        upcoming = self.next_pass()
+        if upcoming is not None:
+            self.runner.store.set_meta("next_pass", upcoming.isoformat(timespec="seconds"))
+        return upcoming
 
     def stop(self) -> None:
         """Stop scheduling; a pass under way is left to finish (or be cancelled) by the caller."""

@@ -85,6 +85,10 @@ async def test_cron_job_is_single_instance_and_coalesced(store: Store) -> None:
         [job] = scheduler._scheduler.get_jobs()
         assert job.max_instances == 1 and job.coalesce
         assert job.trigger.jitter == 30
+        assert store.get_meta("next_pass") == scheduler.next_pass().isoformat(  # type: ignore[union-attr]
+            timespec="seconds"
+        )
+        assert "Next pass:" in (await core.router.dispatch(cmd("status"))).text
     finally:
         scheduler.stop()
 
