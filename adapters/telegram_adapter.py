@@ -73,38 +73,48 @@ def escape(text: str) -> str:
     return html.escape(text, quote=False)
 
 
+def size(text: str) -> int:
+    """Length as Telegram counts it (UTF-16 code units: an emoji counts twice)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
 def _pieces(raw: str, limit: int) -> list[str]:
-    """One raw line escaped and cut into pieces of at most `limit` characters."""
+    """One raw line escaped and cut into pieces of at most `limit` in size."""
     pieces: list[str] = []
     current = ""
+    used = 0
     for char in raw:
         escaped = escape(char)
-        if len(current) + len(escaped) > limit:
+        if used + size(escaped) > limit:
             pieces.append(current)
-            current = ""
+            current, used = "", 0
         current += escaped
+        used += size(escaped)
     pieces.append(current)
     return pieces
 
 
 def _lines(html_line: str, raw: str, limit: int) -> list[str]:
     """A rendered line, or its raw text cut into plain pieces where it would not fit a page."""
-    return [html_line] if len(html_line) <= limit else _pieces(raw, limit)
+    return [html_line] if size(html_line) <= limit else _pieces(raw, limit)
 
 
 def paginate(lines: Sequence[str], limit: int = MESSAGE_LIMIT) -> list[str]:
-    """Self-contained HTML lines packed into pages of at most `limit` characters, in order."""
+    """Self-contained HTML lines packed into pages of at most `limit` in size, in order.
+
+    The markup counts too, so a page is never longer than Telegram allows once parsed.
+    """
     pages: list[str] = []
     current: list[str] = []
-    size = 0
+    used = 0
     for line in lines:
-        added = len(line) + (1 if current else 0)
-        if current and size + added > limit:
+        added = size(line) + (1 if current else 0)
+        if current and used + added > limit:
             pages.append("\n".join(current))
-            current, size = [], 0
-            added = len(line)
+            current, used = [], 0
+            added = size(line)
         current.append(line)
-        size += added
+        used += added
     if current:
         pages.append("\n".join(current))
     return [page for page in pages if page.strip()]
@@ -164,9 +174,9 @@ def press_line(who: str, label: str, outcome: str) -> str:
 def edited_text(original_html: str, line: str, limit: int = MESSAGE_LIMIT) -> str:
     """The alert's text with the press line appended, kept within one message."""
     text = f"{original_html}\n\n{line}"
-    if len(text) <= limit:
+    if size(text) <= limit:
         return text
-    return line if len(line) <= limit else line[:limit]
+    return line if size(line) <= limit else _pieces(html.unescape(line), limit)[0]
 
 
 def display_name(user: User) -> str:

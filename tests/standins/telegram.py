@@ -371,7 +371,7 @@ class TelegramStandin:
             text, entities = raw, []
         if not text.strip():
             raise ApiError(400, "Bad Request: message text is empty")
-        if len(text) > 4096:
+        if _utf16_len(text) > 4096:
             raise ApiError(400, "Bad Request: message is too long")
         as_html = raw if params.get("parse_mode") == "HTML" else html.escape(raw)
         message: dict[str, Any] = {"text": text, "html": as_html}

@@ -22,6 +22,7 @@ from adapters.telegram_adapter import (
     render_alert,
     render_reply,
     retry_seconds,
+    size,
 )
 from bot.chat import Action, Alert, AlertKind, Field, Reply
 from tests.standins.telegram import parse_html
@@ -69,7 +70,7 @@ def test_a_line_longer_than_a_page_is_cut_without_breaking_an_escape() -> None:
 
     pages = render_reply(Reply(raw), limit=12)
 
-    assert all(len(page) <= 12 for page in pages)
+    assert all(size(page) <= 12 for page in pages)
     assert "".join(parse_html(page)[0] for page in pages) == raw
 
 
@@ -83,7 +84,7 @@ def test_any_reply_becomes_valid_pages_that_keep_every_character(text: str) -> N
     limit = 40
     pages = render_reply(Reply(text), limit=limit)
 
-    assert all(len(page) <= limit for page in pages)
+    assert all(size(page) <= limit for page in pages)
     plain = "".join(parse_html(page)[0] for page in pages)
     if text.strip():
         assert plain.replace("\n", "") == text.replace("\n", "")
@@ -141,3 +142,9 @@ def test_retry_after_is_read_in_seconds_with_or_without_timedelta_mode(
     with pytest.warns(DeprecationWarning):
         exc = RetryAfter(2)  # PTB itself warns here; reading it again must not
     assert retry_seconds(exc) == 2.0
+
+
+def test_pages_are_measured_as_telegram_counts_emoji() -> None:
+    pages = render_reply(Reply("\U0001f433" * 3000))
+
+    assert [size(page) for page in pages] == [4096, 6000 - 4096]
