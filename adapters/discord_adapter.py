@@ -189,6 +189,7 @@ class DiscordAdapter:
         self._attempts = retry_attempts
         self._base_delay = retry_base_delay
         self._redirect = ApiRedirect(settings.discord_api_base_url, settings.discord_gateway_url)
+        self._gateway_name = settings.discord_gateway_url or "Discord's own"
         self._dispatch: Dispatch | None = None
         self._client: _Client | None = None
         self._task: asyncio.Task[None] | None = None
@@ -227,15 +228,18 @@ class DiscordAdapter:
         await self.stop()
         if failure is None:
             raise DockWardenError(
-                f"the Discord gateway did not become ready within {self._ready_timeout:.0f}s"
+                f"the Discord gateway ({self._gateway_name}) did not become ready within "
+                f"{self._ready_timeout:.0f}s"
             )
         if isinstance(failure, DockWardenError):
             raise failure
         if isinstance(failure, discord.LoginFailure):
             raise DockWardenError("Discord refused the bot token (DISCORD_BOT_TOKEN)") from None
+        # discord.py fails an unanswered first gateway connection with an AttributeError of its
+        # own, so say which gateway it was.
         raise DockWardenError(
-            f"the Discord adapter could not start: {type(failure).__name__}: "
-            f"{scrub(str(failure), [self._token])}"
+            f"the Discord adapter could not start (gateway: {self._gateway_name}): "
+            f"{type(failure).__name__}: {scrub(str(failure), [self._token])}"
         ) from None
 
     async def _run(self, client: _Client) -> None:
@@ -244,7 +248,7 @@ class DiscordAdapter:
             await client.start(self._token, reconnect=True)
         except Exception as exc:
             self.failure = exc
-            if not self._stopping:
+            if self._ready.is_set() and not self._stopping:  # before READY, start() says it
                 log.error("the Discord client stopped: %s: %s", type(exc).__name__,
                           scrub(str(exc), [self._token]))
 

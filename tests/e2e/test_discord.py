@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import socket
 
+import discord.http
 import pytest
 
-from adapters.discord_adapter import DiscordWebhookAdapter
+from adapters.discord_adapter import DiscordAdapter, DiscordWebhookAdapter
 from bot.chat import Action, Alert, AlertKind, Field
 from bot.config import Settings
 from bot.errors import DockWardenError
@@ -348,3 +351,45 @@ async def test_snooze_and_check_pass_their_options_as_arguments(
     assert [(c.name, c.args) for c in dispatch.commands] == [
         ("snooze", ("web", "2h")), ("check", ())]
     assert check.callback == {"type": 5, "data": {"flags": EPHEMERAL}}
+
+
+async def test_a_gateway_that_never_answers_fails_start_and_restores_discords_urls(
+    discord_standin: DiscordStandin, tmp_path: object
+) -> None:
+    base = discord.http.Route.BASE
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    port = dead.getsockname()[1]
+    try:
+        settings = discord_settings_for(discord_standin, tmp_path,
+                                        DISCORD_GATEWAY_URL=f"ws://127.0.0.1:{port}/gateway")
+        adapter = DiscordAdapter(settings, guild_ready_timeout=0.1, ready_timeout=1)
+        # discord.py gives up on its own or we stop waiting: either way the gateway is named
+        with pytest.raises(DockWardenError, match=rf"gateway.*ws://127\.0\.0\.1:{port}"):
+            await adapter.start(RecordingDispatch())
+    finally:
+        dead.close()
+    assert discord.http.Route.BASE == base
+    assert discord_standin.commands  # it had logged in and synced before the gateway failed
+
+
+async def test_a_start_cancelled_midway_leaves_no_client_running(
+    discord_standin: DiscordStandin, tmp_path: object
+) -> None:
+    base = discord.http.Route.BASE
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    try:
+        settings = discord_settings_for(
+            discord_standin, tmp_path,
+            DISCORD_GATEWAY_URL=f"ws://127.0.0.1:{dead.getsockname()[1]}/gateway")
+        adapter = DiscordAdapter(settings, guild_ready_timeout=0.1, ready_timeout=60)
+        starting = asyncio.create_task(adapter.start(RecordingDispatch()))
+        await discord_standin.wait_for(lambda: discord_standin.commands)
+        starting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await starting
+    finally:
+        dead.close()
+    assert discord.http.Route.BASE == base
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "discord-client"]
