@@ -145,7 +145,7 @@ def problem_alert(registry: str, kind: str, results: Sequence[CheckResult]) -> A
     first = results[0].error
     scheme = first.scheme if first else None
     containers = ", ".join(sorted({r.container for r in results}))
-    lines = [f"{registry}: {first.message if first else kind}"]
+    lines = [first.message if first else f"{registry}: {kind}"]
     if scheme:
         lines.append(f"The registry asks for the {scheme!r} auth scheme.")
     lines.append(f"Not checked: {containers}.")
