@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.telegram_adapter import COMMANDS, MESSAGE_LIMIT, TelegramAdapter
+from adapters.telegram_adapter import COMMANDS, TelegramAdapter
+from adapters.telegram_render import MESSAGE_LIMIT
 from bot.chat import Action, Alert, AlertKind, Command, Field, Reply, Sender
 from bot.config import Settings
 from bot.errors import ConfigError, DockWardenError

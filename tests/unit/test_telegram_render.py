@@ -10,18 +10,19 @@ from hypothesis import strategies as st
 from telegram import User
 from telegram.error import RetryAfter
 
-from adapters.telegram_adapter import (
+from adapters.telegram_adapter import retry_seconds
+from adapters.telegram_render import (
     MESSAGE_LIMIT,
     callback_data,
     display_name,
     edited_text,
     escape,
     keyboard,
+    paginate,
     parse_callback_data,
     press_line,
     render_alert,
     render_reply,
-    retry_seconds,
     size,
 )
 from bot.chat import Action, Alert, AlertKind, Field, Reply
@@ -148,3 +149,9 @@ def test_pages_are_measured_as_telegram_counts_emoji() -> None:
     pages = render_reply(Reply("\U0001f433" * 3000))
 
     assert [size(page) for page in pages] == [4096, 6000 - 4096]
+
+
+def test_lines_are_packed_whole_into_pages_and_blank_pages_dropped() -> None:
+    assert paginate(["aaaa", "bbbb", "cc"], limit=9) == ["aaaa\nbbbb", "cc"]
+    assert paginate(["<b>t</b>", "x"], limit=8) == ["<b>t</b>", "x"]
+    assert paginate(["", " "], limit=9) == []
