@@ -255,6 +255,23 @@ async def test_a_press_after_a_gateway_drop_is_handled_on_the_resumed_session(
     assert [c.name for c in dispatch.commands] == ["approve"]
 
 
+async def test_a_press_after_a_refused_resume_is_handled_on_a_new_session(
+    discord_standin: DiscordStandin, discord_settings: Settings, discord_bot: BotFactory
+) -> None:
+    dispatch = RecordingDispatch()
+    adapter = await discord_bot(discord_settings, dispatch)
+    await adapter.notify(update_alert("u-1"))
+    discord_standin.refuse_resume = True
+    await discord_standin.drop_gateway()
+    await discord_standin.wait_for(lambda: len(discord_standin.identifies) == 2)
+    [message] = discord_standin.channel_messages()
+    press = await discord_standin.press(message["id"], "dockwarden:approve:u-1",
+                                        user_id=DISCORD_ROLE_ADMIN, role_ids=(ADMIN_ROLE_ID,))
+    await discord_standin.wait_for(lambda: press.followups)
+    assert [(c.name, ADMIN_ROLE_ID in c.sender.role_ids) for c in dispatch.commands] == [
+        ("approve", True)]
+
+
 async def test_a_rate_limited_alert_is_retried_and_delivered_once(
     discord_standin: DiscordStandin, discord_settings: Settings, discord_bot: BotFactory
 ) -> None:

@@ -92,6 +92,7 @@ class DiscordStandin:
         self.interactions: dict[str, Interaction] = {}  # token -> interaction
         self.identifies: list[dict[str, Any]] = []
         self.resumes: list[dict[str, Any]] = []
+        self.refuse_resume = False
         self.api_url = ""
         self.gateway_url = ""
         self._runner: web.AppRunner | None = None
@@ -204,7 +205,10 @@ class DiscordStandin:
                     await self._notify()
                 elif frame["op"] == 6:
                     self.resumes.append(frame["d"])
-                    await self._send(ws, "RESUMED", {})
+                    if self.refuse_resume:  # session gone: the client must identify anew
+                        await ws.send_str(json.dumps({"op": 9, "d": False}))
+                    else:
+                        await self._send(ws, "RESUMED", {})
                     await self._notify()
         finally:
             self._sockets.discard(ws)
