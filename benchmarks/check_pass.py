@@ -56,16 +56,32 @@ class Proc:
     stderr: str
 
 
+# The child is started through this small launcher: Linux counts the RSS a process had before
+# exec in its peak, so a child forked straight from this (large) process would report ours.
+_LAUNCHER = """
+import os, sys, time
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - started
+with open(os.environ["DWBENCH_FIGURES"], "w") as f:
+    f.write(f"{usage.ru_maxrss} {wall}")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_measured(argv: Sequence[str], *, env: dict[str, str], cwd: Path) -> Proc:
-    """Run a child to completion; wall time and its own peak RSS (wait4 rusage)."""
-    out_path, err_path = cwd / "child.out", cwd / "child.err"
+    """Run a child to completion; its wall time and its own peak RSS (wait4 rusage)."""
+    out_path, err_path, figures = cwd / "child.out", cwd / "child.err", cwd / "child.figures"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=cwd)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    return Proc(wall, usage.ru_maxrss / 1024, proc.returncode,
+        done = subprocess.run(
+            [sys.executable, "-I", "-S", "-c", _LAUNCHER, *argv], stdout=out, stderr=err,
+            env={**env, "DWBENCH_FIGURES": str(figures)}, cwd=cwd, check=False,
+        )
+    max_rss_kb, wall = figures.read_text().split()
+    return Proc(float(wall), int(max_rss_kb) / 1024, done.returncode,
                 out_path.read_text(), err_path.read_text())
 
 
