@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import gc
+import http.server
+import json
 import os
+import socketserver
+import threading
 import uuid
 from typing import Any
 
@@ -12,7 +16,7 @@ import pytest
 
 from bot.domain import Workload
 from bot.engines.docker import DockerEngine
-from bot.errors import EngineUnavailable
+from bot.errors import EngineError, EngineUnavailable
 
 
 def _repo(stem: str) -> str:
@@ -112,3 +116,98 @@ def test_engine_that_is_not_a_swarm_manager_has_no_services(
     if docker_client.info()["Swarm"].get("ControlAvailable"):
         pytest.skip("this engine manages a swarm")
     assert engine.list_services() == []
+
+
+class _FlakyEngineHandler(http.server.BaseHTTPRequestHandler):
+    """A Docker API that answers /version, then misbehaves as the server's `mode` says."""
+
+    protocol_version = "HTTP/1.1"
+    server: _FlakyEngine
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+        """Quiet."""
+
+    def address_string(self) -> str:
+        return "unix"
+
+    def _json(self, status: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        path = self.path.split("?")[0]
+        if path.endswith("/version"):
+            self._json(200, {"Version": "20.10.0", "ApiVersion": "1.41", "MinAPIVersion": "1.12"})
+        elif self.server.mode == "dies":
+            self.close_connection = True  # no answer at all: the engine went away
+        elif self.server.mode == "fails":
+            self._json(500, {"message": "storage driver exploded"})
+        elif path.endswith("/containers/json"):
+            self._json(200, [{
+                "Id": "c" * 64, "Names": ["/vanishing"], "Image": "sha256:" + "d" * 64,
+                "ImageID": "sha256:" + "d" * 64, "Labels": {},
+            }])
+        elif path.endswith("/images/json"):
+            self._json(200, [])
+        else:  # the container is gone by the time it is inspected
+            self._json(404, {"message": "No such container"})
+
+
+class _FlakyEngine(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def __init__(self, path: str, mode: str) -> None:
+        super().__init__(path, _FlakyEngineHandler)
+        self.mode = mode
+
+
+@pytest.fixture
+def flaky_engine(tmp_path: Any) -> Any:
+    """start(mode) -> a DockerEngine on a socket whose API misbehaves after /version."""
+    servers: list[_FlakyEngine] = []
+    engines: list[DockerEngine] = []
+
+    def start(mode: str) -> DockerEngine:
+        path = str(tmp_path / f"{mode}.sock")
+        server = _FlakyEngine(path, mode)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        engine = DockerEngine(f"unix://{path}", timeout=5)
+        engines.append(engine)
+        return engine
+
+    yield start
+    for engine in engines:
+        engine.close()
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_engine_that_stops_answering_mid_pass_raises_engine_unavailable(
+    flaky_engine: Any,
+) -> None:
+    engine = flaky_engine("dies")
+    with pytest.raises(EngineUnavailable) as caught:
+        engine.list_workloads()
+    assert "stopped answering while listing containers" in str(caught.value)
+
+
+def test_engine_error_during_listing_is_an_engine_error_with_its_explanation(
+    flaky_engine: Any,
+) -> None:
+    engine = flaky_engine("fails")
+    with pytest.raises(EngineError) as caught:
+        engine.list_workloads()
+    assert not isinstance(caught.value, EngineUnavailable)
+    assert "storage driver exploded" in str(caught.value)
+
+
+def test_container_that_vanishes_between_list_and_inspect_is_left_out(
+    flaky_engine: Any,
+) -> None:
+    assert flaky_engine("vanishes").list_workloads() == []
