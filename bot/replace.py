@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from bot.store import JournalEntry, Store
 log = logging.getLogger(__name__)
 
 DEFAULT_STOP_TIMEOUT = 10
+EXPIRY_MARGIN = 300.0  # seconds beyond stop and health timeouts (pulls happen before)
 STEPS = ("stop", "rename", "create", "connect", "start", "health", "remove_old")
 
 
@@ -102,7 +104,9 @@ class Replacer:
         name = spec.name
         old_id = str(old["Id"])
         aside = aside_name(name, old_id)
-        journal = {**journal, "name": name, "old_id": old_id, "aside": aside}
+        # Past this moment no live process can still be carrying this replacement out.
+        expires = time.time() + self._stop_timeout(old) + self.health_timeout + EXPIRY_MARGIN
+        journal = {**journal, "name": name, "old_id": old_id, "aside": aside, "expires": expires}
         jid = await asyncio.to_thread(self.store.journal_begin, name, "stop", journal)
         made: dict[str, str] = {}
         try:
@@ -188,11 +192,16 @@ class Replacer:
             inspect, timeout=self.health_timeout, grace_period=self.grace_period
         )
 
+    @staticmethod
+    def _stop_timeout(old: Mapping[str, Any]) -> int:
+        timeout = (old.get("Config") or {}).get("StopTimeout")
+        return DEFAULT_STOP_TIMEOUT if timeout is None else int(timeout)
+
     async def _stop(self, old: Mapping[str, Any]) -> None:
         # Honour the container's own StopTimeout; the engine sends its own StopSignal.
-        timeout = (old.get("Config") or {}).get("StopTimeout")
-        timeout = DEFAULT_STOP_TIMEOUT if timeout is None else int(timeout)
-        await self.engine.call("stopping the old container", "stop", old["Id"], timeout=timeout)
+        await self.engine.call(
+            "stopping the old container", "stop", old["Id"], timeout=self._stop_timeout(old)
+        )
 
     async def _step(self, jid: int, step: str, **data: Any) -> None:
         log.info("update journal %d: %s", jid, step)

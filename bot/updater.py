@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -127,7 +129,7 @@ class Updater:
         for entry in await asyncio.to_thread(self.store.journal_open):
             if entry.container != name:
                 continue
-            if selfinfo.is_alive(entry.data.get("owner") or {}):
+            if journal_owner_alive(entry):
                 raise UpdateInProgress(f"another DockWarden process is updating {name}")
             await self._settle(entry)
 
@@ -337,7 +339,7 @@ class Updater:
         """Settle every update a dead process left open; the names of the containers settled."""
         settled = []
         for entry in await asyncio.to_thread(self.store.journal_open):
-            if selfinfo.is_alive(entry.data.get("owner") or {}):
+            if journal_owner_alive(entry):
                 continue  # still being carried out by a live process
             await self._settle(entry)
             settled.append(entry.container)
@@ -355,6 +357,16 @@ class Updater:
         )
         log.warning("interrupted update settled (%s): %s", outcome, text)
         return text
+
+
+def journal_owner_alive(entry: JournalEntry) -> bool:
+    """Whether the process that opened the journal may still be carrying the update out."""
+    owner = entry.data.get("owner") or {}
+    if owner.get("host") == socket.gethostname():
+        return selfinfo.is_alive(owner)
+    # Written from another container or host: no pid to look at, but no update outlives its
+    # stop timeout plus its health timeout, which the journal's expiry allows for.
+    return time.time() < float(entry.data.get("expires") or 0)
 
 
 def _short(digest: str) -> str:

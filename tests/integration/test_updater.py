@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pty
 import random
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from bot.engines.docker import DockerEngine
 from bot.errors import UpdateInProgress
 from bot.registry.client import RegistryClient
 from bot.registry.credentials import DockerCredentials
+from bot.selfinfo import process_identity
 from bot.store import Store
 from bot.updater import Updater
 
@@ -412,6 +414,22 @@ async def test_second_update_of_the_same_container_while_one_runs_is_refused(
     assert done[0].outcome is UpdateOutcome.UPDATED
 
 
+async def test_update_while_a_live_process_journals_one_of_the_same_container_is_refused(
+    updater: Updater, docker_client: docker.DockerClient, images: Any, containers: Any,
+    db: Store,
+) -> None:
+    reference = f"127.0.0.1:1/{_repo('busy')}:1"
+    images.build_local(reference, version=1, cmd=SLEEPER)
+    old = containers.run(reference)
+    db.journal_begin(old.name, "health", {"owner": process_identity(), "old_id": old.id})
+
+    with pytest.raises(UpdateInProgress):
+        await updater.update(old.name)
+
+    assert await updater.reconcile() == []  # a live owner's journal is not settled
+    assert _inspect(docker_client, old.name)["State"]["Running"]
+
+
 # -- interrupted updates -----------------------------------------------------------------------
 
 CRASHING_UPDATE = textwrap.dedent("""
@@ -419,6 +437,7 @@ CRASHING_UPDATE = textwrap.dedent("""
     from bot.engines.docker import DockerEngine
     from bot.registry.client import RegistryClient
     from bot.registry.credentials import DockerCredentials
+from bot.selfinfo import process_identity
     from bot.store import Store
     from bot.updater import Updater
 
@@ -531,3 +550,29 @@ def test_dockwarden_update_yes_json_follows_the_contract(
 
     missing = _cli(["update", old.name + "-nope", "--yes", "--json"], env)
     assert missing.returncode != 0
+
+
+def test_dockwarden_update_asks_on_a_terminal_and_a_no_changes_nothing(
+    docker_client: docker.DockerClient, images: Any, registries: Any, containers: Any,
+    docker_host: str, tmp_path: Path,
+) -> None:
+    image = Outdated(docker_client, images, registries.anonymous, "ask",
+                     dict(cmd=SLEEPER), dict(cmd=SLEEPER))
+    old = containers.run(image.ref)
+    env = {**os.environ, "DOCKER_HOST": docker_host, "DOCKWARDEN_DB": str(tmp_path / "a.db")}
+    controller, terminal = pty.openpty()
+    try:
+        os.write(controller, b"n\n")
+        answered = subprocess.run(
+            [sys.executable, "-m", "bot", "update", old.name], cwd=ROOT, env=env,
+            stdin=terminal, capture_output=True, text=True, timeout=120,
+        )
+    finally:
+        os.close(controller)
+        os.close(terminal)
+
+    assert answered.returncode == 1
+    assert f"Update {old.name} ({image.ref}) from {image.old_digest} to {image.new_digest}? [y/N]" \
+        in answered.stderr
+    assert "aborted" in answered.stderr
+    assert _inspect(docker_client, old.name)["Id"] == old.id
