@@ -1,0 +1,18 @@
+"""Real services the integration and e2e tests stand on: a Docker engine and registries.
+
+Everything here starts real processes (dockerd, docker-registry, a token server) on loopback,
+writes their logs to files under WORK_ROOT and stops them again; tests/conftest.py wires them
+into pytest fixtures. `python -m tests.services prepare` installs what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Where every service keeps its state and logs; outside the work tree so clones stay clean.
+WORK_ROOT = Path(os.environ.get("DOCKWARDEN_TEST_ROOT", "/var/tmp/dockwarden-test"))
+
+# The label every engine resource made by the test services carries; its value is the pid of
+# the pytest process that made it, so a later session can tell dead sessions' leftovers.
+SESSION_LABEL = "dockwarden.test.session"

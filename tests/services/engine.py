@@ -1,0 +1,208 @@
+"""The Docker engine under test: the one that answers, or a dockerd we start and stop ourselves."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import docker
+import docker.errors
+
+from tests.services import SESSION_LABEL, WORK_ROOT
+from tests.services.procs import pid_alive, spawn, stop, tail, wait_until
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "unix:///var/run/docker.sock"
+FORCE_ENV = "DOCKWARDEN_TEST_FORCE_ENGINE"
+
+
+def answers(url: str, timeout: float = 3.0) -> bool:
+    """Whether a Docker engine answers a ping on `url`."""
+    try:
+        client = docker.DockerClient(base_url=url, version="1.41", timeout=timeout)
+    except docker.errors.DockerException:
+        return False
+    try:
+        return bool(client.ping())
+    except Exception:  # any transport failure means "no engine here"
+        return False
+    finally:
+        client.close()
+
+
+class Engine:
+    """A Docker engine for the test session; starts dockerd (vfs) only where none answers."""
+
+    def __init__(self, root: Path | None = None, *, force_own: bool | None = None) -> None:
+        self.root = root or WORK_ROOT / "engine"
+        self.force_own = os.environ.get(FORCE_ENV) == "1" if force_own is None else force_own
+        self.url = ""
+        self.started = False
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._lock: IO[str] | None = None
+        self._private_root = False
+        self._client: docker.DockerClient | None = None
+
+    @property
+    def client(self) -> docker.DockerClient:
+        """A docker.DockerClient on the engine (API version negotiated)."""
+        if self._client is None:
+            self._client = docker.DockerClient(base_url=self.url, version="auto", timeout=180)
+        return self._client
+
+    def start(self) -> str:
+        """Find or start an engine; returns its URL."""
+        existing = os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+        if not self.force_own and answers(existing):
+            self.url = existing
+            return self.url
+        self._start_own(another_engine=answers(existing))
+        return self.url
+
+    def _take_root(self) -> None:
+        """Lock the engine dir; a concurrent session with its own engine gets a private dir."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = open(self.root / "lock", "w")  # noqa: SIM115 - held for the whole session
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            self.root = self.root.parent / f"engine-{os.getpid()}"
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._private_root = True
+            return
+        self._lock = lock
+        self._kill_stale_daemon()
+
+    def _kill_stale_daemon(self) -> None:
+        """A dockerd whose session died still holds the data root; the lock says it is orphaned."""
+        pidfile = self.root / "docker.pid"
+        try:
+            pid = int(pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return
+        if not pid_alive(pid):
+            return
+        log.warning("stopping orphaned test dockerd pid %s", pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def _start_own(self, *, another_engine: bool) -> None:
+        dockerd = shutil.which("dockerd")
+        if dockerd is None:
+            raise RuntimeError("no Docker engine answers and dockerd is not installed: "
+                               "run `python -m tests.services prepare` as root")
+        self._take_root()
+        sock = self.root / "docker.sock"
+        with contextlib.suppress(FileNotFoundError):
+            sock.unlink()
+        argv = [
+            dockerd, "--storage-driver=vfs",
+            f"--data-root={self.root / 'data'}", f"--exec-root={self.root / 'exec'}",
+            f"-H=unix://{sock}", f"--pidfile={self.root / 'docker.pid'}",
+            "--containerd-namespace=dockwarden-test",
+            "--containerd-plugins-namespace=dockwarden-test-plugins",
+        ]
+        if another_engine:
+            # The other daemon owns docker0 and the iptables chains; keep off both.
+            argv += ["--bridge=none", "--iptables=false"]
+        logfile = self.root / "dockerd.log"
+        log.info("starting dockerd on %s (log %s)", sock, logfile)
+        self.proc = spawn(argv, logfile)
+        self.started = True
+        self.url = f"unix://{sock}"
+        try:
+            wait_until(lambda: answers(self.url, timeout=2), 90, "dockerd", self.proc, logfile)
+        except Exception:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Close the client; stop dockerd only if this session started it."""
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._client.close()
+            self._client = None
+        if self.proc is not None:
+            stop(self.proc, grace=30)
+            self.proc = None
+        if self._private_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def log_tail(self) -> str:
+        """The end of our dockerd's log (empty when we did not start one)."""
+        return tail(self.root / "dockerd.log") if self.started else ""
+
+
+def session_labels(session: int | None = None) -> dict[str, str]:
+    """The labels marking a resource as made by this test session."""
+    return {SESSION_LABEL: str(os.getpid() if session is None else session)}
+
+
+def _session_of(labels: dict[str, str] | None) -> int | None:
+    try:
+        return int((labels or {})[SESSION_LABEL])
+    except (KeyError, ValueError):
+        return None
+
+
+def remove_session_resources(client: docker.DockerClient, *, dead_only: bool,
+                             session: int | None = None) -> dict[str, list[str]]:
+    """Remove labelled resources: of dead sessions (dead_only) or of `session`; returns names."""
+    def wanted(labels: dict[str, str] | None) -> bool:
+        owner = _session_of(labels)
+        if owner is None:
+            return False
+        if dead_only:
+            return not pid_alive(owner)
+        return owner == session
+
+    removed: dict[str, list[str]] = {"containers": [], "networks": [], "volumes": [], "images": []}
+    flt = {"label": SESSION_LABEL}
+    api = client.api
+    # The low-level lists: the model lists inspect each item and race concurrent sessions.
+    for c in api.containers(all=True, filters=flt):
+        if wanted(c.get("Labels")):
+            _quietly(lambda c=c: api.remove_container(c["Id"], force=True, v=True))
+            removed["containers"].append((c.get("Names") or [c["Id"]])[0].lstrip("/"))
+    for n in api.networks(filters=flt):
+        if wanted(n.get("Labels")):
+            _quietly(lambda n=n: api.remove_network(n["Id"]))
+            removed["networks"].append(n["Name"])
+    for v in api.volumes(filters=flt).get("Volumes") or []:
+        if wanted(v.get("Labels")):
+            _quietly(lambda v=v: api.remove_volume(v["Name"], force=True))
+            removed["volumes"].append(v["Name"])
+    for i in api.images(all=True, filters=flt):
+        if wanted(i.get("Labels")):
+            # force untags every tag; the engine still refuses while a container runs it.
+            _quietly(lambda i=i: api.remove_image(i["Id"], force=True))
+            removed["images"].append(i["Id"])
+    return removed
+
+
+def _quietly(action: Any) -> None:
+    try:
+        action()
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        log.warning("cleanup: %s", exc)
