@@ -13,6 +13,8 @@ import pytest
 from tests.services import SESSION_LABEL
 from tests.services.engine import remove_session_resources
 from tests.services.images import OCI_INDEX, OCI_MANIFEST, registry_headers
+from tests.services.latency_proxy import LatencyProxy
+from tests.services.odd_registry import OddRegistry
 from tests.services.registry import Registries, RegistryService
 
 pytestmark = pytest.mark.integration
@@ -192,3 +194,54 @@ def test_leftovers_of_dead_sessions_go_and_live_ones_stay(
 def test_dead_registry_refuses_connections(dead_registry: str) -> None:
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://{dead_registry}/v2/")
+
+
+def test_odd_registry_proxies_faithfully_by_default(
+        images: object, registries: Registries, odd_registry: OddRegistry) -> None:
+    anon = registries.anonymous
+    digest = images.push(anon, "smoke/odd", "v1", version=1)  # type: ignore[attr-defined]
+    r = httpx.head(f"{odd_registry.url}/v2/smoke/odd/manifests/v1", headers={"Accept": ACCEPT})
+    assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == digest
+    assert [(q.method, q.path, q.status) for q in odd_registry.requests] == [
+        ("HEAD", "/v2/smoke/odd/manifests/v1", 200)]
+
+
+def test_odd_registry_misbehaves_as_programmed(
+        images: object, registries: Registries, odd_registry: OddRegistry) -> None:
+    images.push(registries.anonymous, "smoke/odd", "v1", version=1)  # type: ignore[attr-defined]
+    url = f"{odd_registry.url}/v2/smoke/odd/manifests/v1"
+    odd_registry.head_digest = False
+    head = httpx.head(url, headers={"Accept": ACCEPT})
+    assert head.status_code == 200 and "Docker-Content-Digest" not in head.headers
+    assert httpx.get(url, headers={"Accept": ACCEPT}).headers["Docker-Content-Digest"]
+    odd_registry.head_allowed = False
+    assert httpx.head(url).status_code == 405
+    odd_registry.rate_limit(2, retry_after="3")
+    limited = [httpx.get(url) for _ in range(3)]
+    assert [r.status_code for r in limited] == [429, 429, 200]
+    assert limited[0].headers["Retry-After"] == "3"
+    odd_registry.challenges = ['Negotiate', 'Basic realm="odd"']
+    refused = httpx.get(f"{odd_registry.url}/v2/")
+    assert refused.status_code == 401
+    assert refused.headers.get_list("www-authenticate") == ['Negotiate', 'Basic realm="odd"']
+    assert httpx.get(f"{odd_registry.url}/v2/", auth=("u", "p")).status_code == 200
+    odd_registry.garbage = True
+    junk = httpx.get(f"{odd_registry.url}/v2/", auth=("u", "p"))
+    assert junk.status_code == 200 and "Docker-Content-Digest" not in junk.headers
+
+
+def test_engine_pushes_through_the_odd_registry(
+        images: object, registries: Registries, odd_registry: OddRegistry) -> None:
+    front = RegistryService("odd", odd_registry.host)
+    digest = images.push(front, "smoke/via-odd", "v1", version=2)  # type: ignore[attr-defined]
+    assert _head(registries.anonymous, "smoke/via-odd", "v1").headers[
+        "Docker-Content-Digest"] == digest
+
+
+def test_latency_proxy_forwards_and_counts_connections(registries: Registries) -> None:
+    host, port = registries.anonymous.host.split(":")
+    with LatencyProxy(host, int(port), delay=0.005) as proxy, \
+            httpx.Client(base_url=f"http://{proxy.host}") as client:
+        statuses = [client.get("/v2/").status_code for _ in range(3)]
+    assert statuses == [200, 200, 200]
+    assert proxy.connections == 1
