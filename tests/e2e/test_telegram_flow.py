@@ -41,7 +41,9 @@ from tests.standins.telegram import TelegramStandin, wait_for
 pytestmark = pytest.mark.e2e
 
 CHAT = TELEGRAM_ALERT_CHATS[0]
-WATCH = {"dockwarden.enable": "true"}  # only this test's containers, not the shared engine's
+WATCH = {"dockwarden.enable": "true"}
+# no network: the containers only sleep, and the shared engine's bridge is not needed
+RUN: dict[str, Any] = {"labels": WATCH, "network_mode": "none"}
 
 
 class OnlyThese:
@@ -157,7 +159,7 @@ def outdated_container(images: Any, containers: Any, registry: Any, stem: str
     """A running container whose tag has moved on: (container, old digest, new digest)."""
     repo = _repo(stem)
     old = images.push(registry, repo, "v1", version=1)
-    container = containers.run(f"{registry.host}/{repo}:v1", labels=dict(WATCH))
+    container = containers.run(f"{registry.host}/{repo}:v1", **RUN)
     new = images.push(registry, repo, "v1", version=2)
     return container, old, new
 
@@ -216,6 +218,8 @@ async def test_update_found_alerted_once_refused_to_others_and_applied_on_admin_
 
     updates = await command(telegram_standin, TELEGRAM_OTHER, "/updates")
     assert app.name in updates
+    outside = await command(telegram_standin, TELEGRAM_OTHER, "/updates", chat=TELEGRAM_OTHER)
+    assert "not allowed" in outside, "read-only commands are for the alert chats"
     status = await command(telegram_standin, TELEGRAM_OTHER, "/status")
     assert "Pending updates: 1" in status
 
@@ -242,7 +246,7 @@ async def test_unsupported_challenge_is_one_alert_naming_the_scheme_beside_updat
     repo = _repo("odd")
     images.push(registries.anonymous, repo, "v1", version=1)
     docker_client.images.pull(f"{odd_registry.host}/{repo}", tag="v1")
-    odd = containers.run(f"{odd_registry.host}/{repo}:v1", labels=dict(WATCH))
+    odd = containers.run(f"{odd_registry.host}/{repo}:v1", **RUN)
     odd_registry.challenges = ['Negotiate realm="corp"']
 
     daemon = await daemons(flow_settings, app, odd)

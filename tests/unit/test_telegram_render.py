@@ -26,7 +26,7 @@ from adapters.telegram_render import (
     size,
 )
 from bot.chat import Action, Alert, AlertKind, Field, Reply
-from tests.standins.telegram import parse_html
+from tests.standins.telegram import ApiError, parse_html
 
 
 def test_image_names_and_markup_characters_are_escaped() -> None:
@@ -155,3 +155,9 @@ def test_lines_are_packed_whole_into_pages_and_blank_pages_dropped() -> None:
     assert paginate(["aaaa", "bbbb", "cc"], limit=9) == ["aaaa\nbbbb", "cc"]
     assert paginate(["<b>t</b>", "x"], limit=8) == ["<b>t</b>", "x"]
     assert paginate(["", " "], limit=9) == []
+
+
+@pytest.mark.parametrize("raw", ["AT&T", "a < b", "<i>open", "<blink>x</blink>", "<b>x</i>"])
+def test_the_standin_refuses_markup_telegram_refuses(raw: str) -> None:
+    with pytest.raises(ApiError, match="can't parse entities"):
+        parse_html(raw)
