@@ -1,0 +1,359 @@
+"""How each registry wants to be authenticated: the /v2/ ping, credentials, tokens, 401s.
+
+Anonymous registries (200 on /v2/, or a 401 with no challenge) just work; Bearer and Basic are
+answered wherever they stand among the offered challenges; a registry offering only schemes we
+cannot speak is still tried anonymously, and reported as unsupported only when that fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+from bot.errors import (
+    AuthFailed,
+    BadResponse,
+    RateLimited,
+    RegistryError,
+    RegistryUnreachable,
+    UnsupportedChallenge,
+)
+from bot.reference import DOCKER_HUB, ImageRef
+from bot.registry.challenge import Challenge, choose_challenge, describe, parse_www_authenticate
+from bot.registry.credentials import Credentials, DockerCredentials
+from bot.registry.exchange import Exchange, unexpected
+from bot.registry.tokens import (
+    Token,
+    TokenAnswerError,
+    TokenCache,
+    parse_token_answer,
+    realm_url,
+    refresh_form,
+    token_url,
+)
+
+log = logging.getLogger(__name__)
+
+# Scopes per batched token request: the URL and the JWT (sent on every request after) grow with
+# each scope, and proxies before registries often cap a header line at 8 KiB.
+MAX_SCOPES_PER_TOKEN = 50
+
+
+@dataclass
+class Auth:
+    """The challenge a registry answers to, and the URL it came from (for relative realms)."""
+
+    challenge: Challenge
+    url: str
+
+
+@dataclass
+class RegistryState:
+    """What the client knows about one registry."""
+
+    name: str
+    base: str
+    credentials_key: str
+    semaphore: asyncio.Semaphore
+    ping: asyncio.Future[None] | None = None
+    pinged: bool = False
+    auth: Auth | None = None
+    # Set when the ping offered only schemes we cannot speak: (schemes, raw header).
+    unsupported: tuple[str, str] | None = None
+    credentials: Credentials | None = None
+    credentials_loaded: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def unsupported_error(self, repository: str | None) -> UnsupportedChallenge | None:
+        """The error for "only schemes we cannot speak", if the ping found that."""
+        if self.unsupported is None:
+            return None
+        schemes, header = self.unsupported
+        return UnsupportedChallenge(
+            registry=self.name, repository=repository, scheme=schemes, header=header
+        )
+
+
+def basic_authorization(credentials: Credentials | None) -> str | None:
+    """The Basic Authorization value for a username and password, if there are both."""
+    pair = credentials.basic if credentials is not None else None
+    if pair is None:
+        return None
+    raw = f"{pair[0]}:{pair[1]}".encode()
+    return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
+def login_hint(registry: str) -> str:
+    """What the user should do about missing or refused credentials."""
+    target = "" if registry == DOCKER_HUB else f" {registry}"
+    return f"run `docker login{target}` where DockWarden reads Docker's config"
+
+
+class Authenticator:
+    """Pings registries, fetches and caches tokens, and answers 401s."""
+
+    def __init__(self, exchange: Exchange, credentials: DockerCredentials) -> None:
+        self._exchange = exchange
+        self._credentials = credentials
+        self._tokens = TokenCache()
+        self._fetches: dict[tuple[str, frozenset[str]], asyncio.Future[Token]] = {}
+
+    async def credentials(self, state: RegistryState) -> Credentials | None:
+        """The registry's stored credentials (a credential helper may run: off the loop)."""
+        if not state.credentials_loaded:
+            async with state.lock:
+                if not state.credentials_loaded:
+                    state.credentials = await asyncio.to_thread(
+                        self._credentials.lookup, state.credentials_key
+                    )
+                    state.credentials_loaded = True
+        return state.credentials
+
+    # ---- the /v2/ ping ------------------------------------------------------------------
+
+    async def ensure_ping(self, state: RegistryState) -> None:
+        """GET /v2/ once per registry; every image of the registry waits for the same one."""
+        if state.pinged:
+            return
+        if state.ping is None:
+            state.ping = asyncio.ensure_future(self._ping(state))
+        ping = state.ping
+        try:
+            await asyncio.shield(ping)
+        except RegistryError:
+            # A failed ping is not remembered: the next pass tries again.
+            if state.ping is ping:
+                state.ping = None
+            raise
+
+    async def _ping(self, state: RegistryState) -> None:
+        url = f"{state.base}/v2/"
+        response = await self._exchange.send(state.name, "GET", url, kind="ping")
+        if response.status_code == 401:
+            raw = response.headers.get_list("www-authenticate")
+            offered = parse_www_authenticate(raw)
+            chosen = choose_challenge(offered)
+            if chosen is not None:
+                state.auth = Auth(chosen, url)
+            elif offered:
+                # Try anonymously anyway; say "unsupported" only if that fails.
+                state.unsupported = (describe(offered), ", ".join(raw))
+                log.info("%s offers only %s authentication", state.name, describe(offered))
+        elif response.status_code >= 500:
+            raise unexpected(state.name, response, "answering /v2/")
+        state.pinged = True
+
+    async def check(self, state: RegistryState) -> None:
+        """Log in as a check pass would, without a repository (raises RegistryError)."""
+        await self.ensure_ping(state)
+        error = state.unsupported_error(None)
+        if error is not None:
+            raise error
+        if state.auth is None:
+            return
+        if state.auth.challenge.scheme == "bearer":
+            await self._fetch_token(state, state.auth, [])
+            return
+        authorization = basic_authorization(await self.credentials(state))
+        if authorization is None:
+            raise AuthFailed(
+                f"{state.name} requires a login; {login_hint(state.name)}", registry=state.name
+            )
+        response = await self._exchange.send(
+            state.name, "GET", f"{state.base}/v2/", kind="ping", authorization=authorization
+        )
+        if response.status_code == 401:
+            raise AuthFailed(f"{state.name} refused the stored credentials", registry=state.name)
+
+    # ---- tokens -------------------------------------------------------------------------
+
+    async def prefetch(self, state: RegistryState, scopes: list[str]) -> dict[str, RegistryError]:
+        """One token request for many scopes, where the registry uses tokens.
+
+        Returns the scopes whose images need not try on their own: the token service is
+        unreachable or rate limiting. Other failures leave each image to ask for its own token
+        and report its own error (a registry may refuse a batch for one repository's sake).
+        """
+        auth = state.auth
+        if auth is None or auth.challenge.scheme != "bearer":
+            return {}
+        missing = self._tokens.missing(state.name, scopes)
+        if len(missing) < 2:
+            return {}  # a single scope is fetched on the way, as usual
+        chunks = [
+            missing[i : i + MAX_SCOPES_PER_TOKEN]
+            for i in range(0, len(missing), MAX_SCOPES_PER_TOKEN)
+        ]
+        outcomes = await asyncio.gather(
+            *(self._token(state, auth, chunk) for chunk in chunks), return_exceptions=True
+        )
+        failed: dict[str, RegistryError] = {}
+        for chunk, outcome in zip(chunks, outcomes, strict=True):
+            if isinstance(outcome, RegistryUnreachable | RateLimited):
+                failed.update(dict.fromkeys(chunk, outcome))
+            elif isinstance(outcome, RegistryError):
+                log.debug("%s: batched token request failed: %s", state.name, outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+        return failed
+
+    async def _token(
+        self, state: RegistryState, auth: Auth, scopes: list[str], *, fresh: bool = False
+    ) -> Token:
+        """A token for the scopes: cached, or shared with a fetch already under way."""
+        if not fresh and len(scopes) == 1:
+            cached = self._tokens.get(state.name, scopes[0])
+            if cached is not None:
+                return cached
+        key = (state.name, frozenset(scopes))
+        fetch = self._fetches.get(key)
+        if fetch is None or fresh:
+            fetch = asyncio.ensure_future(self._fetch_token(state, auth, scopes))
+            self._fetches[key] = fetch
+            fetch.add_done_callback(lambda done: self._forget_fetch(key, done))
+        return await asyncio.shield(fetch)
+
+    def _forget_fetch(self, key: tuple[str, frozenset[str]], done: asyncio.Future[Token]) -> None:
+        if self._fetches.get(key) is done:
+            del self._fetches[key]
+        if not done.cancelled():
+            done.exception()  # retrieved here, so a fetch nobody awaits any more is not logged
+
+    async def _fetch_token(self, state: RegistryState, auth: Auth, scopes: list[str]) -> Token:
+        """Ask the bearer realm for a token (OAuth2 refresh POST with an identitytoken)."""
+        realm = auth.challenge.params["realm"]
+        service = auth.challenge.params.get("service")
+        creds = await self.credentials(state)
+        response: httpx.Response | None = None
+        if creds is not None and creds.identitytoken:
+            response = await self._exchange.send(
+                state.name,
+                "POST",
+                str(realm_url(realm, auth.url)),
+                kind="token",
+                data=refresh_form(creds.identitytoken, service, scopes),
+            )
+            if response.status_code in (404, 405):
+                response = None  # an endpoint without OAuth2: the plain GET below
+        if response is None:
+            response = await self._exchange.send(
+                state.name,
+                "GET",
+                str(token_url(realm, auth.url, service, scopes)),
+                kind="token",
+                authorization=basic_authorization(creds),
+            )
+        if response.status_code in (401, 403):
+            refused = "anonymous access" if creds is None else "the stored credentials"
+            raise AuthFailed(
+                f"{state.name}'s token service refused {refused} (HTTP {response.status_code}); "
+                + login_hint(state.name),
+                registry=state.name,
+            )
+        if response.status_code != 200:
+            raise unexpected(state.name, response, "issuing a token")
+        try:
+            token = parse_token_answer(response.content, time.time())
+        except TokenAnswerError as error:
+            raise BadResponse(f"{state.name}: {error}", registry=state.name) from None
+        if scopes:
+            self._tokens.put(state.name, scopes, token)
+        return token
+
+    # ---- authenticated requests ---------------------------------------------------------
+
+    async def _authorization(self, state: RegistryState, scope: str) -> str | None:
+        """What to send in Authorization for this scope, before the registry asks."""
+        if state.auth is None:
+            return None
+        if state.auth.challenge.scheme == "basic":
+            return basic_authorization(await self.credentials(state))
+        token = await self._token(state, state.auth, [scope])
+        return f"Bearer {token.value}"
+
+    async def send(
+        self,
+        state: RegistryState,
+        ref: ImageRef,
+        method: str,
+        url: str,
+        *,
+        kind: str,
+        accept: str | None = None,
+    ) -> httpx.Response:
+        """Send with the registry's auth; answer one 401 by authenticating as it asks."""
+        authorization = await self._authorization(state, ref.scope)
+        response = await self._exchange.send(
+            state.name, method, url, kind=kind, authorization=authorization, accept=accept
+        )
+        if response.status_code != 401:
+            return response
+        retry = await self._answer_401(state, ref, url, response, authorization)
+        response = await self._exchange.send(
+            state.name, method, url, kind=kind, authorization=retry, accept=accept
+        )
+        if response.status_code == 401:
+            hint = (
+                "the stored credentials do not give access"
+                if await self.credentials(state) is not None
+                else f"it needs a login; {login_hint(state.name)}"
+            )
+            raise AuthFailed(
+                f"{state.name} refused access to {ref.repository}: {hint} "
+                "(or the repository does not exist)",
+                registry=state.name,
+            )
+        return response
+
+    async def _answer_401(
+        self,
+        state: RegistryState,
+        ref: ImageRef,
+        url: str,
+        response: httpx.Response,
+        sent: str | None,
+    ) -> str:
+        """The Authorization to retry with after a 401 (raises when there is none to try)."""
+        raw = response.headers.get_list("www-authenticate")
+        offered = parse_www_authenticate(raw)
+        chosen = choose_challenge(offered)
+        if chosen is not None:
+            state.auth = Auth(chosen, url)
+        elif offered:
+            raise UnsupportedChallenge(
+                registry=state.name,
+                repository=ref.repository,
+                scheme=describe(offered),
+                header=", ".join(raw),
+            )
+        elif (unsupported := state.unsupported_error(ref.repository)) is not None:
+            raise unsupported
+        if state.auth is None:
+            raise AuthFailed(
+                f"{state.name} refused access to {ref.repository} without saying how to "
+                f"authenticate; {login_hint(state.name)}",
+                registry=state.name,
+            )
+        # A 401 without a challenge (gcr.io does this) means: the one from the ping, again.
+        challenge = state.auth.challenge
+        if challenge.scheme == "bearer":
+            scopes = [ref.scope]
+            if challenge.params.get("error") == "insufficient_scope" and challenge.params.get(
+                "scope"
+            ):
+                scopes = challenge.params["scope"].split()
+            token = await self._token(state, state.auth, scopes, fresh=True)
+            return f"Bearer {token.value}"
+        basic = basic_authorization(await self.credentials(state))
+        if basic is None:
+            raise AuthFailed(
+                f"{state.name} requires a login; {login_hint(state.name)}", registry=state.name
+            )
+        if basic == sent:
+            raise AuthFailed(f"{state.name} refused the stored credentials", registry=state.name)
+        return basic

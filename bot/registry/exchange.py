@@ -1,0 +1,146 @@
+"""One HTTP exchange with a registry: 429 and 5xx retried within bounds, failures typed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from typing import Any
+
+import httpx
+
+from bot.errors import BadResponse, RateLimited, RegistryUnreachable
+from bot.registry.transport import AiohttpTransport
+from bot.registry.wire import parse_retry_after
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "dockwarden/0.1"
+_RATE_RETRIES = 2
+_SERVER_RETRIES = 1
+_SERVER_RETRY_DELAY = 0.5
+_DEFAULT_RATE_WAIT = 1.0
+
+
+def unexpected(registry: str, response: httpx.Response, doing: str) -> BadResponse:
+    """The error for a status code the protocol does not allow here."""
+    return BadResponse(
+        f"{registry} answered HTTP {response.status_code} when {doing}", registry=registry
+    )
+
+
+class Exchange:
+    """Sends requests for the registry client and counts them by kind in `stats`."""
+
+    def __init__(
+        self,
+        *,
+        stats: Counter[str],
+        timeout: float,
+        max_retry_wait: float,
+        transport: httpx.AsyncBaseTransport | None,
+    ) -> None:
+        self.stats = stats
+        # A registry that does not accept a connection quickly is down: say so soon.
+        self._timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
+        self._max_retry_wait = max_retry_wait
+        self._transport = transport
+        self._http: httpx.AsyncClient | None = None
+
+    def open(self) -> None:
+        """Create the HTTP client (and its transport) if it is not there yet."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                transport=self._transport or AiohttpTransport(),
+                timeout=self._timeout,
+                follow_redirects=True,
+                headers={"User-Agent": USER_AGENT},
+                # Proxies from the environment would bypass the transport we chose.
+                trust_env=False,
+            )
+
+    async def aclose(self) -> None:
+        """Close every connection."""
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def send(
+        self,
+        registry: str,
+        method: str,
+        url: str,
+        *,
+        kind: str,
+        authorization: str | None = None,
+        accept: str | None = None,
+        data: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """One request, 429 (Retry-After, bounded) and one 5xx retried; errors typed."""
+        headers: dict[str, str] = {}
+        if authorization:
+            headers["Authorization"] = authorization
+        if accept:
+            headers["Accept"] = accept
+        waited = 0.0
+        rate_retries = server_retries = 0
+        while True:
+            self.stats[kind] += 1
+            response = await self._once(registry, method, url, headers, data)
+            status = response.status_code
+            if status != 429 and status < 500:
+                return response
+            wait = parse_retry_after(response.headers.get("retry-after"), time.time())
+            if status == 429:
+                self.stats["rate_limited"] += 1
+                delay = _DEFAULT_RATE_WAIT if wait is None else wait
+                if rate_retries >= _RATE_RETRIES or waited + delay > self._max_retry_wait:
+                    raise RateLimited(
+                        f"{registry} is rate limiting DockWarden; it asks to wait {delay:.0f}s",
+                        registry=registry,
+                        retry_after=delay,
+                    )
+                rate_retries += 1
+            else:
+                delay = _SERVER_RETRY_DELAY if wait is None else wait
+                if server_retries >= _SERVER_RETRIES or waited + delay > self._max_retry_wait:
+                    return response
+                server_retries += 1
+            self.stats["retry"] += 1
+            waited += delay
+            log.info("%s answered %d; retrying in %.1fs", registry, status, delay)
+            await asyncio.sleep(delay)
+
+    async def _once(
+        self,
+        registry: str,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        data: dict[str, str] | None,
+    ) -> httpx.Response:
+        self.open()
+        assert self._http is not None
+        target = httpx.URL(url)
+        # Host and port only: a URL is never put in a message (its query is not ours to show).
+        where = f"{target.host}:{target.port}" if target.port else target.host
+        try:
+            return await self._http.request(
+                method, url, headers=headers, data=data, extensions={"trace": self._trace}
+            )
+        except httpx.TimeoutException as error:
+            raise RegistryUnreachable(
+                f"{where} did not answer in time ({type(error).__name__})", registry=registry
+            ) from None
+        except httpx.TransportError as error:
+            raise RegistryUnreachable(f"cannot reach {where}: {error}", registry=registry) from None
+        except httpx.RequestError as error:  # undecodable body, redirect loop
+            raise BadResponse(
+                f"{where} answered unusably ({type(error).__name__})", registry=registry
+            ) from None
+
+    async def _trace(self, event: str, info: dict[str, Any]) -> None:
+        """Count new connections (httpx's trace extension; the aiohttp transport feeds it too)."""
+        if event == "connection.connect_tcp.complete":
+            self.stats["connect"] += 1
