@@ -1,0 +1,290 @@
+"""Registry behaviours the real test registries cannot show, against a scripted HTTP peer.
+
+distribution 2.8 and the odd front cover the common paths (tests/integration); this peer plays
+what gcr.io, Docker Hub, Harbor and friends do differently: a 401 with no challenge, partial
+token grants, OAuth2 endpoints that are missing, 5xx blips, HTTP-date Retry-After.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from bot.errors import BadResponse, RegistryError
+from bot.reference import ImageRef, parse_reference
+from bot.registry.client import RegistryClient
+from bot.registry.credentials import DockerCredentials
+from bot.registry.manifests import digest_of
+
+MANIFEST = b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json"}'
+DIGEST = digest_of(MANIFEST)
+
+Handler = Callable[[web.Request], Any]
+
+
+@dataclass
+class Peer:
+    """A registry whose every answer the test decides; it logs what it was asked."""
+
+    host: str = ""
+    ping: Handler | None = None
+    token: Handler | None = None
+    manifest: Handler | None = None
+    seen: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+
+    def asked(self, path: str) -> list[tuple[str, str, dict[str, str]]]:
+        return [entry for entry in self.seen if entry[1].startswith(path)]
+
+
+def ok_manifest(request: web.Request, *, digest: str | None = DIGEST) -> web.Response:
+    headers = {"Content-Type": "application/vnd.oci.image.index.v1+json"}
+    if digest is not None:
+        headers["Docker-Content-Digest"] = digest
+    return web.Response(body=b"" if request.method == "HEAD" else MANIFEST, headers=headers)
+
+
+def unauthorized(*challenges: str) -> web.Response:
+    return web.Response(status=401, headers=[("WWW-Authenticate", c) for c in challenges])
+
+
+def token_answer(**fields: Any) -> web.Response:
+    return web.json_response(fields)
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[Peer]:
+    script = Peer()
+
+    async def route(request: web.Request) -> web.StreamResponse:
+        body = (await request.read()).decode()
+        script.seen.append((request.method, request.path_qs, {"body": body, **request.headers}))
+        if request.path == "/v2/":
+            handler = script.ping or (lambda r: web.json_response({}))
+        elif request.path.startswith("/token"):
+            handler = script.token or (lambda r: web.Response(status=404))
+        else:
+            handler = script.manifest or ok_manifest
+        result = handler(request)
+        assert isinstance(result, web.StreamResponse)
+        return result
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", route)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    script.host = f"127.0.0.1:{runner.addresses[0][1]}"
+    yield script
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def make_client(tmp_path: Path) -> AsyncIterator[Callable[..., RegistryClient]]:
+    made: list[RegistryClient] = []
+
+    def make(auths: dict[str, Any] | None = None, **options: Any) -> RegistryClient:
+        config = tmp_path / f"config-{len(made)}"
+        config.mkdir()
+        (config / "config.json").write_text(json.dumps({"auths": auths or {}}))
+        client = RegistryClient(credentials=DockerCredentials(str(config)), **options)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await client.aclose()
+
+
+def image(peer: Peer, repository: str = "app/one") -> ImageRef:
+    return parse_reference(f"{peer.host}/{repository}:v1")
+
+
+def bearer(peer: Peer, service: str | None = "svc") -> str:
+    extra = f',service="{service}"' if service else ""
+    return f'Bearer realm="http://{peer.host}/token"{extra}'
+
+
+async def test_401_without_challenge_reuses_the_ping_challenge(
+    peer: Peer, make_client: Callable[..., RegistryClient]
+) -> None:
+    issued = iter(["stale", "fresh"])
+    peer.ping = lambda r: unauthorized(bearer(peer))
+    peer.token = lambda r: token_answer(token=next(issued), expires_in=3600)
+    # gcr.io answers a refused token with a bare 401: no WWW-Authenticate at all.
+    peer.manifest = lambda r: (
+        ok_manifest(r) if r.headers.get("Authorization") == "Bearer fresh" else unauthorized()
+    )
+    client = make_client()
+    assert await client.remote_digest(image(peer)) == DIGEST
+    assert client.stats["token"] == 2
+    assert client.stats["head"] == 2
+
+
+async def test_access_token_without_service_parameter(
+    peer: Peer, make_client: Callable[..., RegistryClient]
+) -> None:
+    peer.ping = lambda r: unauthorized(bearer(peer, service=None))
+    peer.token = lambda r: token_answer(access_token="tok")
+    peer.manifest = lambda r: (
+        ok_manifest(r) if r.headers.get("Authorization") == "Bearer tok" else unauthorized()
+    )
+    client = make_client()
+    assert await client.remote_digest(image(peer)) == DIGEST
+    (asked,) = peer.asked("/token")
+    assert "service=" not in asked[1]
+    assert "scope=repository%3Aapp%2Fone%3Apull" in asked[1]
+
+
+async def test_insufficient_scope_fetches_that_scope_once_and_retries(
+    peer: Peer, make_client: Callable[..., RegistryClient]
+) -> None:
+    def token(request: web.Request) -> web.Response:
+        # Like a registry granting only part of a batch: "two" only when asked alone.
+        scopes = request.query.getall("scope", [])
+        granted = [s for s in scopes if "two" not in s or len(scopes) == 1]
+        return token_answer(token="+".join(granted))
+
+    def manifest(request: web.Request) -> web.Response:
+        repository = request.path.split("/manifests/")[0].removeprefix("/v2/")
+        scope = f"repository:{repository}:pull"
+        if scope in request.headers.get("Authorization", "").removeprefix("Bearer ").split("+"):
+            return ok_manifest(request)
+        return unauthorized(bearer(peer) + f',error="insufficient_scope",scope="{scope}"')
+
+    peer.ping = lambda r: unauthorized(bearer(peer))
+    peer.token = token
+    peer.manifest = manifest
+    client = make_client()
+    refs = [image(peer, "app/one"), image(peer, "app/two")]
+    assert await client.remote_digests(refs) == {refs[0]: DIGEST, refs[1]: DIGEST}
+    tokens = [entry[1] for entry in peer.asked("/token")]
+    assert len(tokens) == 2
+    assert tokens[1].count("scope=") == 1 and "app%2Ftwo" in tokens[1]
+
+
+async def test_identitytoken_falls_back_to_get_where_oauth2_post_is_missing(
+    peer: Peer, make_client: Callable[..., RegistryClient]
+) -> None:
+    peer.ping = lambda r: unauthorized(bearer(peer))
+    peer.token = lambda r: (
+        web.Response(status=404) if r.method == "POST" else token_answer(token="tok")
+    )
+    client = make_client({peer.host: {"identitytoken": "refresh-me"}})
+    assert await client.remote_digest(image(peer)) == DIGEST
+    assert [entry[0] for entry in peer.asked("/token")] == ["POST", "GET"]
+    post_body = peer.asked("/token")[0][2]["body"]
+    assert "grant_type=refresh_token" in post_body
+    assert "refresh_token=refresh-me" in post_body
+    assert "client_id=dockwarden" in post_body
+
+
+async def test_basic_credentials_go_to_the_token_endpoint_never_to_a_basic_realm(
+    peer: Peer, make_client: Callable[..., RegistryClient]
+) -> None:
+    # ECR: a Basic challenge whose realm is no token endpoint.
+    peer.ping = lambda r: unauthorized(f'Basic realm="http://{peer.host}/token"')
+    expected = "Basic " + base64.b64encode(b"AWS:secret").decode()
+    peer.manifest = lambda r: (
+        ok_manifest(r) if r.headers.get("Authorization") == expected else unauthorized()
+    )
+    client = make_client({peer.host: {"username": "AWS", "password": "secret"}})
+    assert await client.remote_digest(image(peer)) == DIGEST
+    assert peer.asked("/token") == []
+
+
+async def test_anonymous_ping_then_bearer_401_on_the_manifest_is_honoured(
+    peer: Peer, make_client: Callable[..., RegistryClient]
+) -> None:
+    peer.token = lambda r: token_answer(token="tok")
+    peer.manifest = lambda r: (
+        ok_manifest(r)
+        if r.headers.get("Authorization") == "Bearer tok"
+        else unauthorized(bearer(peer))
+    )
+    client = make_client()
+    assert await client.remote_digest(image(peer)) == DIGEST
+    assert client.stats["token"] == 1
+
+
+async def test_only_unknown_scheme_on_ping_but_anonymous_manifest_works(
+    peer: Peer, make_client: Callable[..., RegistryClient]
+) -> None:
+    peer.ping = lambda r: unauthorized("Negotiate", 'NTLM realm="corp"')
+    client = make_client()
+    assert await client.remote_digest(image(peer)) == DIGEST
+
+
+async def test_ping_401_without_any_challenge_means_anonymous(
+    peer: Peer, make_client: Callable[..., RegistryClient]
+) -> None:
+    peer.ping = lambda r: unauthorized()
+    client = make_client()
+    assert await client.remote_digest(image(peer)) == DIGEST
+
+
+async def test_server_error_is_retried_once(
+    peer: Peer, make_client: Callable[..., RegistryClient]
+) -> None:
+    answers = iter([web.Response(status=503)])
+    peer.manifest = lambda r: next(answers, None) or ok_manifest(r)
+    client = make_client()
+    assert await client.remote_digest(image(peer)) == DIGEST
+    assert client.stats["retry"] == 1
+
+
+async def test_repeated_server_errors_give_bad_response(
+    peer: Peer, make_client: Callable[..., RegistryClient]
+) -> None:
+    peer.manifest = lambda r: web.Response(status=502)
+    client = make_client()
+    with pytest.raises(BadResponse, match="502"):
+        await client.remote_digest(image(peer))
+    assert client.stats["head"] == 2
+
+
+async def test_429_with_an_http_date_retry_after_is_retried(
+    peer: Peer, make_client: Callable[..., RegistryClient]
+) -> None:
+    limited = iter([True])
+    peer.manifest = lambda r: (
+        web.Response(status=429, headers={"Retry-After": formatdate(usegmt=True)})
+        if next(limited, False)
+        else ok_manifest(r)
+    )
+    client = make_client()
+    assert await client.remote_digest(image(peer)) == DIGEST
+    assert client.stats["rate_limited"] == 1
+    assert client.stats["head"] == 2
+
+
+async def test_get_body_that_does_not_match_its_claimed_digest_is_bad_response(
+    peer: Peer, make_client: Callable[..., RegistryClient]
+) -> None:
+    peer.manifest = lambda r: (
+        ok_manifest(r, digest=None)
+        if r.method == "HEAD"
+        else ok_manifest(r, digest="sha256:" + "0" * 64)
+    )
+    client = make_client()
+    with pytest.raises(BadResponse, match="digest"):
+        await client.remote_digest(image(peer))
+
+
+async def test_errors_carry_registry_and_repository(
+    peer: Peer, make_client: Callable[..., RegistryClient]
+) -> None:
+    peer.manifest = lambda r: web.Response(status=418)
+    client = make_client()
+    results = await client.remote_digests([image(peer, "team/app")])
+    error = results[image(peer, "team/app")]
+    assert isinstance(error, RegistryError)
+    assert (error.registry, error.repository, error.kind) == (peer.host, "team/app", "bad_response")
