@@ -62,9 +62,10 @@ class OnlyThese:
 class Daemon:
     """`dockwarden run` in this test's loop, startable and stoppable."""
 
-    def __init__(self, settings: Settings, names: Sequence[str]) -> None:
+    def __init__(self, settings: Settings, names: Sequence[str], **adapter_options: Any) -> None:
         self.settings = settings
         self.names = names
+        self.adapter_options = {"poll_timeout": 2, **adapter_options}
         self.engine: DockerEngine | None = None
         self.store: Store | None = None
         self.registry: RegistryClient | None = None
@@ -82,7 +83,7 @@ class Daemon:
         await updater.reconcile()
         checker = OnlyThese(build_checker(settings, self.engine, self.registry), self.names)
         self.core = build_core(settings, self.store, checker, updater, retry_delay=0.1)
-        self.adapter = TelegramAdapter(settings, poll_timeout=2)
+        self.adapter = TelegramAdapter(settings, **self.adapter_options)
         await self.adapter.start(self.core.router.dispatch)
         self.core.notifier.adapters = [self.adapter]
         self.scheduler = PassScheduler(
@@ -144,8 +145,8 @@ async def daemons() -> Any:
     """Start daemons with `await daemons(settings, *containers)`; all stopped at the end."""
     started: list[Daemon] = []
 
-    async def start(settings: Settings, *watched: Any) -> Daemon:
-        daemon = Daemon(settings, [c.name for c in watched])
+    async def start(settings: Settings, *watched: Any, **adapter_options: Any) -> Daemon:
+        daemon = Daemon(settings, [c.name for c in watched], **adapter_options)
         started.append(daemon)
         return await daemon.start()
 
@@ -258,6 +259,30 @@ async def test_unsupported_challenge_is_one_alert_naming_the_scheme_beside_updat
         [problem] = alerts_titled(telegram_standin, chat, "Unsupported auth challenge")
         assert "negotiate" in str(problem["text"]).lower()
         assert odd_registry.host in str(problem["text"]) and odd.name in str(problem["text"])
+
+
+async def test_alert_telegram_would_not_take_arrives_with_the_next_pass_once_per_chat(
+    flow_settings: Settings, telegram_standin: TelegramStandin, daemons: Any,
+    images: Any, containers: Any, registries: Any,
+) -> None:
+    app, _, _ = outdated_container(images, containers, registries.anonymous, "late")
+    late_chat = TELEGRAM_ALERT_CHATS[1]
+    telegram_standin.fail_next("sendMessage", 10_000, status=502, chat_id=late_chat)
+    title = f"Update available: {app.name}"
+
+    daemon = await daemons(flow_settings, app, attempts=2, backoff=0.01)
+    await wait_for(lambda: daemon.passes >= 1, "the scheduled first pass", timeout=60)
+    assert len(alerts_titled(telegram_standin, CHAT, title)) == 1
+    assert alerts_titled(telegram_standin, late_chat, title) == []
+    assert "Undelivered alerts waiting for retry: 1" in await command(
+        telegram_standin, TELEGRAM_ADMIN, "/status"
+    )
+
+    telegram_standin.clear_failures()
+    await command(telegram_standin, TELEGRAM_ADMIN, "/check")
+
+    assert len(alerts_titled(telegram_standin, late_chat, title)) == 1
+    assert len(alerts_titled(telegram_standin, CHAT, title)) == 1, "not repeated where it was"
 
 
 async def test_ignore_and_snooze_from_the_chat(
