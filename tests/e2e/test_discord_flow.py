@@ -73,7 +73,8 @@ def _watched_container(registries: Any, images: Any, containers: Any) -> tuple[A
     repo = f"dwdiscord/app-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     registry = registries.anonymous
     old = images.push(registry, repo, "v1", version=1)
-    container = containers.run(f"{registry.host}/{repo}:v1",
+    # No network: nothing here needs one, and the shared engine's bridge is not ours to rely on.
+    container = containers.run(f"{registry.host}/{repo}:v1", network_mode="none",
                                labels={"dockwarden.enable": "true"})
     new = images.push(registry, repo, "v1", version=2)
     return container, old, new
