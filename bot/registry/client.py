@@ -63,6 +63,11 @@ class RegistryClient:
         self._max_per_registry = max_per_registry
         self._registries: dict[str, RegistryState] = {}
 
+    @property
+    def rate_limits(self) -> dict[str, tuple[str, str]]:
+        """Per registry, the last (ratelimit-limit, ratelimit-remaining) it reported (Hub)."""
+        return dict(self._exchange.rate_limits)
+
     async def __aenter__(self) -> RegistryClient:
         self._exchange.open()
         return self

@@ -47,6 +47,8 @@ class Exchange:
         self._max_retry_wait = max_retry_wait
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
+        # Docker Hub's pull allowance as last reported, per registry: "100;w=21600" style values.
+        self.rate_limits: dict[str, tuple[str, str]] = {}
 
     def open(self) -> None:
         """Create the HTTP client (and its transport) if it is not there yet."""
@@ -89,6 +91,12 @@ class Exchange:
             self.stats[kind] += 1
             response = await self._once(registry, method, url, headers, data)
             status = response.status_code
+            remaining = response.headers.get("ratelimit-remaining")
+            if remaining is not None:
+                self.rate_limits[registry] = (
+                    response.headers.get("ratelimit-limit", ""),
+                    remaining,
+                )
             if status != 429 and status < 500:
                 return response
             wait = parse_retry_after(response.headers.get("retry-after"), time.time())

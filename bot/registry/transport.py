@@ -35,7 +35,9 @@ def _timeout(request: httpx.Request) -> aiohttp.ClientTimeout:
 
 def _map_error(exc: BaseException, request: httpx.Request) -> httpx.TransportError:
     """The httpx exception that means what an aiohttp failure means."""
-    message = f"{type(exc).__name__}: {exc}"
+    # ClientResponseError's text holds the URL; its `message` alone says what went wrong.
+    reason = exc.message if isinstance(exc, aiohttp.ClientResponseError) else exc
+    message = f"{type(exc).__name__}: {reason}"
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return httpx.ConnectTimeout(message, request=request)
     if isinstance(exc, aiohttp.ServerTimeoutError | asyncio.TimeoutError):

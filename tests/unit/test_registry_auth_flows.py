@@ -288,3 +288,18 @@ async def test_errors_carry_registry_and_repository(
     error = results[image(peer, "team/app")]
     assert isinstance(error, RegistryError)
     assert (error.registry, error.repository, error.kind) == (peer.host, "team/app", "bad_response")
+
+
+async def test_pull_allowance_headers_are_kept_per_registry(
+    peer: Peer, make_client: Callable[..., RegistryClient]
+) -> None:
+    def manifest(request: web.Request) -> web.Response:
+        response = ok_manifest(request)
+        response.headers["ratelimit-limit"] = "100;w=21600"
+        response.headers["ratelimit-remaining"] = "97;w=21600"
+        return response
+
+    peer.manifest = manifest
+    client = make_client()
+    await client.remote_digest(image(peer))
+    assert client.rate_limits == {peer.host: ("100;w=21600", "97;w=21600")}
