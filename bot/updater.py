@@ -190,6 +190,9 @@ class Updater:
                 "the update half-way. Update it from outside (`docker compose pull && docker "
                 "compose up -d`, or `dockwarden update` run on the host)"
             )
+        if (old.get("HostConfig") or {}).get("AutoRemove"):
+            raise _Failed(f"{name} was started with --rm: stopping it would delete it, so it "
+                          "cannot be rolled back; recreate it yourself")
         if not (old.get("State") or {}).get("Running"):
             raise _Failed(f"{name} is not running; start it first, or recreate it yourself")
         image_id = str(old.get("Image") or "").removeprefix("sha256:")

@@ -356,6 +356,29 @@ async def test_registry_down_fails_and_touches_nothing(
     assert db.journal_open() == []
 
 
+@pytest.mark.parametrize("kind", ["auto_remove", "image_id", "pinned"])
+async def test_containers_that_cannot_be_rolled_back_or_have_no_tag_are_refused_untouched(
+    kind: str, updater: Updater, docker_client: docker.DockerClient, images: Any,
+    registries: Any, containers: Any,
+) -> None:
+    repo = _repo(kind.replace("_", "-"))
+    digest = images.push(registries.anonymous, repo, "1", version=1, cmd=SLEEPER)
+    reference = f"{registries.anonymous.host}/{repo}:1"
+    if kind == "auto_remove":
+        old = containers.run(reference, auto_remove=True)
+    elif kind == "image_id":
+        old = containers.run(docker_client.images.get(reference).id)
+    else:
+        old = containers.run(f"{registries.anonymous.host}/{repo}@{digest}")
+    before = _inspect(docker_client, old.name)
+
+    result = await updater.update(old.name)
+
+    assert result.outcome is UpdateOutcome.FAILED and "nothing was changed" in result.message
+    after = _inspect(docker_client, old.name)
+    assert after["Id"] == before["Id"] and after["State"] == before["State"]
+
+
 async def test_approved_digest_is_pulled_even_when_the_tag_moved_on(
     updater: Updater, docker_client: docker.DockerClient, images: Any, registries: Any,
     containers: Any,
