@@ -10,7 +10,7 @@ import discord.http
 import pytest
 
 from adapters.discord_adapter import DiscordAdapter, DiscordWebhookAdapter
-from bot.chat import Action, Alert, AlertKind, Field
+from bot.chat import Action, Alert, AlertKind, Command, Field, Reply
 from bot.config import Settings
 from bot.errors import DockWardenError
 from tests.e2e import discord_fixtures
@@ -414,3 +414,41 @@ async def test_a_start_cancelled_midway_leaves_no_client_running(
         dead.close()
     assert discord.http.Route.BASE == base
     assert not [t for t in asyncio.all_tasks() if t.get_name() == "discord-client"]
+
+
+async def test_a_failing_core_gets_a_private_apology_and_a_logged_traceback(
+    discord_standin: DiscordStandin, discord_settings: Settings, discord_bot: BotFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(command: Command) -> Reply:
+        raise RuntimeError("core bug")
+
+    await discord_bot(discord_settings, broken)
+    status = await discord_standin.slash("status", user_id=DISCORD_ADMIN)
+    await discord_standin.wait_for(lambda: status.answered)
+    assert status.callback is not None
+    assert status.callback["data"]["flags"] == EPHEMERAL
+    assert "went wrong" in status.callback["data"]["content"]
+    [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert record.exc_info is not None and "core bug" in str(record.exc_info[1])
+    caplog.clear()  # the one expected error; the fixture fails on any other
+
+
+async def test_a_direct_message_sender_has_no_roles_and_is_not_in_the_alert_place(
+    discord_standin: DiscordStandin, discord_settings: Settings, discord_bot: BotFactory
+) -> None:
+    dispatch = RecordingDispatch()
+    await discord_bot(discord_settings, dispatch)
+    dm = await discord_standin.slash("help", user_id=DISCORD_MEMBER, guild_id=None)
+    await discord_standin.wait_for(lambda: dm.answered)
+    [command] = dispatch.commands
+    assert (command.sender.role_ids, command.sender.in_alert_place) == ((), False)
+
+
+async def test_an_alert_for_a_stopped_adapter_raises_instead_of_vanishing(
+    discord_settings: Settings, discord_bot: BotFactory
+) -> None:
+    adapter = await discord_bot(discord_settings, RecordingDispatch())
+    await adapter.stop()
+    with pytest.raises(DockWardenError, match="not running"):
+        await adapter.notify(update_alert())
