@@ -184,6 +184,8 @@ class TelegramAdapter:
 
     async def _application(self) -> AnyApplication:
         if self._app is None:
+            if self._stopped:
+                raise DockWardenError("the Telegram bot is stopped")
             self._app = self._build()
         await self._app.bot.initialize()  # idempotent; lets alerts go out before start()
         return self._app
@@ -222,16 +224,19 @@ class TelegramAdapter:
         await self._teardown()
 
     async def _teardown(self) -> None:
-        app, self._app = self._app, None
+        app = self._app
         if app is None:
             return
-        if app.updater is not None and app.updater.running:
-            await app.updater.stop()
-        if app.running:
-            await app.stop()
-        await app.shutdown()
-        # after a failed initialize() the application thinks it is down; its bot's HTTP may not be
-        await app.bot.shutdown()
+        try:
+            if app.updater is not None and app.updater.running:
+                await app.updater.stop()
+            if app.running:
+                await app.stop()  # waits for handlers under way; they still reply through app
+            await app.shutdown()
+            # after a failed initialize() the application thinks it is down; its bot may not be
+            await app.bot.shutdown()
+        finally:
+            self._app = None
 
     async def notify(self, alert: Alert) -> None:
         """Send the alert to every alert chat; raises DockWardenError naming the chats it missed."""

@@ -333,6 +333,27 @@ async def test_stop_leaves_no_task_behind(
     assert telegram_standin.calls_of("getUpdates")[-1].params.get("timeout") == 0
 
 
+async def test_stop_lets_a_command_under_way_finish_and_answer(
+    telegram_settings: Settings, telegram_standin: TelegramStandin, core: ScriptedCore
+) -> None:
+    adapter = TelegramAdapter(telegram_settings, poll_timeout=2)
+    await adapter.start(core)
+    core.gate = asyncio.Event()
+    telegram_standin.push_message(CHAT, TELEGRAM_ADMIN, "/check")
+    await wait_for(lambda: core.commands, "/check to reach dispatch")
+
+    stopping = asyncio.ensure_future(adapter.stop())
+    await asyncio.sleep(0)
+    core.gate.set()
+    await stopping
+
+    [reply] = telegram_standin.sent_messages(CHAT)
+    assert reply["text"] == "done: check"
+    assert len(telegram_standin.calls_of("getMe")) == 1, "answered on the stopping connection"
+    with pytest.raises(DockWardenError):
+        await adapter.notify(update_alert())
+
+
 async def test_bad_token_is_a_config_error_that_does_not_show_the_token(
     telegram_settings: Settings, telegram_standin: TelegramStandin, core: ScriptedCore,
     caplog: pytest.LogCaptureFixture,
