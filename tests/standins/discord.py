@@ -4,7 +4,8 @@ The real discord.py is pointed here (DISCORD_API_BASE_URL = `api_url`, DISCORD_G
 `gateway_url`). Tests drive it like Discord would: `slash()`, `autocomplete()` and `press()` push
 INTERACTION_CREATE over the gateway; what the bot answers is recorded per interaction
 (`Interaction.callback`, `.followups`, `.edits`), posted messages per channel (`messages`), and
-`rate_limit(n)` makes the next n message posts answer 429.
+`rate_limit(n)` makes the next n message posts answer 429; `drop_gateway()` closes the socket
+(the client resumes, or identifies anew when `refuse_resume` is set).
 """
 
 from __future__ import annotations
@@ -216,7 +217,7 @@ class DiscordStandin:
 
     @property
     def connected(self) -> int:
-        """How many gateway sessions are open and identified or resumed."""
+        """How many gateway sockets are open."""
         return len(self._sockets)
 
     async def drop_gateway(self, code: int = 4000) -> None:
