@@ -120,8 +120,11 @@ def _add_commands(tree: _Tree, adapter: DiscordAdapter) -> None:
         await adapter._command(interaction, "check", (name,) if name else ())
 
     @tree.command(name="updates", description="Updates waiting for approval")
-    async def updates_(interaction: discord.Interaction[_Client]) -> None:
-        await adapter._command(interaction, "updates", ())
+    @app_commands.describe(page="Page of the list (1 when omitted)")
+    async def updates_(
+        interaction: discord.Interaction[_Client], page: app_commands.Range[int, 1] | None = None
+    ) -> None:
+        await adapter._command(interaction, "updates", (str(page),) if page else ())
 
     @tree.command(name="approve", description="Approve a pending update")
     @app_commands.describe(id="Update id (or container name)")

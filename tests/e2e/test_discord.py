@@ -359,7 +359,7 @@ async def test_a_long_answer_is_split_across_the_response_and_follow_ups(
     assert lines == [f"entry {i:03d} " + "x" * 60 for i in range(60)]
 
 
-async def test_snooze_and_check_pass_their_options_as_arguments(
+async def test_options_become_the_commands_arguments(
     discord_standin: DiscordStandin, discord_settings: Settings, discord_bot: BotFactory
 ) -> None:
     dispatch = RecordingDispatch()
@@ -369,8 +369,10 @@ async def test_snooze_and_check_pass_their_options_as_arguments(
     await discord_standin.wait_for(lambda: snooze.answered)
     check = await discord_standin.slash("check", user_id=DISCORD_MEMBER)
     await discord_standin.wait_for(lambda: check.followups)
+    updates = await discord_standin.slash("updates", {"page": 2}, user_id=DISCORD_MEMBER)
+    await discord_standin.wait_for(lambda: updates.answered)
     assert [(c.name, c.args) for c in dispatch.commands] == [
-        ("snooze", ("web", "2h")), ("check", ())]
+        ("snooze", ("web", "2h")), ("check", ()), ("updates", ("2",))]
     assert check.callback == {"type": 5, "data": {"flags": EPHEMERAL}}
 
 

@@ -287,25 +287,25 @@ class DiscordStandin:
             await self._send(ws, "INTERACTION_CREATE", payload)
         return record
 
-    def _command_data(self, name: str, options: dict[str, str], guild_id: int | None,
+    def _command_data(self, name: str, options: dict[str, str | int], guild_id: int | None,
                       focused: str | None = None) -> dict[str, Any]:
         scope = str(guild_id) if guild_id is not None and str(guild_id) in self.commands else None
         registered = self.commands.get(scope or "global", [])
         command = next((c for c in registered if c["name"] == name), None)
         data: dict[str, Any] = {
             "id": command["id"] if command else snowflake(), "name": name, "type": 1,
-            "options": [{"name": k, "type": 3, "value": v, **({"focused": True}
-                                                               if k == focused else {})}
+            "options": [{"name": k, "type": 4 if isinstance(v, int) else 3, "value": v,
+                         **({"focused": True} if k == focused else {})}
                         for k, v in options.items()],
         }
         if scope is not None:
             data["guild_id"] = scope
         return data
 
-    async def slash(self, name: str, options: dict[str, str] | None = None, *, user_id: int,
-                    role_ids: tuple[int, ...] = (), guild_id: int | None = GUILD_ID
-                    ) -> Interaction:
-        """A user runs `/name` with string options."""
+    async def slash(self, name: str, options: dict[str, str | int] | None = None, *,
+                    user_id: int, role_ids: tuple[int, ...] = (),
+                    guild_id: int | None = GUILD_ID) -> Interaction:
+        """A user runs `/name` with options (str, or int for integer options)."""
         data = self._command_data(name, options or {}, guild_id)
         return await self._inject(2, data, user_id=user_id, role_ids=role_ids, guild_id=guild_id)
 
