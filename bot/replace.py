@@ -46,6 +46,7 @@ class Replaced:
     ok: bool
     new_id: str | None
     detail: str
+    journal_id: int = 0
 
 
 def aside_name(name: str, container_id: str) -> str:
@@ -98,9 +99,18 @@ class Replacer:
         self.after_step = after_step
 
     async def replace(
-        self, old: Mapping[str, Any], spec: CreateSpec, journal: dict[str, Any]
+        self,
+        old: Mapping[str, Any],
+        spec: CreateSpec,
+        journal: dict[str, Any],
+        *,
+        keep_open: bool = False,
     ) -> Replaced:
-        """Replace `old` by a container made from `spec`; roll back on any failure."""
+        """Replace `old` by a container made from `spec`; roll back on any failure.
+
+        With `keep_open`, a success leaves the journal at step "dependents" for the caller to
+        finish once the containers sharing the namespace are recreated too.
+        """
         name = spec.name
         old_id = str(old["Id"])
         aside = aside_name(name, old_id)
@@ -130,8 +140,11 @@ class Replacer:
         except EngineError as exc:
             detail += f"; the old container {aside} could not be removed ({exc})"
         self._done("remove_old")
-        await self._finish(jid, "updated")
-        return Replaced(True, made["new_id"], detail)
+        if keep_open:
+            await self._step(jid, "dependents")
+        else:
+            await self._finish(jid, "updated")
+        return Replaced(True, made["new_id"], detail, jid)
 
     async def _forward(
         self,
@@ -206,6 +219,10 @@ class Replacer:
     async def _step(self, jid: int, step: str, **data: Any) -> None:
         log.info("update journal %d: %s", jid, step)
         await asyncio.to_thread(self.store.journal_step, jid, step, **data)
+
+    async def finish(self, jid: int, outcome: str) -> None:
+        """Close a journal kept open by `replace(keep_open=True)`."""
+        await self._finish(jid, outcome)
 
     async def _finish(self, jid: int, outcome: str) -> None:
         try:
@@ -283,7 +300,7 @@ class Replacer:
             return "failed", f"{name}: the journal holds no old container id; nothing done"
         holder = await self.engine.inspect(name)
         is_new = holder is not None and holder["Id"] != old_id
-        if is_new and holder is not None and entry.step in ("health", "remove_old"):
+        if is_new and holder is not None and entry.step in ("health", "remove_old", "dependents"):
             running = (holder.get("State") or {}).get("Running")
             verdict = await self.gate(holder["Id"]) if running else Verdict(False, "not running")
             if verdict.healthy:

@@ -262,8 +262,9 @@ class Updater:
             "kind": "update", "image": image_text, "digest": digest, "old_digest": old_digest,
             "old_image_id": old["Image"], "new_image_id": new_image_id, "retag": retag,
             "owner": selfinfo.process_identity(),
+            "dependents": [container_name(d) for d in dependents],
         }
-        done = await self.replacer.replace(old, spec, journal)
+        done = await self.replacer.replace(old, spec, journal, keep_open=bool(dependents))
         if not done.ok:
             notes = await self._restart_dependents(dependents)
             return UpdateResult(
@@ -271,6 +272,8 @@ class Updater:
                 f"the update of {name} to {_short(digest)} failed: {done.detail}{notes}",
             )
         notes = await self._recreate_dependents(dependents, str(done.new_id))
+        if dependents:
+            await self.replacer.finish(done.journal_id, "updated")
         return UpdateResult(
             name, UpdateOutcome.UPDATED, old_digest, digest,
             f"{name} now runs {ref.familiar} at {_short(digest)}; {done.detail}{notes}",
@@ -327,6 +330,18 @@ class Updater:
             return str(container["Image"])
         return text if current["Id"] == container["Image"] else str(container["Image"])
 
+    async def _rejoin(self, name: str, dependent_names: list[str]) -> str:
+        """Recreate the sharers still pointing at the namespace of `name`'s old container."""
+        target = await self.engine.inspect(name)
+        if target is None:
+            return ""
+        stale = []
+        for dep_name in dependent_names:
+            dep = await self.engine.inspect(dep_name)
+            if dep is not None and not shares_network_of(dep, target):
+                stale.append(dep)
+        return await self._recreate_dependents(stale, str(target["Id"]))
+
     async def _restart_dependents(self, dependents: list[dict[str, Any]]) -> str:
         """After a rollback the old container has a fresh namespace: its sharers rejoin it."""
         notes = []
@@ -341,7 +356,10 @@ class Updater:
     async def reconcile(self) -> list[str]:
         """Settle every update a dead process left open; the names of the containers settled."""
         settled = []
-        for entry in await asyncio.to_thread(self.store.journal_open):
+        entries = await asyncio.to_thread(self.store.journal_open)
+        # Namespace sharers first: settling their target may recreate them.
+        entries.sort(key=lambda e: e.data.get("kind") != "dependent")
+        for entry in entries:
             if journal_owner_alive(entry):
                 continue  # still being carried out by a live process
             await self._settle(entry)
@@ -351,6 +369,8 @@ class Updater:
     async def _settle(self, entry: JournalEntry) -> str:
         try:
             outcome, text = await self.replacer.settle(entry)
+            if outcome == "updated" and entry.data.get("dependents"):
+                text += await self._rejoin(entry.data["name"], entry.data["dependents"])
         except EngineError as exc:
             outcome, text = "failed", f"{entry.container}: could not settle: {exc}"
         await asyncio.to_thread(self.store.journal_finish, entry.id, outcome)

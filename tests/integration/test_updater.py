@@ -560,6 +560,32 @@ async def test_update_killed_after_the_health_gate_is_reconciled_to_the_new_cont
     assert db.journal_open() == []
 
 
+async def test_update_killed_before_its_namespace_sharers_were_recreated_rejoins_them(
+    updater: Updater, docker_client: docker.DockerClient, images: Any, registries: Any,
+    containers: Any, docker_host: str, db: Store,
+) -> None:
+    image = Outdated(docker_client, images, registries.anonymous, "crash-netns",
+                     dict(cmd=WEB), dict(cmd=WEB))
+    target = containers.run(image.ref)
+    sidecar = containers.run(image.ref, command=SLEEPER, network_mode=f"container:{target.name}")
+
+    crashed = subprocess.run(
+        [sys.executable, "-c", CRASHING_UPDATE, docker_host, db.path, target.name, "remove_old"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert crashed.returncode == 137, crashed.stderr
+
+    assert await updater.reconcile() == [target.name]
+
+    new_target = _inspect(docker_client, target.name)
+    assert new_target["Id"] != target.id
+    new_sidecar = _inspect(docker_client, sidecar.name)
+    assert new_sidecar["HostConfig"]["NetworkMode"] == f"container:{new_target['Id']}"
+    fetch = "wget -q -O - http://127.0.0.1:8080/version"
+    assert "version 2" in _exec(docker_client, sidecar.name, fetch)
+    assert db.journal_open() == []
+
+
 # -- the command line --------------------------------------------------------------------------
 
 
