@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -26,17 +27,29 @@ FORCE_ENV = "DOCKWARDEN_TEST_FORCE_ENGINE"
 
 
 def answers(url: str, timeout: float = 3.0) -> bool:
-    """Whether a Docker engine answers a ping on `url`."""
+    """Whether a Docker engine answers GET /_ping on `url` (unix:// or tcp://)."""
+    # A raw request: the docker SDK leaks its socket when a half-started daemon resets it.
     try:
-        client = docker.DockerClient(base_url=url, version="1.41", timeout=timeout)
-    except docker.errors.DockerException:
+        if url.startswith("unix://"):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            address: Any = url.removeprefix("unix://")
+        elif url.startswith(("tcp://", "http://")):
+            host, _, port = url.split("://", 1)[1].rstrip("/").rpartition(":")
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            address = (host, int(port))
+        else:
+            return False
+    except ValueError:
         return False
-    try:
-        return bool(client.ping())
-    except Exception:  # any transport failure means "no engine here"
-        return False
-    finally:
-        client.close()
+    with sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(address)
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            head = sock.recv(64)
+        except OSError:
+            return False
+    return head.startswith(b"HTTP/1.") and b" 200 " in head[:16]
 
 
 class Engine:
