@@ -256,7 +256,7 @@ class DiscordAdapter:
                 log.error("the Discord client stopped: %s: %s", type(exc).__name__,
                           scrub(str(exc), [self._token]))
 
-    async def stop(self, drain_timeout: float = 5.0) -> None:
+    async def stop(self, drain_timeout: float = 2.0) -> None:
         """Let answers under way finish (bounded), close the client, await it, restore URLs."""
         self._stopping = True
         client, task = self._client, self._task
@@ -266,12 +266,15 @@ class DiscordAdapter:
                 _, late = await asyncio.wait(set(self._handlers), timeout=drain_timeout)
                 if late:
                     log.warning("stopping Discord with %d answers still under way", len(late))
-            if client is not None:
-                await client.close()
-            if task is not None:
-                await task
         finally:
-            self._redirect.exit()
+            # Even when the caller's own deadline cancels the wait above, close the client.
+            try:
+                if client is not None:
+                    await client.close()
+                if task is not None:
+                    await task
+            finally:
+                self._redirect.exit()
 
     async def _setup(self, client: _Client) -> None:
         """Runs once logged in, before the gateway: buttons, alert guild, command sync."""

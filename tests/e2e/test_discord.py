@@ -454,3 +454,28 @@ async def test_an_alert_for_a_stopped_adapter_raises_instead_of_vanishing(
     await adapter.stop()
     with pytest.raises(DockWardenError, match="not running"):
         await adapter.notify(update_alert())
+
+
+async def test_stop_under_a_callers_deadline_still_closes_the_client(
+    discord_standin: DiscordStandin, discord_settings: Settings
+) -> None:
+    base = discord.http.Route.BASE
+    gate = asyncio.Event()
+    reached = asyncio.Event()
+
+    async def stuck(command: Command) -> Reply:
+        reached.set()
+        await gate.wait()
+        return Reply("late")
+
+    adapter = DiscordAdapter(discord_settings, guild_ready_timeout=0.1, ready_timeout=20)
+    await adapter.start(stuck)
+    await discord_standin.slash("pull", {"name": "web"}, user_id=DISCORD_ADMIN)
+    await asyncio.wait_for(reached.wait(), 15)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(adapter.stop(drain_timeout=60), 0.2)  # the daemon's deadline
+    assert discord.http.Route.BASE == base
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "discord-client"]
+    assert adapter.failure is None
+    for handler in list(adapter._handlers):  # the answer that was cut off
+        handler.cancel()
