@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from tests.services import SESSION_LABEL
+from tests.services.containers import ContainerFactory
 from tests.services.engine import remove_session_resources
-from tests.services.images import OCI_INDEX, OCI_MANIFEST, registry_headers
+from tests.services.images import OCI_INDEX, OCI_MANIFEST, ImageFactory, registry_headers
 from tests.services.latency_proxy import LatencyProxy
 from tests.services.odd_registry import OddRegistry
 from tests.services.registry import Registries, RegistryService
@@ -31,18 +32,19 @@ def _head(registry: RegistryService, repository: str, tag: str) -> httpx.Respons
 
 @pytest.mark.parametrize("which", ["anonymous", "basic", "token"])
 def test_push_returns_the_digest_the_registry_serves(
-        images: object, registries: Registries, which: str) -> None:
+        images: ImageFactory, registries: Registries, which: str) -> None:
     registry = getattr(registries, which)
-    digest = images.push(registry, "smoke/app", "v1", version=1)  # type: ignore[attr-defined]
+    digest = images.push(registry, "smoke/app", "v1", version=1)
     r = _head(registry, "smoke/app", "v1")
     assert r.status_code == 200
     assert r.headers["Docker-Content-Digest"] == digest
 
 
-def test_versions_differ_and_repush_moves_the_tag(images: object, registries: Registries) -> None:
+def test_versions_differ_and_repush_moves_the_tag(images: ImageFactory,
+                                                  registries: Registries) -> None:
     reg = registries.anonymous
-    first = images.push(reg, "smoke/versions", "latest", version=1)  # type: ignore[attr-defined]
-    second = images.push(reg, "smoke/versions", "latest", version=2)  # type: ignore[attr-defined]
+    first = images.push(reg, "smoke/versions", "latest", version=1)
+    second = images.push(reg, "smoke/versions", "latest", version=2)
     assert first != second
     assert _head(reg, "smoke/versions", "latest").headers["Docker-Content-Digest"] == second
 
@@ -70,10 +72,10 @@ def _token(reg: RegistryService, scope: str, auth: tuple[str, str] | None) -> ht
 
 
 def test_token_server_grants_anonymous_pull_only_under_public(
-        images: object, registries: Registries) -> None:
+        images: ImageFactory, registries: Registries) -> None:
     reg = registries.token
-    images.push(reg, "public/tool", "v1", version=1)  # type: ignore[attr-defined]
-    images.push(reg, "private/tool", "v1", version=1)  # type: ignore[attr-defined]
+    images.push(reg, "public/tool", "v1", version=1)
+    images.push(reg, "private/tool", "v1", version=1)
     for repo, expected in (("public/tool", 200), ("private/tool", 401)):
         tok = _token(reg, f"repository:{repo}:pull", None)
         assert tok.status_code == 200
@@ -96,10 +98,10 @@ def test_token_server_logs_requests_and_refuses_bad_credentials(registries: Regi
     ]
 
 
-def test_identity_token_refresh_gives_a_working_token(images: object,
+def test_identity_token_refresh_gives_a_working_token(images: ImageFactory,
                                                       registries: Registries) -> None:
     reg = registries.token
-    digest = images.push(reg, "private/refresh", "v1", version=1)  # type: ignore[attr-defined]
+    digest = images.push(reg, "private/refresh", "v1", version=1)
     form = {"grant_type": "refresh_token", "refresh_token": reg.identity_token or "",
             "service": reg.service or "", "client_id": "dockwarden-tests",
             "scope": "repository:private/refresh:pull repository:other/x:pull"}
@@ -114,10 +116,10 @@ def test_identity_token_refresh_gives_a_working_token(images: object,
     assert refused.status_code == 401
 
 
-def test_engine_pushes_with_an_identity_token(images: object, docker_client: docker.DockerClient,
-                                              registries: Registries) -> None:
+def test_engine_pushes_with_an_identity_token(
+        images: ImageFactory, docker_client: docker.DockerClient, registries: Registries) -> None:
     reg = registries.token
-    images.push(reg, "private/idtoken", "v1", version=3)  # type: ignore[attr-defined]
+    images.push(reg, "private/idtoken", "v1", version=3)
     before = len(reg.token_requests)
     docker_client.images.pull(f"{reg.host}/private/idtoken", tag="v1",
                               auth_config={"identitytoken": reg.identity_token})
@@ -125,21 +127,21 @@ def test_engine_pushes_with_an_identity_token(images: object, docker_client: doc
 
 
 def test_multiarch_index_pulled_by_tag_records_the_index_digest(
-        images: object, registries: Registries) -> None:
+        images: ImageFactory, registries: Registries) -> None:
     reg = registries.basic
-    digest = images.push_multiarch(reg, "smoke/multi", "v1")  # type: ignore[attr-defined]
+    digest = images.push_multiarch(reg, "smoke/multi", "v1")
     r = _head(reg, "smoke/multi", "v1")
     assert r.headers["Content-Type"] == OCI_INDEX
     assert r.headers["Docker-Content-Digest"] == digest
-    pulled = images.pull(reg, "smoke/multi", "v1")  # type: ignore[attr-defined]
+    pulled = images.pull(reg, "smoke/multi", "v1")
     assert f"{reg.host}/smoke/multi@{digest}" in pulled.attrs["RepoDigests"]
 
 
 def test_container_from_pushed_image_runs_and_reads_its_version(
-        images: object, registries: Registries, containers: object) -> None:
+        images: ImageFactory, registries: Registries, containers: ContainerFactory) -> None:
     reg = registries.anonymous
-    images.push(reg, "smoke/run", "v1", version=7)  # type: ignore[attr-defined]
-    c = containers.run(f"{reg.host}/smoke/run:v1")  # type: ignore[attr-defined]
+    images.push(reg, "smoke/run", "v1", version=7)
+    c = containers.run(f"{reg.host}/smoke/run:v1")
     c.reload()
     assert c.status == "running"
     assert c.labels[SESSION_LABEL] == str(os.getpid())
@@ -148,9 +150,9 @@ def test_container_from_pushed_image_runs_and_reads_its_version(
 
 
 def test_build_local_image_has_options_and_no_repo_digest(
-        images: object, docker_client: docker.DockerClient) -> None:
+        images: ImageFactory, docker_client: docker.DockerClient) -> None:
     name = f"dwt-local-{os.getpid()}/app:1"
-    image_id = images.build_local(  # type: ignore[attr-defined]
+    image_id = images.build_local(
         name, 1, env={"A": "b c"}, labels={"x": "y"}, healthcheck=["true"],
         volumes=["/data"], workdir="/tmp", ports=[8080], cmd=["sh", "-c", "sleep 5"])
     image = docker_client.images.get(name)
@@ -163,9 +165,9 @@ def test_build_local_image_has_options_and_no_repo_digest(
 
 
 def test_leftovers_of_dead_sessions_go_and_live_ones_stay(
-        images: object, docker_client: docker.DockerClient) -> None:
+        images: ImageFactory, docker_client: docker.DockerClient) -> None:
     image = f"dwt-local-{os.getpid()}/leftover:1"
-    images.build_local(image, 1)  # type: ignore[attr-defined]
+    images.build_local(image, 1)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
     dead_pid = dead.stdout.strip()
@@ -197,9 +199,9 @@ def test_dead_registry_refuses_connections(dead_registry: str) -> None:
 
 
 def test_odd_registry_proxies_faithfully_by_default(
-        images: object, registries: Registries, odd_registry: OddRegistry) -> None:
+        images: ImageFactory, registries: Registries, odd_registry: OddRegistry) -> None:
     anon = registries.anonymous
-    digest = images.push(anon, "smoke/odd", "v1", version=1)  # type: ignore[attr-defined]
+    digest = images.push(anon, "smoke/odd", "v1", version=1)
     r = httpx.head(f"{odd_registry.url}/v2/smoke/odd/manifests/v1", headers={"Accept": ACCEPT})
     assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == digest
     assert [(q.method, q.path, q.status) for q in odd_registry.requests] == [
@@ -207,8 +209,8 @@ def test_odd_registry_proxies_faithfully_by_default(
 
 
 def test_odd_registry_misbehaves_as_programmed(
-        images: object, registries: Registries, odd_registry: OddRegistry) -> None:
-    images.push(registries.anonymous, "smoke/odd", "v1", version=1)  # type: ignore[attr-defined]
+        images: ImageFactory, registries: Registries, odd_registry: OddRegistry) -> None:
+    images.push(registries.anonymous, "smoke/odd", "v1", version=1)
     url = f"{odd_registry.url}/v2/smoke/odd/manifests/v1"
     odd_registry.head_digest = False
     head = httpx.head(url, headers={"Accept": ACCEPT})
@@ -231,9 +233,9 @@ def test_odd_registry_misbehaves_as_programmed(
 
 
 def test_engine_pushes_through_the_odd_registry(
-        images: object, registries: Registries, odd_registry: OddRegistry) -> None:
+        images: ImageFactory, registries: Registries, odd_registry: OddRegistry) -> None:
     front = RegistryService("odd", odd_registry.host)
-    digest = images.push(front, "smoke/via-odd", "v1", version=2)  # type: ignore[attr-defined]
+    digest = images.push(front, "smoke/via-odd", "v1", version=2)
     assert _head(registries.anonymous, "smoke/via-odd", "v1").headers[
         "Docker-Content-Digest"] == digest
 

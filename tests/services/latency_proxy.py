@@ -98,7 +98,7 @@ class LatencyProxy:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)
         self.connections += 1
         up_writer: asyncio.StreamWriter | None = None
         try:
@@ -115,7 +115,7 @@ class LatencyProxy:
                     w.close()
                     with contextlib.suppress(Exception):
                         await w.wait_closed()
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Copy one direction, each chunk released `delay` after it arrived, order kept."""

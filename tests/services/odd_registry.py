@@ -118,7 +118,7 @@ def _handler_for(odd: OddRegistry) -> type[BaseHTTPRequestHandler]:
         def _body(self) -> bytes:
             if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
                 # The engine streams layer uploads chunked.
-                parts = []
+                parts: list[bytes] = []
                 while True:
                     size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                     if size == 0:

@@ -199,7 +199,7 @@ def _handler_for(ts: TokenServer) -> type[BaseHTTPRequestHandler]:
                 user = ts.refresh_tokens.get((form.get("refresh_token") or [""])[0])
             elif grant == "password":
                 name = (form.get("username") or [""])[0]
-                if ts.users.get(name) == (form.get("password") or [None])[0]:
+                if ts.users.get(name) == (form.get("password") or [""])[0]:
                     user = name
             ts.requests.append(TokenRequest("POST", tuple(scopes), user))
             if user is None:
