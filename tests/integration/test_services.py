@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import docker
 import httpx
@@ -12,10 +15,11 @@ import pytest
 
 from tests.services import SESSION_LABEL
 from tests.services.containers import ContainerFactory
-from tests.services.engine import remove_session_resources
+from tests.services.engine import Engine, answers, remove_session_resources
 from tests.services.images import OCI_INDEX, OCI_MANIFEST, ImageFactory, registry_headers
 from tests.services.latency_proxy import LatencyProxy
 from tests.services.odd_registry import OddRegistry
+from tests.services.procs import pid_alive
 from tests.services.registry import Registries, RegistryService
 
 pytestmark = pytest.mark.integration
@@ -247,3 +251,36 @@ def test_latency_proxy_forwards_and_counts_connections(registries: Registries) -
         statuses = [client.get("/v2/").status_code for _ in range(3)]
     assert statuses == [200, 200, 200]
     assert proxy.connections == 1
+
+
+def test_own_engine_starts_answers_and_stops_where_another_runs(
+        services_dir: Path, docker_host: str) -> None:
+    engine = Engine(services_dir / "own-engine", force_own=True)
+    try:
+        url = engine.start()
+        assert engine.started and url != docker_host
+        assert engine.client.ping()
+        pid = engine.proc.pid if engine.proc else 0
+    finally:
+        engine.stop()
+    assert not answers(url)
+    assert not pid_alive(pid) or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+
+
+def test_docker_config_writes_auths_docker_reads(docker_config: Callable[..., str]) -> None:
+    path = docker_config({"127.0.0.1:5000": {"username": "u", "password": "p"},
+                          "127.0.0.1:5001": {"identitytoken": "tok"}}, credsStore="none")
+    written = json.loads((Path(path) / "config.json").read_text())
+    assert written["auths"]["127.0.0.1:5000"] == {"auth": "dTpw"}
+    assert written["auths"]["127.0.0.1:5001"] == {"identitytoken": "tok"}
+    assert written["credsStore"] == "none"
+
+
+def test_token_server_password_grant_returns_the_identity_token(registries: Registries) -> None:
+    reg = registries.token
+    form = {"grant_type": "password", "username": reg.username or "",
+            "password": reg.password or "", "service": reg.service or "",
+            "client_id": "dockwarden-tests", "access_type": "offline"}
+    r = httpx.post(reg.realm or "", data=form)
+    assert r.status_code == 200 and r.json()["refresh_token"] == reg.identity_token
+    assert httpx.post(reg.realm or "", data={**form, "password": "wrong"}).status_code == 401
