@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_STOP_TIMEOUT = 10
 EXPIRY_MARGIN = 300.0  # seconds beyond stop and health timeouts (pulls happen before)
-STEPS = ("stop", "rename", "create", "connect", "start", "health", "remove_old")
+# Journal steps in order; "dependents" only while namespace sharers are recreated, and
+# "rollback" replaces whichever step failed.
+STEPS = ("stop", "rename", "create", "connect", "start", "health", "remove_old", "dependents")
 
 
 class StepFailed(Exception):

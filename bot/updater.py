@@ -208,7 +208,7 @@ class Updater:
         return ref
 
     async def _pull(self, ref: ImageRef, digest: str) -> str:
-        """Pull `repo@digest` and tag it `repo:tag`; the new image's id."""
+        """Pull `repo@digest`; the new image's id."""
         auth = await asyncio.to_thread(self._auth_config, ref)
         events = await self.engine.call(
             "pulling", "pull", ref.name, tag=digest, stream=True, decode=True, auth_config=auth
@@ -225,7 +225,6 @@ class Updater:
         await asyncio.to_thread(drain)
         image = await self.engine.call("inspecting the pulled image", "inspect_image",
                                        f"{ref.name}@{digest}")
-        await self.engine.call("tagging the pulled image", "tag", image["Id"], ref.name, ref.tag)
         return str(image["Id"])
 
     def _auth_config(self, ref: ImageRef) -> dict[str, str] | None:
@@ -264,6 +263,17 @@ class Updater:
             "owner": selfinfo.process_identity(),
             "dependents": [container_name(d) for d in dependents],
         }
+        try:
+            # The new container is created from the reference as written, so the tag must name
+            # the pulled image first; a rollback gives it back to the old image.
+            await self.engine.call("tagging the pulled image", "tag", new_image_id, ref.name,
+                                   ref.tag)
+        except EngineError as exc:
+            return UpdateResult(
+                name, UpdateOutcome.FAILED, old_digest, digest,
+                f"could not tag the pulled image as {ref.name}:{ref.tag}: {exc}; "
+                "nothing was changed",
+            )
         done = await self.replacer.replace(old, spec, journal, keep_open=bool(dependents))
         if not done.ok:
             notes = await self._restart_dependents(dependents)
