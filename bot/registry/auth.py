@@ -26,7 +26,7 @@ from bot.errors import (
 from bot.reference import DOCKER_HUB, ImageRef
 from bot.registry.challenge import Challenge, choose_challenge, describe, parse_www_authenticate
 from bot.registry.credentials import Credentials, DockerCredentials
-from bot.registry.exchange import Exchange, unexpected
+from bot.registry.exchange import ConnectFailed, Exchange, unexpected
 from bot.registry.tokens import (
     Token,
     TokenAnswerError,
@@ -36,6 +36,7 @@ from bot.registry.tokens import (
     refresh_form,
     token_url,
 )
+from bot.registry.wire import split_host
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class RegistryState:
     ping: asyncio.Future[None] | None = None
     pinged: bool = False
     auth: Auth | None = None
+    # The HTTPS base to try when plain HTTP (loopback, insecure) meets a TLS port.
+    tls_fallback: str | None = None
     # Set when the ping offered only schemes we cannot speak: (schemes, raw header).
     unsupported: tuple[str, str] | None = None
     credentials: Credentials | None = None
@@ -132,8 +135,8 @@ class Authenticator:
             raise
 
     async def _ping(self, state: RegistryState) -> None:
+        response = await self._ping_request(state)
         url = f"{state.base}/v2/"
-        response = await self._exchange.send(state.name, "GET", url, kind="ping")
         if response.status_code == 401:
             raw = response.headers.get_list("www-authenticate")
             offered = parse_www_authenticate(raw)
@@ -147,6 +150,43 @@ class Authenticator:
         elif response.status_code >= 500:
             raise unexpected(state.name, response, "answering /v2/")
         state.pinged = True
+
+    async def _ping_request(self, state: RegistryState) -> httpx.Response:
+        """GET /v2/; plain HTTP meeting a TLS port moves an insecure registry to HTTPS."""
+        try:
+            response = await self._exchange.send(
+                state.name, "GET", f"{state.base}/v2/", kind="ping"
+            )
+        except ConnectFailed:
+            # Without a port, HTTP meant port 80 and HTTPS means 443: worth a try. With one,
+            # the same port would refuse HTTPS too.
+            if state.tls_fallback is None or split_host(state.name)[1] is not None:
+                raise
+            return await self._ping_tls(state)
+        except RegistryUnreachable:
+            if state.tls_fallback is None:
+                raise
+            return await self._ping_tls(state)
+        # Go and nginx answer plain HTTP on a TLS port with 400; no registry says 400 to /v2/.
+        if response.status_code == 400 and state.tls_fallback is not None:
+            return await self._ping_tls(state)
+        return response
+
+    async def _ping_tls(self, state: RegistryState) -> httpx.Response:
+        """HTTPS without certificate checks: what Docker does for insecure registries."""
+        assert state.tls_fallback is not None
+        plain, state.base, state.tls_fallback = state.base, state.tls_fallback, None
+        self._exchange.verify_tls(state.name, False)
+        try:
+            response = await self._exchange.send(
+                state.name, "GET", f"{state.base}/v2/", kind="ping"
+            )
+        except RegistryError:
+            state.base, state.tls_fallback = plain, state.base
+            self._exchange.verify_tls(state.name, True)
+            raise
+        log.info("%s speaks TLS: using %s without certificate checks", state.name, state.base)
+        return response
 
     async def check(self, state: RegistryState) -> None:
         """Log in as a check pass would, without a repository (raises RegistryError)."""

@@ -150,6 +150,7 @@ class RegistryClient:
                 base=f"{scheme}://{ref.api_host}",
                 credentials_key=ref.credentials_key,
                 semaphore=asyncio.Semaphore(self._max_per_registry),
+                tls_fallback=f"https://{ref.api_host}" if scheme == "http" else None,
             )
             self._registries[ref.registry] = state
         return state

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from bot.errors import BadResponse, RateLimited, RegistryUnreachable
-from bot.registry.transport import AiohttpTransport
+from bot.registry.transport import NO_VERIFY, AiohttpTransport
 from bot.registry.wire import parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -21,6 +21,10 @@ _RATE_RETRIES = 2
 _SERVER_RETRIES = 1
 _SERVER_RETRY_DELAY = 0.5
 _DEFAULT_RATE_WAIT = 1.0
+
+
+class ConnectFailed(RegistryUnreachable):
+    """Nothing accepted the connection (refused, unknown host, connect timeout)."""
 
 
 def unexpected(registry: str, response: httpx.Response, doing: str) -> BadResponse:
@@ -49,6 +53,7 @@ class Exchange:
         self._http: httpx.AsyncClient | None = None
         # Docker Hub's pull allowance as last reported, per registry: "100;w=21600" style values.
         self.rate_limits: dict[str, tuple[str, str]] = {}
+        self._no_verify: set[str] = set()
 
     def open(self) -> None:
         """Create the HTTP client (and its transport) if it is not there yet."""
@@ -61,6 +66,13 @@ class Exchange:
                 # Proxies from the environment would bypass the transport we chose.
                 trust_env=False,
             )
+
+    def verify_tls(self, registry: str, verify: bool) -> None:
+        """Check (default) or skip the certificate checks for a registry's requests."""
+        if verify:
+            self._no_verify.discard(registry)
+        else:
+            self._no_verify.add(registry)
 
     async def aclose(self) -> None:
         """Close every connection."""
@@ -133,10 +145,15 @@ class Exchange:
         target = httpx.URL(url)
         # Host and port only: a URL is never put in a message (its query is not ours to show).
         where = f"{target.host}:{target.port}" if target.port else target.host
+        extensions: dict[str, Any] = {"trace": self._trace}
+        if registry in self._no_verify:
+            extensions[NO_VERIFY] = True
         try:
             return await self._http.request(
-                method, url, headers=headers, data=data, extensions={"trace": self._trace}
+                method, url, headers=headers, data=data, extensions=extensions
             )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            raise ConnectFailed(f"cannot reach {where}: {error}", registry=registry) from None
         except httpx.TimeoutException as error:
             raise RegistryUnreachable(
                 f"{where} did not answer in time ({type(error).__name__})", registry=registry

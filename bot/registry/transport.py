@@ -18,6 +18,8 @@ import yarl
 from multidict import CIMultiDict
 
 _CHUNK = 64 * 1024
+# Request extension: skip certificate checks (Docker's "insecure registry" over HTTPS).
+NO_VERIFY = "dockwarden.no_verify"
 
 Trace = Callable[[str, dict[str, Any]], Any]
 
@@ -129,6 +131,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 allow_redirects=False,
                 timeout=_timeout(request),
                 trace_request_ctx=request.extensions.get("trace"),
+                ssl=False if request.extensions.get(NO_VERIFY) else True,
                 skip_auto_headers=("Content-Type",),
             )
         except _ERRORS as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -23,6 +24,7 @@ from bot.reference import ImageRef, parse_reference
 from bot.registry.client import RegistryClient
 from bot.registry.credentials import DockerCredentials
 from bot.registry.manifests import digest_of
+from tests.services.token_server import make_signing_cert
 
 MANIFEST = b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json"}'
 DIGEST = digest_of(MANIFEST)
@@ -59,9 +61,8 @@ def token_answer(**fields: Any) -> web.Response:
     return web.json_response(fields)
 
 
-@pytest.fixture
-async def peer() -> AsyncIterator[Peer]:
-    script = Peer()
+async def serve(script: Peer, tls: ssl.SSLContext | None = None) -> web.AppRunner:
+    """Start the scripted peer on a free loopback port (over TLS when given a context)."""
 
     async def route(request: web.Request) -> web.StreamResponse:
         body = (await request.read()).decode()
@@ -80,9 +81,38 @@ async def peer() -> AsyncIterator[Peer]:
     app.router.add_route("*", "/{tail:.*}", route)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
     await site.start()
     script.host = f"127.0.0.1:{runner.addresses[0][1]}"
+    return runner
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[Peer]:
+    script = Peer()
+    runner = await serve(script)
+    yield script
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def tls_peer(tmp_path: Path) -> AsyncIterator[Peer]:
+    """The scripted peer over TLS with a self-signed certificate."""
+    from cryptography.hazmat.primitives import serialization
+
+    key, cert = make_signing_cert("127.0.0.1")
+    (tmp_path / "cert.pem").write_bytes(cert)
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    script = Peer()
+    runner = await serve(script, context)
     yield script
     await runner.cleanup()
 
@@ -303,3 +333,13 @@ async def test_pull_allowance_headers_are_kept_per_registry(
     client = make_client()
     await client.remote_digest(image(peer))
     assert client.rate_limits == {peer.host: ("100;w=21600", "97;w=21600")}
+
+
+async def test_loopback_registry_speaking_tls_is_used_over_https_without_cert_checks(
+    tls_peer: Peer, make_client: Callable[..., RegistryClient]
+) -> None:
+    client = make_client()
+    assert await client.remote_digest(image(tls_peer)) == DIGEST
+    # Plain HTTP first (loopback), then HTTPS once the port turned out to speak TLS.
+    assert client.stats["ping"] == 2
+    assert [entry[0] for entry in tls_peer.seen] == ["GET", "HEAD"]
