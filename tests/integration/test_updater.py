@@ -229,6 +229,23 @@ async def test_outdated_container_is_recreated_on_the_new_digest_keeping_config_
     assert db.history(name)[0].outcome == "updated"
 
 
+async def test_old_container_is_stopped_with_its_own_stop_signal(
+    updater: Updater, docker_client: docker.DockerClient, images: Any, registries: Any,
+    containers: Any, volumes_after: list[str],
+) -> None:
+    on_usr1 = ["sh", "-c", "trap 'echo usr1 > /anon/stopped; exit 0' USR1; sleep 86400 & wait"]
+    image = Outdated(docker_client, images, registries.anonymous, "signal",
+                     dict(cmd=on_usr1, volumes=["/anon"]), dict(cmd=SLEEPER, volumes=["/anon"]))
+    old = containers.run(image.ref, stop_signal="SIGUSR1")
+    volumes_after.append(old.name)
+
+    result = await updater.update(old.name)
+
+    assert result.outcome is UpdateOutcome.UPDATED, result.message
+    assert _exec(docker_client, old.name, "cat /anon/stopped") == "usr1"
+    assert _inspect(docker_client, old.name)["Config"]["StopSignal"] == "SIGUSR1"
+
+
 async def test_container_already_on_the_remote_digest_is_left_alone(
     updater: Updater, docker_client: docker.DockerClient, images: Any, registries: Any,
     containers: Any,
