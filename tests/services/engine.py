@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -52,6 +53,19 @@ def answers(url: str, timeout: float = 3.0) -> bool:
     return head.startswith(b"HTTP/1.") and b" 200 " in head[:16]
 
 
+_bridge_suffix = iter("abcdefghijklmnopqrstuvwxyz")
+
+
+def _remove_stale_bridges() -> None:
+    """Delete bridges of sessions killed before they could (named dwt<pid><letter>)."""
+    out = subprocess.run(["ip", "-o", "link", "show", "type", "bridge"], check=False,
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True).stdout
+    for match in re.finditer(r"^\d+: (dwt(\d+)[a-z])[:@]", out, re.MULTILINE):
+        if not pid_alive(int(match.group(2))):
+            subprocess.run(["ip", "link", "del", match.group(1)], check=False,
+                           stdin=subprocess.DEVNULL, capture_output=True)
+
+
 class Engine:
     """A Docker engine for the test session; starts dockerd (vfs) only where none answers."""
 
@@ -63,6 +77,7 @@ class Engine:
         self.proc: subprocess.Popen[bytes] | None = None
         self._lock: IO[str] | None = None
         self._private_root = False
+        self._bridge: str | None = None
         self._client: docker.DockerClient | None = None
 
     @property
@@ -132,8 +147,9 @@ class Engine:
             "--containerd-plugins-namespace=dockwarden-test-plugins",
         ]
         if another_engine:
-            # The other daemon owns docker0 and the iptables chains; keep off both.
-            argv += ["--bridge=none", "--iptables=false"]
+            # The other daemon owns docker0 and the iptables chains: keep off both. Not
+            # --bridge=none: that makes dockerd delete docker0 under the other daemon.
+            argv += [f"--bridge={self._make_bridge()}", "--iptables=false"]
         logfile = self.root / "dockerd.log"
         log.info("starting dockerd on %s (log %s)", sock, logfile)
         self.proc = spawn(argv, logfile)
@@ -145,6 +161,19 @@ class Engine:
             self.stop()
             raise
 
+    def _make_bridge(self) -> str:
+        """A bridge of our own for a second daemon (removed again at stop)."""
+        _remove_stale_bridges()
+        name = f"dwt{os.getpid()}{next(_bridge_suffix)}"
+        # 198.18.0.0/15 (benchmarking range): outside the pools docker allocates from.
+        subnet = (os.getpid() * 7 + ord(name[-1])) % 250
+        for argv in (["ip", "link", "add", "name", name, "type", "bridge"],
+                     ["ip", "addr", "add", f"198.18.{subnet}.1/24", "dev", name],
+                     ["ip", "link", "set", name, "up"]):
+            subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, capture_output=True)
+        self._bridge = name
+        return name
+
     def stop(self) -> None:
         """Close the client; stop dockerd only if this session started it."""
         if self._client is not None:
@@ -154,6 +183,10 @@ class Engine:
         if self.proc is not None:
             stop(self.proc, grace=30)
             self.proc = None
+        if self._bridge is not None:
+            subprocess.run(["ip", "link", "del", self._bridge], check=False,
+                           stdin=subprocess.DEVNULL, capture_output=True)
+            self._bridge = None
         if self._private_root:
             shutil.rmtree(self.root, ignore_errors=True)
         if self._lock is not None:
