@@ -4,9 +4,10 @@ latency proxy, beside a bare asyncio HEAD loop over the same manifests (the floo
     make bench
     .venv/bin/python benchmarks/check_pass.py [--containers 200] [--delay 0.02] [--repeat 3]
 
-It starts what it needs (engine if none answers, an anonymous docker-registry, the latency proxy
-in its own process), pushes one small image under N repositories, runs N sleeping containers
-(labelled, removed at the end), then measures; it prints figures, it asserts nothing about time.
+It starts what it needs (engine if none answers, an anonymous docker-registry, the test
+services' latency proxy in its own process), pushes one small image under N repositories, runs N
+sleeping containers (labelled, removed at the end), then measures; it prints figures and asserts
+nothing about time.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ from bot.registry.client import RegistryClient  # noqa: E402
 from bot.registry.credentials import DockerCredentials  # noqa: E402
 from tests.services.engine import Engine, remove_session_resources, session_labels  # noqa: E402
 from tests.services.images import ImageFactory  # noqa: E402
-from tests.services.procs import free_port, port_open, wait_until  # noqa: E402
 from tests.services.registry import RegistryProcess  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -85,28 +85,50 @@ def run_measured(argv: Sequence[str], *, env: dict[str, str], cwd: Path) -> Proc
                 out_path.read_text(), err_path.read_text())
 
 
+# tests/services/latency_proxy.py, run in a child process so its work shares neither the GIL nor
+# the event loop of the pass measured in this process; its delay is set through stdin so the
+# port (part of every image reference) stays the same from setup to measurement.
+_PROXY = """
+import sys
+from tests.services.latency_proxy import LatencyProxy
+host, port = sys.argv[1].rsplit(":", 1)
+proxy = LatencyProxy(host, int(port), delay=0.0).start()
+print(proxy.port, flush=True)
+for line in sys.stdin:
+    proxy.delay = float(line)
+    print("ok", flush=True)
+proxy.stop()
+"""
+
+
 class LatencyProxyProcess:
-    """benchmarks/latency_proxy.py as a child process."""
+    """A LatencyProxy in front of `upstream` in a child process; `host` is where to connect."""
 
-    def __init__(self, listen: str, upstream: str, delay: float) -> None:
-        self.listen, self.upstream, self.delay = listen, upstream, delay
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> LatencyProxyProcess:
+    def __init__(self, upstream: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "latency_proxy.py"), "--listen", self.listen,
-             "--upstream", self.upstream, "--delay", str(self.delay)],
-            stdout=subprocess.DEVNULL,
+            [sys.executable, "-c", _PROXY, upstream], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT,
         )
-        host, _, port = self.listen.rpartition(":")
-        wait_until(lambda: port_open(host, int(port)), 10, "latency proxy")
-        return self
+        assert self.proc.stdout is not None
+        self.host = f"127.0.0.1:{int(self.proc.stdout.readline())}"
 
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
+    def set_delay(self, seconds: float) -> None:
+        """Each way, from now on."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{seconds}\n")
+        self.proc.stdin.flush()
+        if self.proc.stdout.readline().strip() != "ok":
+            raise RuntimeError("the latency proxy did not take the new delay")
+
+    def close(self) -> None:
+        """Stop the proxy process."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def parallel(fn: Callable[[int], Any], n: int, workers: int) -> None:
@@ -196,11 +218,11 @@ def main() -> int:
     remove_session_resources(client, dead_only=True)
     registry = RegistryProcess("bench", root)
     registry.start()
-    proxy_host = f"127.0.0.1:{free_port()}"
+    proxy = LatencyProxyProcess(registry.host)
     n = args.containers
     try:
-        with LatencyProxyProcess(proxy_host, registry.host, 0.0):
-            refs, names, push_s, run_s = setup(client, proxy_host, n)
+        # Set up without latency: it is not what is measured, and it is slow enough on vfs.
+        refs, names, push_s, run_s = setup(client, proxy.host, n)
         print(f"setup: {n} repositories pushed in {push_s:.1f} s, "
               f"{n} containers created and started in {run_s:.1f} s", flush=True)
         env = {
@@ -209,9 +231,10 @@ def main() -> int:
         }
         env.update(DOCKER_HOST=engine.url, DOCKER_CONFIG=str(root / "docker-config"),
                    HOME=str(root / "home"), PYTHONPATH=str(REPO_ROOT))
-        with LatencyProxyProcess(proxy_host, registry.host, args.delay):
-            report(measure(args, env, root, refs, names, engine.url))
+        proxy.set_delay(args.delay)
+        report(measure(args, env, root, refs, names, engine.url))
     finally:
+        proxy.close()
         remove_session_resources(client, dead_only=False, session=os.getpid())
         registry.stop()
         engine.stop()
