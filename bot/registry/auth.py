@@ -216,8 +216,9 @@ class Authenticator:
         """One token request for many scopes, where the registry uses tokens.
 
         Returns the scopes whose images need not try on their own: the token service is
-        unreachable or rate limiting. Other failures leave each image to ask for its own token
-        and report its own error (a registry may refuse a batch for one repository's sake).
+        unreachable, rate limiting, or refused the login (asking again per image would only
+        hammer it with a wrong password). Other failures leave each image to ask for its own
+        token and report its own error (a registry may refuse a batch it finds too large).
         """
         auth = state.auth
         if auth is None or auth.challenge.scheme != "bearer":
@@ -234,7 +235,7 @@ class Authenticator:
         )
         failed: dict[str, RegistryError] = {}
         for chunk, outcome in zip(chunks, outcomes, strict=True):
-            if isinstance(outcome, RegistryUnreachable | RateLimited):
+            if isinstance(outcome, RegistryUnreachable | RateLimited | AuthFailed):
                 failed.update(dict.fromkeys(chunk, outcome))
             elif isinstance(outcome, RegistryError):
                 log.debug("%s: batched token request failed: %s", state.name, outcome)

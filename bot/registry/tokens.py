@@ -131,7 +131,3 @@ class TokenCache:
         """Remember a token for each scope it was granted for."""
         for scope in scopes:
             self._tokens[(registry, scope)] = token
-
-    def drop(self, registry: str, scope: str) -> None:
-        """Forget the token for a scope (the registry refused it)."""
-        self._tokens.pop((registry, scope), None)

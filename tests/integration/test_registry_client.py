@@ -162,6 +162,22 @@ async def test_wrong_credentials_give_auth_failed_without_the_password(
     assert (registry.password or "") not in str(error)
 
 
+async def test_wrong_credentials_fail_the_whole_batch_after_one_token_request(
+    images: ImageFactory, registries: Registries, make_client: MakeClient
+) -> None:
+    repositories = [unique("wrong-batch") for _ in range(3)]
+    for repository in repositories:
+        images.push_multiarch(registries.token, repository, "v1")
+    refs = [ref(registries.token.host, r) for r in repositories]
+    before = len(registries.token.token_requests)
+    client = make_client(login(registries.token, password="wrong"))
+    results = await client.remote_digests(refs)
+    assert all(isinstance(results[r], AuthFailed) for r in refs)
+    # One refused login, not one per image: some registries lock accounts after a few.
+    assert len(registries.token.token_requests) - before == 1
+    assert client.stats["head"] == 0
+
+
 # ---- tokens: batching, reuse, insufficient scope -----------------------------------------
 
 

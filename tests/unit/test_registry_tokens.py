@@ -165,10 +165,3 @@ def test_cached_token_serves_every_scope_it_was_granted_for_until_shortly_before
     clock.now = NOW + 300 - RENEW_MARGIN
     assert cache.get("reg", "a") is None
     assert cache.missing("reg", ["a", "b"]) == ["a", "b"]
-
-
-def test_dropped_token_is_fetched_again() -> None:
-    cache = TokenCache(Clock())
-    cache.put("reg", ["a"], Token("t", NOW + 300))
-    cache.drop("reg", "a")
-    assert cache.get("reg", "a") is None
