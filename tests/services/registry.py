@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 TEST_USER = "dwuser"
 
 
-@dataclass
+@dataclass(frozen=True)
 class RegistryService:
     """One registry as tests see it: where it is and how to log in."""
 
