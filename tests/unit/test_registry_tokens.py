@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -165,3 +166,31 @@ def test_cached_token_serves_every_scope_it_was_granted_for_until_shortly_before
     clock.now = NOW + 300 - RENEW_MARGIN
     assert cache.get("reg", "a") is None
     assert cache.missing("reg", ["a", "b"]) == ["a", "b"]
+
+
+_scope = st.builds(
+    "repository:{}:pull".format,
+    st.from_regex(r"[a-z0-9]{1,8}(/[a-z0-9._-]{1,8}){0,2}", fullmatch=True),
+)
+_param = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=8)
+
+
+@given(
+    st.dictionaries(st.from_regex(r"[a-z]{1,6}", fullmatch=True), _param, max_size=3),
+    st.none() | _param.filter(bool),
+    st.lists(_scope, max_size=5),
+)
+def test_token_url_keeps_realm_query_and_adds_service_and_every_scope_in_order(
+    query: dict[str, str], service: str | None, scopes: list[str]
+) -> None:
+    query.pop("service", None)
+    query.pop("scope", None)
+    realm = str(httpx.URL("https://auth.example/token", params=query))
+    url = token_url(realm, "https://reg.example/v2/", service, scopes)
+    items = url.params.multi_items()
+    assert items[: len(query)] == list(query.items())
+    rest = items[len(query) :]
+    if service:
+        assert rest[0] == ("service", service)
+        rest = rest[1:]
+    assert rest == [("scope", scope) for scope in scopes]
