@@ -284,3 +284,14 @@ def test_token_server_password_grant_returns_the_identity_token(registries: Regi
     r = httpx.post(reg.realm or "", data=form)
     assert r.status_code == 200 and r.json()["refresh_token"] == reg.identity_token
     assert httpx.post(reg.realm or "", data={**form, "password": "wrong"}).status_code == 401
+
+
+def test_stale_pidfile_naming_another_process_is_left_alone(tmp_path: Path) -> None:
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        (tmp_path / "docker.pid").write_text(str(sleeper.pid))
+        Engine(tmp_path)._kill_stale_daemon()
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()

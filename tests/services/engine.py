@@ -118,7 +118,12 @@ class Engine:
             pid = int(pidfile.read_text().strip())
         except (OSError, ValueError):
             return
-        if not pid_alive(pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return
+        # The pid may have been reused: only a dockerd on this very data root is ours to stop.
+        if b"dockerd" not in cmdline or str(self.root / "data").encode() not in cmdline:
             return
         log.warning("stopping orphaned test dockerd pid %s", pid)
         with contextlib.suppress(ProcessLookupError):
