@@ -332,21 +332,21 @@ class Authenticator:
         response = await self._exchange.send(
             state.name, method, url, kind=kind, authorization=authorization, accept=accept
         )
-        if response.status_code != 401:
-            return response
-        retry = await self._answer_401(state, ref, url, response, authorization)
-        response = await self._exchange.send(
-            state.name, method, url, kind=kind, authorization=retry, accept=accept
-        )
         if response.status_code == 401:
+            retry = await self._answer_401(state, ref, url, response, authorization)
+            response = await self._exchange.send(
+                state.name, method, url, kind=kind, authorization=retry, accept=accept
+            )
+        if response.status_code in (401, 403):
+            # GHCR and Quay say 403 where others say 401 twice: either way, no access.
             hint = (
                 "the stored credentials do not give access"
                 if await self.credentials(state) is not None
                 else f"it needs a login; {login_hint(state.name)}"
             )
             raise AuthFailed(
-                f"{state.name} refused access to {ref.repository}: {hint} "
-                "(or the repository does not exist)",
+                f"{state.name} refused access to {ref.repository} "
+                f"(HTTP {response.status_code}): {hint} (or the repository does not exist)",
                 registry=state.name,
             )
         return response

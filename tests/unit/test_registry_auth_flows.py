@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bot.errors import BadResponse, RegistryError
+from bot.errors import AuthFailed, BadResponse, RegistryError
 from bot.reference import ImageRef, parse_reference
 from bot.registry.client import RegistryClient
 from bot.registry.credentials import DockerCredentials
@@ -343,3 +343,12 @@ async def test_loopback_registry_speaking_tls_is_used_over_https_without_cert_ch
     # Plain HTTP first (loopback), then HTTPS once the port turned out to speak TLS.
     assert client.stats["ping"] == 2
     assert [entry[0] for entry in tls_peer.seen] == ["GET", "HEAD"]
+
+
+async def test_forbidden_manifest_is_auth_failed(
+    peer: Peer, make_client: Callable[..., RegistryClient]
+) -> None:
+    peer.manifest = lambda r: web.json_response({"errors": [{"code": "DENIED"}]}, status=403)
+    client = make_client()
+    with pytest.raises(AuthFailed, match="403"):
+        await client.remote_digest(image(peer))
