@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 # Scopes per batched token request: the URL and the JWT (sent on every request after) grow with
 # each scope, and proxies before registries often cap a header line at 8 KiB.
 MAX_SCOPES_PER_TOKEN = 50
+# Challenge parameters that describe one refused request, not the registry.
+_REQUEST_PARAMS = frozenset({"error", "error_description", "scope"})
 
 
 @dataclass
@@ -364,7 +366,9 @@ class Authenticator:
         offered = parse_www_authenticate(raw)
         chosen = choose_challenge(offered)
         if chosen is not None:
-            state.auth = Auth(chosen, url)
+            # Kept for later requests without this one's error and scope, which were its own.
+            params = {k: v for k, v in chosen.params.items() if k not in _REQUEST_PARAMS}
+            state.auth = Auth(Challenge(chosen.scheme, params), url)
         elif offered:
             raise UnsupportedChallenge(
                 registry=state.name,
@@ -381,13 +385,11 @@ class Authenticator:
                 registry=state.name,
             )
         # A 401 without a challenge (gcr.io does this) means: the one from the ping, again.
-        challenge = state.auth.challenge
-        if challenge.scheme == "bearer":
+        if state.auth.challenge.scheme == "bearer":
             scopes = [ref.scope]
-            if challenge.params.get("error") == "insufficient_scope" and challenge.params.get(
-                "scope"
-            ):
-                scopes = challenge.params["scope"].split()
+            asked = chosen.params if chosen is not None else {}
+            if asked.get("error") == "insufficient_scope" and asked.get("scope"):
+                scopes = asked["scope"].split()
             token = await self._token(state, state.auth, scopes, fresh=True)
             return f"Bearer {token.value}"
         basic = basic_authorization(await self.credentials(state))

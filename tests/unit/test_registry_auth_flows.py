@@ -352,3 +352,30 @@ async def test_forbidden_manifest_is_auth_failed(
     client = make_client()
     with pytest.raises(AuthFailed, match="403"):
         await client.remote_digest(image(peer))
+
+
+async def test_a_bare_401_after_an_insufficient_scope_asks_for_its_own_scope(
+    peer: Peer, make_client: Callable[..., RegistryClient]
+) -> None:
+    refused: set[str] = set()
+
+    def manifest(request: web.Request) -> web.Response:
+        repository = request.path.split("/manifests/")[0].removeprefix("/v2/")
+        scope = f"repository:{repository}:pull"
+        if repository not in refused:
+            refused.add(repository)  # each repository's first token is refused once
+            if repository == "app/one":
+                return unauthorized(bearer(peer) + f',error="insufficient_scope",scope="{scope}"')
+            return unauthorized()
+        if request.headers.get("Authorization") == f"Bearer {scope}":
+            return ok_manifest(request)
+        return unauthorized()
+
+    peer.ping = lambda r: unauthorized(bearer(peer))
+    peer.token = lambda r: token_answer(token=" ".join(r.query.getall("scope", [])))
+    peer.manifest = manifest
+    client = make_client()
+    assert await client.remote_digest(image(peer, "app/one")) == DIGEST
+    assert await client.remote_digest(image(peer, "app/two")) == DIGEST
+    last = peer.asked("/token")[-1][1]
+    assert "app%2Ftwo" in last and "app%2Fone" not in last
