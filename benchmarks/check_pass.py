@@ -169,8 +169,8 @@ def setup(client: Any, proxy_host: str, n: int) -> tuple[list[str], list[str], f
     return refs, names, pushed, time.perf_counter() - started
 
 
-async def in_process_passes(docker_host: str, names: list[str], config_dir: str
-                            ) -> dict[str, Any]:
+async def in_process_passes(docker_host: str, names: list[str], config_dir: str,
+                            per_registry: int | None = None) -> dict[str, Any]:
     """A cold pass (new registry client) then a warm one (same client): seconds and requests."""
     engine = DockerEngine(docker_host)
     try:
@@ -178,7 +178,12 @@ async def in_process_passes(docker_host: str, names: list[str], config_dir: str
         await asyncio.to_thread(engine.list_workloads)
         listing = time.perf_counter() - started
         figures: dict[str, Any] = {"listing": listing}
-        async with RegistryClient(credentials=DockerCredentials(config_dir)) as registry:
+        credentials = DockerCredentials(config_dir)
+        client = (
+            RegistryClient(credentials=credentials) if per_registry is None
+            else RegistryClient(credentials=credentials, max_per_registry=per_registry)
+        )
+        async with client as registry:
             checker = Checker(engine, registry, label_enable=False, default_policy="approve")
             for label in ("cold", "warm"):
                 before = Counter(registry.stats)
@@ -207,6 +212,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--floor-limit", type=int, default=100,
                         help="connections the bare loop may open (aiohttp's default: 100)")
+    parser.add_argument("--per-registry", type=int, action="append", default=[],
+                        help="also measure the in-process pass with this many requests at once "
+                             "per registry (repeatable; the client's default is always measured)")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="dwbench-"))
@@ -249,6 +257,7 @@ def measure(args: argparse.Namespace, env: dict[str, str], root: Path, refs: lis
     check_proc, check_rss = [], []
     cold, warm, listing = [], [], []
     stats: dict[str, Counter[str]] = {}
+    variants: dict[int, dict[str, list[float]]] = {}
     for _ in range(args.repeat):
         floor = run_measured([sys.executable, str(HERE / "bare_head_loop.py"), "--limit",
                               str(args.floor_limit), *refs], env=env, cwd=root)
@@ -274,12 +283,20 @@ def measure(args: argparse.Namespace, env: dict[str, str], root: Path, refs: lis
         warm.append(passes["warm"])
         listing.append(passes["listing"])
         stats = {"cold": passes["cold_stats"], "warm": passes["warm_stats"]}
+        for limit in args.per_registry:
+            other = asyncio.run(
+                in_process_passes(docker_host, names, env["DOCKER_CONFIG"], limit)
+            )
+            variants.setdefault(limit, {"cold": [], "warm": []})
+            variants[limit]["cold"].append(other["cold"])
+            variants[limit]["warm"].append(other["warm"])
     return {
         "n": len(names), "delay": args.delay, "repeat": args.repeat, "limit": args.floor_limit,
         "floor_loop": median(floor_loop), "floor_proc": median(floor_proc),
         "floor_rss": max(floor_rss), "check_proc": median(check_proc),
         "check_rss": max(check_rss), "cold": median(cold), "warm": median(warm),
         "listing": median(listing), "stats": stats,
+        "variants": {k: {p: median(v) for p, v in d.items()} for k, d in variants.items()},
     }
 
 
@@ -300,6 +317,11 @@ def report(f: dict[str, Any]) -> None:
          f"{f['check_proc'] / f['floor_proc']:.2f}x floor process (target <= 2x)",
          f"{f['check_rss']:.0f}"),
     ]
+    for limit, figures in sorted(f["variants"].items()):
+        rows.insert(4, (f"  same, cold, {limit} requests per registry", figures["cold"],
+                        f"{figures['cold'] / f['floor_loop']:.2f}x floor loop", ""))
+        rows.insert(5, (f"  same, warm, {limit} requests per registry", figures["warm"],
+                        f"{figures['warm'] / f['floor_loop']:.2f}x floor loop", ""))
     print(f"{'measurement':<42} {'seconds':>8}  {'peak RSS MB':>11}  ratio")
     for label, seconds, ratio, rss in rows:
         print(f"{label:<42} {seconds:>8.3f}  {rss:>11}  {ratio}")
