@@ -54,6 +54,7 @@ class Exchange:
         # Docker Hub's pull allowance as last reported, per registry: "100;w=21600" style values.
         self.rate_limits: dict[str, tuple[str, str]] = {}
         self._no_verify: set[str] = set()
+        self._limited_until: dict[str, float] = {}
 
     def open(self) -> None:
         """Create the HTTP client (and its transport) if it is not there yet."""
@@ -100,6 +101,7 @@ class Exchange:
         waited = 0.0
         rate_retries = server_retries = 0
         while True:
+            self._refuse_while_limited(registry)
             self.stats[kind] += 1
             response = await self._once(registry, method, url, headers, data)
             status = response.status_code
@@ -116,6 +118,8 @@ class Exchange:
                 self.stats["rate_limited"] += 1
                 delay = _DEFAULT_RATE_WAIT if wait is None else wait
                 if rate_retries >= _RATE_RETRIES or waited + delay > self._max_retry_wait:
+                    # The rest of this pass's requests to it would only be refused as well.
+                    self._limited_until[registry] = time.monotonic() + delay
                     raise RateLimited(
                         f"{registry} is rate limiting DockWarden; it asks to wait {delay:.0f}s",
                         registry=registry,
@@ -131,6 +135,21 @@ class Exchange:
             waited += delay
             log.info("%s answered %d; retrying in %.1fs", registry, status, delay)
             await asyncio.sleep(delay)
+
+    def _refuse_while_limited(self, registry: str) -> None:
+        """Raise RateLimited, without asking, while the registry said to wait."""
+        until = self._limited_until.get(registry)
+        if until is None:
+            return
+        left = until - time.monotonic()
+        if left <= 0:
+            del self._limited_until[registry]
+            return
+        raise RateLimited(
+            f"{registry} is rate limiting DockWarden; it asked to wait {left:.0f}s more",
+            registry=registry,
+            retry_after=left,
+        )
 
     async def _once(
         self,

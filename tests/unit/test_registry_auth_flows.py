@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bot.errors import AuthFailed, BadResponse, RegistryError
+from bot.errors import AuthFailed, BadResponse, RateLimited, RegistryError
 from bot.reference import ImageRef, parse_reference
 from bot.registry.client import RegistryClient
 from bot.registry.credentials import DockerCredentials
@@ -379,3 +379,15 @@ async def test_a_bare_401_after_an_insufficient_scope_asks_for_its_own_scope(
     assert await client.remote_digest(image(peer, "app/two")) == DIGEST
     last = peer.asked("/token")[-1][1]
     assert "app%2Ftwo" in last and "app%2Fone" not in last
+
+
+async def test_a_registry_asking_to_wait_long_is_not_asked_again_in_the_meantime(
+    peer: Peer, make_client: Callable[..., RegistryClient]
+) -> None:
+    peer.manifest = lambda r: web.Response(status=429, headers={"Retry-After": "120"})
+    client = make_client(max_per_registry=1)
+    refs = [image(peer, f"app/{name}") for name in ("one", "two", "three")]
+    results = await client.remote_digests(refs)
+    assert all(isinstance(results[r], RateLimited) for r in refs)
+    assert client.stats["head"] == 1
+    assert all(0 < results[r].retry_after <= 120 for r in refs)  # type: ignore[union-attr]
