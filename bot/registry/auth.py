@@ -12,6 +12,7 @@ import base64
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -99,6 +100,12 @@ def login_hint(registry: str) -> str:
     return f"run `docker login{target}` where DockWarden reads Docker's config"
 
 
+def _retrieve(done: asyncio.Future[Any]) -> None:
+    """Mark a shared task's failure as seen: its waiters got it, or were cancelled."""
+    if not done.cancelled():
+        done.exception()
+
+
 class Authenticator:
     """Pings registries, fetches and caches tokens, and answers 401s."""
 
@@ -107,6 +114,15 @@ class Authenticator:
         self._credentials = credentials
         self._tokens = TokenCache()
         self._fetches: dict[tuple[str, frozenset[str]], asyncio.Future[Token]] = {}
+        # Pings and token fetches are shared (shielded) tasks: they outlive a cancelled caller.
+        self._pending: set[asyncio.Future[Any]] = set()
+
+    async def cancel_pending(self) -> None:
+        """Cancel shared pings and token fetches still running (the client is closing)."""
+        pending = list(self._pending)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def credentials(self, state: RegistryState) -> Credentials | None:
         """The registry's stored credentials (a credential helper may run: off the loop)."""
@@ -127,6 +143,9 @@ class Authenticator:
             return
         if state.ping is None:
             state.ping = asyncio.ensure_future(self._ping(state))
+            state.ping.add_done_callback(_retrieve)
+            self._pending.add(state.ping)
+            state.ping.add_done_callback(self._pending.discard)
         ping = state.ping
         try:
             await asyncio.shield(ping)
@@ -259,13 +278,14 @@ class Authenticator:
             fetch = asyncio.ensure_future(self._fetch_token(state, auth, scopes))
             self._fetches[key] = fetch
             fetch.add_done_callback(lambda done: self._forget_fetch(key, done))
+            self._pending.add(fetch)
+            fetch.add_done_callback(self._pending.discard)
         return await asyncio.shield(fetch)
 
     def _forget_fetch(self, key: tuple[str, frozenset[str]], done: asyncio.Future[Token]) -> None:
         if self._fetches.get(key) is done:
             del self._fetches[key]
-        if not done.cancelled():
-            done.exception()  # retrieved here, so a fetch nobody awaits any more is not logged
+        _retrieve(done)
 
     async def _fetch_token(self, state: RegistryState, auth: Auth, scopes: list[str]) -> Token:
         """Ask the bearer realm for a token (OAuth2 refresh POST with an identitytoken)."""

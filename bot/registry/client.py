@@ -81,7 +81,8 @@ class RegistryClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close every connection."""
+        """Stop what is still under way and close every connection."""
+        await self._auth.cancel_pending()
         await self._exchange.aclose()
 
     async def remote_digest(self, ref: ImageRef) -> str:

@@ -7,6 +7,7 @@ token grants, OAuth2 endpoints that are missing, 5xx blips, HTTP-date Retry-Afte
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import ssl
@@ -74,6 +75,8 @@ async def serve(script: Peer, tls: ssl.SSLContext | None = None) -> web.AppRunne
         else:
             handler = script.manifest or ok_manifest
         result = handler(request)
+        if asyncio.iscoroutine(result):
+            result = await result
         assert isinstance(result, web.StreamResponse)
         return result
 
@@ -391,3 +394,25 @@ async def test_a_registry_asking_to_wait_long_is_not_asked_again_in_the_meantime
     assert all(isinstance(results[r], RateLimited) for r in refs)
     assert client.stats["head"] == 1
     assert all(0 < results[r].retry_after <= 120 for r in refs)  # type: ignore[union-attr]
+
+
+async def test_closing_the_client_stops_a_shared_ping_its_cancelled_caller_left(
+    peer: Peer, make_client: Callable[..., RegistryClient]
+) -> None:
+    answered = asyncio.Event()
+
+    async def slow_ping(request: web.Request) -> web.Response:
+        answered.set()
+        await asyncio.sleep(1)
+        return web.json_response({})
+
+    peer.ping = slow_ping
+    client = make_client()
+    caller = asyncio.ensure_future(client.remote_digest(image(peer)))
+    await answered.wait()
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    await client.aclose()
+    left = [t for t in asyncio.all_tasks() if "Authenticator._ping" in repr(t.get_coro())]
+    assert left == []
