@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
 import uuid
@@ -164,3 +165,50 @@ def test_doctor_without_an_engine_fails(tmp_path: Path) -> None:
     done = _dockwarden(tmp_path, _env(tmp_path, f"unix://{tmp_path}/nothing.sock"), "doctor")
     assert done.returncode != 0
     assert done.stdout.splitlines()[0].startswith("FAIL")
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the child closed its end of the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_progress_line_goes_to_a_terminal_stderr_only_when_the_pass_takes_a_while(
+    tmp_path: Path, docker_host: str, registries: Any, images: Any, containers: Any,
+    odd_registry: Any,
+) -> None:
+    from tests.services.registry import RegistryService
+
+    repo = f"dwcli/slow-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    images.push(registries.anonymous, repo, "v1", version=1)
+    images.pull(RegistryService(name="odd", host=odd_registry.host), repo, "v1")
+    slow = containers.run(f"{odd_registry.host}/{repo}:v1")
+    env = _env(tmp_path, docker_host)
+
+    odd_registry.rate_limit(1, retry_after="2")  # the pass now lasts two seconds at least
+    master, slave = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", "check", slow.name], cwd=tmp_path, env=env,
+            stdout=subprocess.PIPE, stderr=slave, text=True, timeout=120,
+        )
+        os.close(slave)
+        terminal = _read_all(master).decode(errors="replace")
+    finally:
+        os.close(master)
+    assert done.returncode == 0
+    assert "checking images" in terminal
+    assert "checking images" not in done.stdout
+    assert slow.name in done.stdout
+
+    odd_registry.rate_limit(1, retry_after="2")
+    piped = _dockwarden(tmp_path, env, "check", slow.name)
+    assert piped.returncode == 0
+    assert "checking images" not in piped.stderr
