@@ -222,9 +222,14 @@ class Checker:
 
     async def workloads(self) -> list[Workload]:
         """Running containers and, on a swarm manager, services instead of their tasks."""
-        containers = await asyncio.to_thread(self.engine.list_workloads)
         list_services = getattr(self.engine, "list_services", None)
-        services: list[Workload] = await asyncio.to_thread(list_services) if list_services else []
+        services: list[Workload] = []
+        if list_services is None:
+            containers = await asyncio.to_thread(self.engine.list_workloads)
+        else:
+            containers, services = await asyncio.gather(
+                asyncio.to_thread(self.engine.list_workloads), asyncio.to_thread(list_services)
+            )
         service_ids = {s.id for s in services}
         containers = [c for c in containers if c.labels.get(SERVICE_ID_LABEL) not in service_ids]
         return sorted(containers + services, key=lambda w: (w.kind, w.name))
