@@ -2,7 +2,7 @@
 latency proxy, beside a bare asyncio HEAD loop over the same manifests (the floor).
 
     make bench
-    .venv/bin/python benchmarks/check_pass.py [--containers 200] [--delay 0.02] [--repeat 3]
+    .venv/bin/python benchmarks/check_pass.py [--containers 200] [--delay 0.02] [--repeat 5]
 
 It starts what it needs (engine if none answers, an anonymous docker-registry, the test
 services' latency proxy in its own process), pushes one small image under N repositories, runs N
@@ -209,13 +209,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--containers", type=int, default=200)
     parser.add_argument("--delay", type=float, default=0.02, help="one-way latency, seconds")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--floor-limit", type=int, default=100,
                         help="connections the bare loop may open (aiohttp's default: 100)")
-    parser.add_argument("--per-registry", type=int, action="append", default=[],
+    parser.add_argument("--per-registry", type=int, action="append",
                         help="also measure the in-process pass with this many requests at once "
-                             "per registry (repeatable; the client's default is always measured)")
+                             "per registry (repeatable; default 64; the client's own default is "
+                             "always measured)")
     args = parser.parse_args()
+    if args.per_registry is None:
+        args.per_registry = [64]
 
     root = Path(tempfile.mkdtemp(prefix="dwbench-"))
     (root / "docker-config").mkdir()
