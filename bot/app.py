@@ -91,6 +91,7 @@ def build_updater(
         store,
         health_timeout=settings.health_timeout,
         grace_period=settings.grace_period,
+        credentials=build_credentials(settings),
     )
 
 

@@ -60,9 +60,8 @@ def _cmd_update(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    from bot.app import build_credentials, build_engine, build_registry, build_store
+    from bot.app import build_engine, build_registry, build_store, build_updater
     from bot.domain import UpdateOutcome, UpdateResult
-    from bot.updater import Updater
 
     def ask(question: str) -> bool:
         if not sys.stdin.isatty():
@@ -78,10 +77,7 @@ def _cmd_update(settings: Settings, args: argparse.Namespace) -> int:
 
     async def update() -> UpdateResult | None:
         async with build_registry(settings) as registry:
-            updater = Updater(
-                engine, registry, store, health_timeout=settings.health_timeout,
-                grace_period=settings.grace_period, credentials=build_credentials(settings),
-            )
+            updater = build_updater(settings, engine, registry, store)
             for name in await updater.reconcile():
                 print(f"dockwarden: settled an interrupted update of {name}", file=sys.stderr)
             expected = None
