@@ -1,0 +1,72 @@
+"""The check table and the doctor's chat findings, on plain values."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import SecretStr
+
+from bot.config import load_settings
+from bot.doctor import chat_findings
+from bot.domain import CheckError, CheckReport, CheckResult, CheckStatus, SkipReason
+from bot.report import detail, familiar_image, render_table, short_digest
+
+D1 = "sha256:" + "1" * 64
+D2 = "sha256:" + "2" * 64
+
+
+def _report(*results: CheckResult) -> CheckReport:
+    return CheckReport(checked_at=datetime(2026, 1, 1, tzinfo=UTC), results=results)
+
+
+def test_table_has_aligned_columns_one_row_per_container_and_a_summary() -> None:
+    report = _report(
+        CheckResult("web", "docker.io/library/nginx:1.25", CheckStatus.UP_TO_DATE, D1, D1),
+        CheckResult("api-server", "ghcr.io/o/api:2", CheckStatus.UPDATE_AVAILABLE, D1, D2),
+        CheckResult("db", "docker.io/library/postgres:16", CheckStatus.SKIPPED,
+                    reason=SkipReason.DISABLED),
+    )
+    lines = render_table(report).splitlines()
+    assert lines[0].split() == ["CONTAINER", "IMAGE", "STATUS", "DETAIL"]
+    status_column = lines[0].index("STATUS")
+    assert [line[status_column:].split("  ")[0].strip() for line in lines[1:4]] == [
+        "up to date", "update available", "skipped",
+    ]
+    assert lines[1].startswith("web ") and "nginx:1.25" in lines[1]
+    assert lines[-1] == "3 checked: 1 up to date, 1 update available, 1 skipped"
+
+
+def test_empty_report_says_there_was_nothing_to_check() -> None:
+    assert render_table(_report()) == "no running containers to check\n"
+
+
+def test_details_say_what_each_status_means() -> None:
+    update = CheckResult("a", "x", CheckStatus.UPDATE_AVAILABLE, D1, D2)
+    assert detail(update) == f"{short_digest(D1)} -> {short_digest(D2)}"
+    pinned = CheckResult("a", "x", CheckStatus.SKIPPED, reason=SkipReason.PINNED_DIGEST)
+    assert detail(pinned) == "pinned by digest"
+    error = CheckResult("a", "x", CheckStatus.ERROR, error=CheckError(
+        "unsupported_challenge", "odd asks for 'negotiate'", "odd:5000", "negotiate"))
+    assert detail(error) == "unsupported_challenge: odd asks for 'negotiate'"
+
+
+def test_short_digest_and_familiar_image() -> None:
+    assert short_digest(D1) == "sha256:111111111111"
+    assert short_digest(None) == "-"
+    assert familiar_image("docker.io/library/nginx:latest") == "nginx:latest"
+    assert familiar_image("sha256:" + "a" * 64) == "sha256:" + "a" * 64
+
+
+def test_chat_findings_never_show_a_token_and_flag_a_token_without_a_destination() -> None:
+    secret = "123456:very-secret-token"
+    settings = load_settings().model_copy(update={
+        "telegram_bot_token": SecretStr(secret),
+        "telegram_chat_ids": (),
+        "discord_bot_token": SecretStr(secret),
+        "discord_channel_id": 42,
+    })
+    findings = {f.subject: f for f in chat_findings(settings)}
+    assert not findings["telegram"].ok
+    assert "TELEGRAM_CHAT_IDS" in findings["telegram"].text
+    assert findings["discord"].ok
+    assert all(secret not in f.render() for f in findings.values())
