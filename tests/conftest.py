@@ -60,13 +60,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _session_dir() -> Path:
     """This session's directory under WORK_ROOT; dead sessions' directories are removed."""
     WORK_ROOT.mkdir(parents=True, exist_ok=True)
-    for old in WORK_ROOT.glob("session-*"):
+    for old in [*WORK_ROOT.glob("session-*"), *WORK_ROOT.glob("engine-*")]:
         with contextlib.suppress(ValueError):
-            if not pid_alive(int(old.name.removeprefix("session-"))):
+            if not pid_alive(int(old.name.split("-", 1)[1])) and not _daemon_alive(old):
                 shutil.rmtree(old, ignore_errors=True)
     path = WORK_ROOT / f"session-{os.getpid()}"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _daemon_alive(root: Path) -> bool:
+    """Whether a private engine dir's dockerd still runs (its session died without it)."""
+    try:
+        return pid_alive(int((root / "docker.pid").read_text().strip()))
+    except (OSError, ValueError):
+        return False
 
 
 @pytest.fixture(scope="session")
