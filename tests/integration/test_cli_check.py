@@ -212,3 +212,40 @@ def test_progress_line_goes_to_a_terminal_stderr_only_when_the_pass_takes_a_whil
     piped = _dockwarden(tmp_path, env, "check", slow.name)
     assert piped.returncode == 0
     assert "checking images" not in piped.stderr
+
+
+def test_doctor_names_each_registrys_scheme_and_whether_credentials_were_found(
+    tmp_path: Path, docker_host: str, registries: Any, images: Any, containers: Any,
+    docker_config: Any,
+) -> None:
+    hosts = {}
+    for registry in (registries.basic, registries.token):
+        repo = f"dwcli/doctor-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        images.push(registry, repo, "v1", version=1)
+        containers.run(f"{registry.host}/{repo}:v1")
+        hosts[registry.name] = registry.host
+    auths = {
+        r.host: {"username": r.username, "password": r.password}
+        for r in (registries.basic, registries.token)
+    }
+
+    def lines_for(config_dir: str) -> dict[str, str]:
+        env = _env(tmp_path, docker_host)
+        env["DOCKER_CONFIG"] = config_dir
+        done = _dockwarden(tmp_path, env, "doctor")
+        found = {}
+        for name, host in hosts.items():
+            (line,) = [x for x in done.stdout.splitlines() if f" {host}:" in x]
+            found[name] = line
+        assert registries.basic.password not in done.stdout + done.stderr
+        return found
+
+    with_creds = lines_for(docker_config(auths))
+    assert with_creds["basic"].startswith("ok")
+    assert "basic auth; credentials found" in with_creds["basic"]
+    assert with_creds["token"].startswith("ok")
+    assert "bearer auth; credentials found" in with_creds["token"]
+
+    without = lines_for(docker_config({}))
+    assert without["basic"].startswith("FAIL")
+    assert "no credentials" in without["basic"] and "auth_failed" in without["basic"]
