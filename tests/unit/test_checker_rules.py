@@ -284,3 +284,11 @@ async def test_swarm_task_containers_are_replaced_by_their_service() -> None:
     assert [(r.container, r.kind, r.status) for r in report.results] == [
         ("web", "service", CheckStatus.UP_TO_DATE)
     ]
+
+
+def test_container_name_is_its_own_name_not_a_link_alias() -> None:
+    from bot.engines.docker import container_name
+
+    assert container_name(["/web/db", "/db"], "c" * 64) == "db"
+    assert container_name(["/solo"], "c" * 64) == "solo"
+    assert container_name([], "c" * 64) == "c" * 12
