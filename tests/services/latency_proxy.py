@@ -101,20 +101,26 @@ class LatencyProxy:
         self._tasks.add(task)
         self.connections += 1
         up_writer: asyncio.StreamWriter | None = None
+        cancelled = False
         try:
             # A new connection costs one more round trip (the handshake a real link would need).
             await asyncio.sleep(2 * self.delay)
             up_reader, up_writer = await asyncio.open_connection(self.upstream_host,
                                                                  self.upstream_port)
             await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-        except (OSError, asyncio.CancelledError):
+        except OSError:
             pass
+        except asyncio.CancelledError:
+            # stop() cancels idle keep-alive connections; end quietly (the stream callback
+            # would log a cancelled task as an error).
+            cancelled = True
         finally:
             for w in (writer, up_writer):
                 if w is not None:
                     w.close()
-                    with contextlib.suppress(Exception):
-                        await w.wait_closed()
+                    if not cancelled:
+                        with contextlib.suppress(Exception):
+                            await w.wait_closed()
             self._tasks.discard(task)
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
