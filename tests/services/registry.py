@@ -79,6 +79,18 @@ class RegistryProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        """Start on a free port; another port if a concurrent session took this one meanwhile."""
+        for attempt in range(3):
+            try:
+                self._start_once()
+                return
+            except RuntimeError:
+                if self.proc is None or self.proc.poll() is None or attempt == 2:
+                    raise
+                self.port = free_port()
+                self.host = f"127.0.0.1:{self.port}"
+
+    def _start_once(self) -> None:
         """Write the config, start the registry and wait until /v2/ answers."""
         binary = shutil.which("docker-registry") or shutil.which("registry")
         if binary is None:
@@ -101,7 +113,9 @@ class RegistryProcess:
         cfg.write_text(json.dumps(config, indent=2))
         logfile = self.root / "registry.log"
         self.proc = spawn([binary, "serve", str(cfg)], logfile)
-        wait_until(self._answers, 30, f"registry {self.name}", self.proc, logfile)
+        # Our own "listening" line first: a concurrent session may own this port and answer.
+        wait_until(lambda: _says_listening(logfile, self.host) and self._answers(), 30,
+                   f"registry {self.name}", self.proc, logfile)
 
     def _answers(self) -> bool:
         try:
@@ -117,6 +131,13 @@ class RegistryProcess:
         if self.proc is not None:
             stop(self.proc)
             self.proc = None
+
+
+def _says_listening(logfile: Path, host: str) -> bool:
+    try:
+        return f"listening on {host}" in logfile.read_text(errors="replace")
+    except OSError:
+        return False
 
 
 def htpasswd_line(user: str, password: str) -> str:
