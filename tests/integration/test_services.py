@@ -14,9 +14,16 @@ import httpx
 import pytest
 
 from tests.services import SESSION_LABEL
+from tests.services.__main__ import is_static_elf
 from tests.services.containers import ContainerFactory
 from tests.services.engine import Engine, answers, remove_session_resources
-from tests.services.images import OCI_INDEX, OCI_MANIFEST, ImageFactory, registry_headers
+from tests.services.images import (
+    OCI_INDEX,
+    OCI_MANIFEST,
+    ImageFactory,
+    busybox_path,
+    registry_headers,
+)
 from tests.services.latency_proxy import LatencyProxy
 from tests.services.odd_registry import OddRegistry
 from tests.services.procs import pid_alive
@@ -295,3 +302,15 @@ def test_stale_pidfile_naming_another_process_is_left_alone(tmp_path: Path) -> N
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_prepare_prints_one_line_when_everything_is_present() -> None:
+    done = subprocess.run([sys.executable, "-m", "tests.services", "prepare"],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 1 and "present" in done.stdout
+
+
+def test_images_are_made_of_a_static_busybox() -> None:
+    assert is_static_elf(busybox_path())
+    assert not is_static_elf(Path(sys.executable).resolve())
