@@ -3,6 +3,14 @@
 Everything here starts real processes (dockerd, docker-registry, a token server) on loopback,
 writes their logs to files under WORK_ROOT and stops them again; tests/conftest.py wires them
 into pytest fixtures. `python -m tests.services prepare` installs what is missing.
+
+Environment:
+  DOCKER_HOST                      the engine to use; where none answers, dockerd is started
+  DOCKWARDEN_TEST_FORCE_ENGINE=1   start a private dockerd even when one answers (own socket,
+                                   data root and bridge): pins the path CI takes
+  DOCKWARDEN_TEST_ROOT             state and logs (default /var/tmp/dockwarden-test): the
+                                   dockerd log is engine/dockerd.log, registries' logs are
+                                   session-<pid>/registries/<name>/registry.log
 """
 
 from __future__ import annotations
