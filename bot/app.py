@@ -188,7 +188,9 @@ def run_daemon(
 ) -> int:
     """`dockwarden run`: one asyncio loop until SIGTERM/SIGINT; returns the exit status."""
     from bot.errors import EngineUnavailable
+    from bot.scheduler import parse_schedule
 
+    parse_schedule(settings.schedule)  # a bad schedule is a ConfigError before anything starts
     try:
         return asyncio.run(_daemon(settings, first_pass_delay=first_pass_delay, jitter=jitter))
     except EngineUnavailable as exc:

@@ -20,6 +20,7 @@ from apscheduler.triggers.date import DateTrigger
 from bot.alerts import Alerter, Notifier, PassSummary
 from bot.commands import CheckerPort, UpdateService
 from bot.domain import CheckStatus
+from bot.errors import ConfigError
 from bot.store import PendingUpdate, Store
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,15 @@ class PassRunner:
         self.store.set_meta("last_pass", json.dumps(data))
 
 
+def parse_schedule(schedule: str) -> CronTrigger:
+    """The cron trigger of DOCKWARDEN_SCHEDULE; a ConfigError naming it when it is invalid."""
+    try:
+        return CronTrigger.from_crontab(schedule, timezone=UTC)
+    except ValueError as exc:
+        raise ConfigError(f"DOCKWARDEN_SCHEDULE: not a valid cron expression {schedule!r}: {exc}")\
+            from None
+
+
 class PassScheduler:
     """APScheduler 3.x on our loop: the cron schedule (with jitter) and a first pass soon."""
 
@@ -149,7 +159,7 @@ class PassScheduler:
         # APScheduler logs every job addition and run at INFO; our own pass line says enough.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         scheduler = AsyncIOScheduler(timezone=UTC)
-        trigger = CronTrigger.from_crontab(self.schedule, timezone=UTC)
+        trigger = parse_schedule(self.schedule)
         trigger.jitter = self.jitter or None  # spread many bots' passes over a minute
         job_options: dict[str, Any] = {
             "max_instances": 1,
