@@ -62,8 +62,9 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     value = value.strip()
     if not value:
         return None
-    if value.isdigit():
-        return float(int(value))
+    if value.isascii() and value.isdigit():
+        # Bounded: a registry asking for centuries is asking for "not now" all the same.
+        return float(min(int(value), 10**9))
     try:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):

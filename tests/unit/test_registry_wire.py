@@ -67,12 +67,16 @@ def test_retry_after_as_http_date_is_seconds_from_now() -> None:
     assert parse_retry_after(later, NOW) == pytest.approx(42.0)
 
 
+def test_absurd_retry_after_is_bounded() -> None:
+    assert parse_retry_after("9" * 400, NOW) == 1e9
+
+
 def test_retry_after_in_the_past_means_now() -> None:
     earlier = format_datetime(datetime.fromtimestamp(NOW - 300, UTC), usegmt=True)
     assert parse_retry_after(earlier, NOW) == 0.0
 
 
-@pytest.mark.parametrize("value", [None, "", "soon", "-5", "1.5", "Mon, 99 Foo 2020"])
+@pytest.mark.parametrize("value", [None, "", "soon", "-5", "1.5", "Mon, 99 Foo 2020", "²", "٣"])
 def test_unusable_retry_after_is_none(value: str | None) -> None:
     assert parse_retry_after(value, NOW) is None
 
