@@ -57,6 +57,7 @@ def build_registry(settings: Settings) -> RegistryClient:
         credentials=build_credentials(settings),
         insecure_registries=settings.insecure_registries,
         timeout=settings.registry_timeout,
+        max_per_registry=settings.registry_concurrency,
     )
 
 

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     health_timeout: float = Field(default=60.0, validation_alias="DOCKWARDEN_HEALTH_TIMEOUT")
     grace_period: float = Field(default=5.0, validation_alias="DOCKWARDEN_GRACE_PERIOD")
     registry_timeout: float = Field(default=10.0, validation_alias="DOCKWARDEN_REGISTRY_TIMEOUT")
+    registry_concurrency: int = Field(
+        default=64, ge=1, le=256, validation_alias="DOCKWARDEN_REGISTRY_CONCURRENCY"
+    )
     log_level: str = Field(default="INFO", validation_alias="DOCKWARDEN_LOG_LEVEL")
 
     telegram_bot_token: SecretStr | None = Field(

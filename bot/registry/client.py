@@ -50,7 +50,7 @@ class RegistryClient:
         credentials: DockerCredentials,
         insecure_registries: Sequence[str] = (),
         timeout: float = 10.0,
-        max_per_registry: int = 16,
+        max_per_registry: int = 64,
         max_retry_wait: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:

@@ -13,7 +13,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: pytest.TempPathFactory
     monkeypatch.chdir(tmp_path)  # no stray .env
     for name in ("DOCKWARDEN_SCHEDULE", "TELEGRAM_CHAT_IDS", "TELEGRAM_ADMIN_IDS",
                  "DOCKWARDEN_INSECURE_REGISTRIES", "DOCKWARDEN_DEFAULT_POLICY",
-                 "TELEGRAM_BOT_TOKEN", "DOCKWARDEN_DB", "TELEGRAM_API_BASE_URL"):
+                 "TELEGRAM_BOT_TOKEN", "DOCKWARDEN_DB", "TELEGRAM_API_BASE_URL",
+                 "DOCKWARDEN_REGISTRY_CONCURRENCY"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -24,6 +25,7 @@ def test_defaults_match_the_design_card() -> None:
     assert settings.label_enable is False
     assert settings.default_policy == "approve"
     assert settings.insecure_registries == ()
+    assert settings.registry_concurrency == 64
     assert settings.telegram_api_base_url == "https://api.telegram.org"
     assert settings.discord_api_base_url == "https://discord.com/api/v10"
 

@@ -416,3 +416,29 @@ async def test_closing_the_client_stops_a_shared_ping_its_cancelled_caller_left(
     await client.aclose()
     left = [t for t in asyncio.all_tasks() if "Authenticator._ping" in repr(t.get_coro())]
     assert left == []
+
+
+async def test_requests_in_flight_per_registry_stay_within_the_configured_concurrency(
+    peer: Peer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.app import build_registry
+    from bot.config import load_settings
+
+    in_flight = most = 0
+
+    async def slow_manifest(request: web.Request) -> web.Response:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.02)
+        in_flight -= 1
+        return ok_manifest(request)
+
+    peer.manifest = slow_manifest
+    monkeypatch.setenv("DOCKWARDEN_REGISTRY_CONCURRENCY", "3")
+    settings = load_settings(docker_config=str(tmp_path))
+    refs = [image(peer, f"app/n{i}") for i in range(12)]
+    async with build_registry(settings) as client:
+        results = await client.remote_digests(refs)
+    assert all(results[r] == DIGEST for r in refs)
+    assert most == 3
