@@ -135,6 +135,18 @@ class Authenticator:
                     state.credentials_loaded = True
         return state.credentials
 
+    async def refresh_credentials(self, state: RegistryState) -> None:
+        """Look the credentials up again (a pass starts): a `docker login` since the last pass is
+        used from now on, and the tokens the old credentials earned are dropped."""
+        if not state.credentials_loaded:
+            return  # the first use looks them up anyway
+        async with state.lock:
+            current = await asyncio.to_thread(self._credentials.lookup, state.credentials_key)
+            if current != state.credentials:
+                log.info("%s: stored credentials changed; using the new ones", state.name)
+                state.credentials = current
+                self._tokens.forget(state.name)
+
     # ---- the /v2/ ping ------------------------------------------------------------------
 
     async def ensure_ping(self, state: RegistryState) -> None:

@@ -162,6 +162,7 @@ class RegistryClient:
         """All images of one registry: ping, one token for many scopes, then the HEADs."""
         state = self._registry(refs[0])
         try:
+            await self._auth.refresh_credentials(state)
             await self._auth.ensure_ping(state)
         except RegistryError as error:
             for ref in refs:

@@ -127,6 +127,11 @@ class TokenCache:
                 seen[scope] = None
         return list(seen)
 
+    def forget(self, registry: str) -> None:
+        """Drop every token of a registry (the credentials that earned them changed)."""
+        for key in [key for key in self._tokens if key[0] == registry]:
+            del self._tokens[key]
+
     def put(self, registry: str, scopes: Iterable[str], token: Token) -> None:
         """Remember a token for each scope it was granted for."""
         for scope in scopes:

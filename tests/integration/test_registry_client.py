@@ -162,6 +162,25 @@ async def test_wrong_credentials_give_auth_failed_without_the_password(
     assert (registry.password or "") not in str(error)
 
 
+@pytest.mark.parametrize("which", ["basic", "token"])
+async def test_a_docker_login_between_passes_is_used_by_the_next_pass(
+    which: str, images: ImageFactory, registries: Registries, docker_config: Callable[..., str]
+) -> None:
+    registry: RegistryService = getattr(registries, which)
+    repository = unique(f"relogin-{which}")
+    pushed = images.push_multiarch(registry, repository, "v1")
+    image = ref(registry.host, repository)
+    directory = docker_config(login(registry, password="wrong"))
+    async with RegistryClient(credentials=DockerCredentials(directory)) as client:
+        first = await client.remote_digests([image])
+        assert isinstance(first[image], AuthFailed)
+        docker_config_path = f"{directory}/config.json"
+        with open(docker_config_path, "w") as config:  # what `docker login` does
+            json.dump({"auths": login(registry)}, config)
+        second = await client.remote_digests([image])
+        assert second[image] == pushed
+
+
 async def test_wrong_credentials_fail_the_whole_batch_after_one_token_request(
     images: ImageFactory, registries: Registries, make_client: MakeClient
 ) -> None:
