@@ -159,3 +159,24 @@ def test_nested_transactions_commit_once_and_roll_back_together(store: Store) ->
     with store.transaction():
         store.mark_said("b")
     assert store.was_said("b")
+
+
+def test_a_failed_commit_rolls_back_and_later_writes_still_land(
+    store: Store, tmp_path: Path
+) -> None:
+    # A deferred foreign key fails at COMMIT, the way a full disk or an I/O error would.
+    with store.transaction() as db:
+        db.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+        db.execute("CREATE TABLE child (p INTEGER REFERENCES parent (id)"
+                   " DEFERRABLE INITIALLY DEFERRED)")
+    store._db.execute("PRAGMA foreign_keys = ON")  # outside any transaction
+    with pytest.raises(sqlite3.IntegrityError):
+        with store.transaction() as db:
+            store.record("lost", "with the failed commit")
+            db.execute("INSERT INTO child VALUES (1)")
+    store.record("check", "ok")
+    other = Store(tmp_path / "state.db")  # another connection sees only what was committed
+    try:
+        assert [h.action for h in other.history()] == ["check"]
+    finally:
+        other.close()
