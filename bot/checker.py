@@ -76,27 +76,25 @@ def policy_of(labels: Mapping[str, str], default: str) -> str:
 
 def local_digests(ref: ImageRef, repo_digests: Iterable[str]) -> tuple[str, ...]:
     """Digests of the RepoDigests that name the same registry and repository as `ref`."""
-    found = []
-    for entry in repo_digests:
-        parsed = _repo_digest(entry)
-        if parsed is None:
-            continue
-        registry, repository, digest = parsed
-        if registry == ref.registry and repository == ref.repository and digest not in found:
-            found.append(digest)
-    return tuple(found)
+    return _by_repository(tuple(repo_digests)).get((ref.registry, ref.repository), ())
 
 
 # Cached: an image tagged into many repositories carries all their entries, and every container
-# of it is planned against them, once per pass.
-@functools.lru_cache(maxsize=4096)
-def _repo_digest(entry: str) -> tuple[str, str, str] | None:
-    """(registry, repository, digest) of one RepoDigests entry, or None when it is none."""
-    try:
-        ref = parse_reference(entry)
-    except InvalidReference:
-        return None  # "<none>@<none>" and the like
-    return (ref.registry, ref.repository, ref.digest) if ref.digest else None
+# of it is planned against them; indexed once per image instead of scanned once per container.
+@functools.lru_cache(maxsize=1024)
+def _by_repository(repo_digests: tuple[str, ...]) -> dict[tuple[str, str], tuple[str, ...]]:
+    """RepoDigests entries as (registry, repository) -> digests, in their order, once each."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for entry in repo_digests:
+        try:
+            parsed = parse_reference(entry)
+        except InvalidReference:
+            continue  # "<none>@<none>" and the like
+        if parsed.digest:
+            digests = found.setdefault((parsed.registry, parsed.repository), [])
+            if parsed.digest not in digests:
+                digests.append(parsed.digest)
+    return {key: tuple(digests) for key, digests in found.items()}
 
 
 def _looks_like_image_id(image: str) -> bool:

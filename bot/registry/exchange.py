@@ -169,7 +169,7 @@ class Exchange:
             extensions[NO_VERIFY] = True
         try:
             return await self._http.request(
-                method, url, headers=headers, data=data, extensions=extensions
+                method, target, headers=headers, data=data, extensions=extensions
             )
         except (httpx.ConnectError, httpx.ConnectTimeout) as error:
             raise ConnectFailed(f"cannot reach {where}: {error}", registry=registry) from None

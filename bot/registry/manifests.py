@@ -16,6 +16,7 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 MANIFEST_ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST))
 
 _DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
+_LOWER_HEX = re.compile(r"[0-9a-f]+")
 _HASH_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
 
 
@@ -27,7 +28,7 @@ def is_valid_digest(value: str | None) -> bool:
     length = _HASH_LENGTHS.get(algorithm)
     if length is None:
         return True
-    return len(encoded) == length and all(c in "0123456789abcdef" for c in encoded)
+    return len(encoded) == length and _LOWER_HEX.fullmatch(encoded) is not None
 
 
 def digest_of(body: bytes, algorithm: str = "sha256") -> str:
