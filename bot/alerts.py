@@ -24,7 +24,14 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from bot.chat import Action, Alert, AlertKind, ChatAdapter, Field
-from bot.domain import CheckReport, CheckResult, CheckStatus, UpdateOutcome, UpdateResult
+from bot.domain import (
+    CheckReport,
+    CheckResult,
+    CheckStatus,
+    UpdateOutcome,
+    UpdateResult,
+    short_digest,
+)
 from bot.store import PendingUpdate, Store, utcnow
 
 log = logging.getLogger(__name__)
@@ -72,14 +79,6 @@ PROBLEM_TITLES: dict[str, str] = {
     "not_found": "Image not found in registry",
     "bad_response": "Registry answered garbage",
 }
-
-
-def short_digest(digest: str | None) -> str:
-    """`sha256:0123456789ab` — enough to tell digests apart in a message."""
-    if not digest:
-        return "-"
-    algo, _, hexpart = digest.partition(":")
-    return f"{algo}:{hexpart[:12]}" if hexpart else digest[:19]
 
 
 def registry_of(image: str) -> str:

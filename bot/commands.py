@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-from bot.alerts import SNOOZE_BUTTON, AlertSink, PassSummary, result_alert, short_digest
+from bot.alerts import SNOOZE_BUTTON, AlertSink, PassSummary, result_alert
 from bot.chat import Command, Reply, Sender
 from bot.config import Settings
-from bot.domain import CheckReport, CheckStatus, UpdateOutcome, UpdateResult
+from bot.domain import CheckReport, CheckStatus, UpdateOutcome, UpdateResult, short_digest
 from bot.errors import ContainerNotFound, DockWardenError, SelfUpdateRefused, UpdateInProgress
 from bot.store import PendingUpdate, Store, utcnow
 

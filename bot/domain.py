@@ -131,3 +131,11 @@ class UpdateResult:
             "new_digest": self.new_digest,
             "message": self.message,
         }
+
+
+def short_digest(digest: str | None) -> str:
+    """`sha256:0123456789ab` (12 hex digits): enough to tell digests apart; '-' for none."""
+    if not digest:
+        return "-"
+    algorithm, _, hex_part = digest.partition(":")
+    return f"{algorithm}:{hex_part[:12]}" if hex_part else digest[:19]

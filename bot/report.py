@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from typing import TextIO
 
-from bot.domain import CheckReport, CheckResult, CheckStatus, SkipReason
+from bot.domain import CheckReport, CheckResult, CheckStatus, SkipReason, short_digest
 from bot.errors import InvalidReference
 from bot.reference import parse_reference
 
@@ -20,14 +20,6 @@ _SKIP_TEXT = {
     SkipReason.LOCAL_IMAGE: "local image, nothing to compare in a registry",
     SkipReason.DISABLED: "disabled by label",
 }
-
-
-def short_digest(digest: str | None) -> str:
-    """`sha256:0123456789ab` (12 hex digits), or '-' for none."""
-    if not digest:
-        return "-"
-    algorithm, _, hex_part = digest.partition(":")
-    return f"{algorithm}:{hex_part[:12]}"
 
 
 def familiar_image(image: str) -> str:

@@ -21,7 +21,8 @@ import docker.errors
 
 from bot import selfinfo
 from bot.checker import local_digests
-from bot.domain import UpdateOutcome, UpdateResult
+from bot.domain import UpdateOutcome, UpdateResult, short_digest
+from bot.engines.swarm import service_workload
 from bot.errors import (
     ContainerNotFound,
     EngineError,
@@ -34,6 +35,7 @@ from bot.errors import (
 from bot.recreate import build_create_spec, container_name, shares_network_of
 from bot.reference import ImageRef, parse_reference
 from bot.replace import Engine, Replacer
+from bot.service_update import ServiceUpdater
 from bot.store import JournalEntry, Store
 
 if TYPE_CHECKING:
@@ -86,7 +88,8 @@ class Updater:
             grace_period=grace_period,
             after_step=after_step,
         )
-        self._busy: set[str] = set()  # names and ids of containers being updated
+        self.services = ServiceUpdater(self.engine, timeout=health_timeout + grace_period + 60)
+        self._busy: set[str] = set()  # names and ids of containers and services being updated
 
     async def update(
         self, name: str, *, expected_digest: str | None = None, actor: str | None = None
@@ -97,15 +100,19 @@ class Updater:
         claimed = {name}
         try:
             old = await self.engine.inspect(name)
-            if old is None:
-                raise ContainerNotFound(name)
-            for key in (old["Id"], container_name(old)):
-                if key not in claimed:
-                    self._claim_or_raise(key)
-                    self._busy.add(key)
-                    claimed.add(key)
-            await self._refuse_foreign_update(container_name(old))
-            result = await self._update(old, expected_digest)
+            if old is not None:
+                for key in (old["Id"], container_name(old)):
+                    if key not in claimed:
+                        self._claim_or_raise(key)
+                        self._busy.add(key)
+                        claimed.add(key)
+                await self._refuse_foreign_update(container_name(old))
+                result = await self._update(old, expected_digest)
+            else:
+                service = await self.services.find(name)
+                if service is None:
+                    raise ContainerNotFound(name)
+                result = await self._update_service(service, expected_digest)
         finally:
             self._busy.difference_update(claimed)
         await asyncio.to_thread(
@@ -118,6 +125,69 @@ class Updater:
         )
         log.info("update of %s: %s (%s)", result.container, result.outcome, result.message)
         return result
+
+    async def _update_service(
+        self, service: Mapping[str, Any], expected: str | None
+    ) -> UpdateResult:
+        """A swarm service: the swarm rolls it out on the digest (see bot/service_update.py)."""
+        workload = service_workload(dict(service))
+        name = workload.name if workload is not None else str(service["ID"])
+        try:
+            if workload is None:
+                raise _Failed(f"service {name} has no image")
+            ref = parse_reference(workload.image)
+            if ref.digest is not None:
+                raise _Failed(f"service {name} is pinned to {ref.digest}; change its image to "
+                              "update it")
+            await self._refuse_own_service(service, name)
+        except InvalidReference as exc:
+            return UpdateResult(name, UpdateOutcome.FAILED, None, None,
+                                f"service {name} has no image reference: {exc}")
+        except _Failed as exc:
+            return UpdateResult(
+                name, UpdateOutcome.FAILED, None, None, f"{exc}; nothing was changed"
+            )
+        known = local_digests(ref, workload.repo_digests)
+        old_digest = known[0] if known else None
+        digest = await self._digest_to_apply(name, ref, old_digest, expected)
+        if isinstance(digest, UpdateResult):
+            return digest
+        if digest == old_digest:
+            return UpdateResult(
+                name, UpdateOutcome.UP_TO_DATE, old_digest, digest,
+                f"service {name} already runs {ref.familiar} at {short_digest(digest)}; "
+                "nothing was changed",
+            )
+        return await self.services.update(service, digest, old_digest, ref.familiar)
+
+    async def _digest_to_apply(
+        self, name: str, ref: ImageRef, old_digest: str | None, expected: str | None
+    ) -> str | UpdateResult:
+        """The approved digest, else the registry's current one; a failure when it won't say."""
+        if expected:
+            return expected
+        try:
+            return await self.registry.remote_digest(ref)
+        except RegistryError as exc:
+            return UpdateResult(
+                name, UpdateOutcome.FAILED, old_digest, None,
+                f"could not ask {exc.registry} for {ref}: {exc}; nothing was changed",
+            )
+
+    async def _refuse_own_service(self, service: Mapping[str, Any], name: str) -> None:
+        """The swarm would replace the task DockWarden runs in half-way through the wait."""
+        tasks = await self.engine.call("listing the service's tasks", "tasks",
+                                       filters={"service": service["ID"]})
+        for task in tasks:
+            container_id = ((task.get("Status") or {}).get("ContainerStatus") or {}).get(
+                "ContainerID"
+            )
+            if container_id and selfinfo.runs_inside(str(container_id)):
+                raise SelfUpdateRefused(
+                    f"service {name} runs DockWarden itself; replacing its task would stop the "
+                    f"update half-way. Update it from outside (`docker service update --image "
+                    f"... {name}` on a manager)"
+                )
 
     def _claim_or_raise(self, key: str) -> None:
         # Checked and claimed with no await in between: atomic on the one event loop.
@@ -159,17 +229,14 @@ class Updater:
             )
         old_digests = local_digests(ref, old_image.get("RepoDigests") or ())
         old_digest = old_digests[0] if old_digests else None
-        try:
-            digest = expected or await self.registry.remote_digest(ref)
-        except RegistryError as exc:
-            return UpdateResult(
-                name, UpdateOutcome.FAILED, old_digest, None,
-                f"could not ask {exc.registry} for {ref}: {exc}; nothing was changed",
-            )
+        digest = await self._digest_to_apply(name, ref, old_digest, expected)
+        if isinstance(digest, UpdateResult):
+            return digest
         if digest in old_digests:
             return UpdateResult(
                 name, UpdateOutcome.UP_TO_DATE, old_digest, digest,
-                f"{name} already runs {ref.familiar} at {_short(digest)}; nothing was changed",
+                f"{name} already runs {ref.familiar} at {short_digest(digest)}; "
+                "nothing was changed",
             )
         try:
             new_image_id = await self._pull(ref, digest)
@@ -279,14 +346,14 @@ class Updater:
             notes = await self._restart_dependents(dependents)
             return UpdateResult(
                 name, UpdateOutcome.ROLLED_BACK, old_digest, digest,
-                f"the update of {name} to {_short(digest)} failed: {done.detail}{notes}",
+                f"the update of {name} to {short_digest(digest)} failed: {done.detail}{notes}",
             )
         notes = await self._recreate_dependents(dependents, str(done.new_id))
         if dependents:
             await self.replacer.finish(done.journal_id, "updated")
         return UpdateResult(
             name, UpdateOutcome.UPDATED, old_digest, digest,
-            f"{name} now runs {ref.familiar} at {_short(digest)}; {done.detail}{notes}",
+            f"{name} now runs {ref.familiar} at {short_digest(digest)}; {done.detail}{notes}",
         )
 
     async def _dependents(self, target: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -400,10 +467,6 @@ def journal_owner_alive(entry: JournalEntry) -> bool:
     # Written from another container or host: no pid to look at, but no update outlives its
     # stop timeout plus its health timeout, which the journal's expiry allows for.
     return time.time() < float(entry.data.get("expires") or 0)
-
-
-def _short(digest: str) -> str:
-    return digest.split(":", 1)[-1][:12]
 
 
 def _tagged(image: Mapping[str, Any], ref: ImageRef) -> bool:

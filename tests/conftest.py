@@ -22,6 +22,7 @@ from tests.services.images import ImageFactory
 from tests.services.odd_registry import OddRegistry
 from tests.services.procs import free_port, pid_alive
 from tests.services.registry import DeadRegistry, Registries
+from tests.services.swarm import SwarmEngine, SwarmUnavailable
 
 _stoppers: list[Callable[[], None]] = []
 
@@ -128,6 +129,21 @@ def registries(services_dir: Path) -> Iterator[Registries]:
     _stoppers.append(regs.stop)
     yield regs
     regs.stop()
+
+
+@pytest.fixture(scope="session")
+def swarm() -> Iterator[SwarmEngine]:
+    """A swarm manager of the session's own (see tests/services/swarm.py); skips where none
+    can be started."""
+    engine = SwarmEngine()
+    _stoppers.append(engine.stop)
+    try:
+        engine.start()
+    except SwarmUnavailable as exc:
+        engine.stop()
+        pytest.skip(str(exc))
+    yield engine
+    engine.stop()
 
 
 @pytest.fixture(scope="session")

@@ -6,14 +6,9 @@ import gc
 import http.server
 import json
 import os
-import shutil
 import socketserver
-import subprocess
-import tempfile
 import threading
-import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import docker
@@ -23,6 +18,7 @@ import pytest
 from bot.domain import Workload
 from bot.engines.docker import DockerEngine
 from bot.errors import EngineError, EngineUnavailable
+from tests.services.swarm import SwarmEngine
 
 
 def _repo(stem: str) -> str:
@@ -219,62 +215,10 @@ def test_container_that_vanishes_between_list_and_inspect_is_left_out(
     assert flaky_engine("vanishes").list_workloads() == []
 
 
-@pytest.fixture
-def swarm_engine() -> Any:
-    """A dockerd of this test alone, in its own network namespace, made a swarm manager.
-
-    Never the shared engine (`swarm init` there would change it for everyone), and never a second
-    dockerd in the host's network namespace: one started with `--bridge=none` deletes the host's
-    docker0, which the shared engine's containers need.
-    """
-    for tool in ("dockerd", "unshare", "ip"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed")
-    # A short path: unix socket paths (dockerd's, containerd's) must stay under 108 bytes.
-    root = Path(tempfile.mkdtemp(prefix="dwswarm-"))
-    sock = root / "docker.sock"
-    script = (
-        "ip link set lo up && exec dockerd --storage-driver=vfs --iptables=false "
-        f"--data-root={root / 'data'} --exec-root={root / 'exec'} -H unix://{sock} "
-        f"--pidfile={root / 'docker.pid'} --containerd-namespace=dwswarm-{os.getpid()} "
-        f"--containerd-plugins-namespace=dwswarm-{os.getpid()}-plugins"
-    )
-    with open(root / "dockerd.log", "wb") as log:
-        proc = subprocess.Popen(["unshare", "--net", "sh", "-c", script], stdout=log,
-                                stderr=subprocess.STDOUT)
-    client = None
-    try:
-        deadline = time.monotonic() + 60
-        while client is None:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.skip("a private dockerd did not start: "
-                            + (root / "dockerd.log").read_text()[-500:])
-            if sock.exists():
-                try:
-                    client = docker.DockerClient(base_url=f"unix://{sock}", version="auto")
-                except docker.errors.DockerException:
-                    time.sleep(0.2)
-            else:
-                time.sleep(0.2)
-        client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
-        yield client, f"unix://{sock}"
-    finally:
-        if client is not None:
-            client.close()
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(root, ignore_errors=True)
-        gc.collect()
-
-
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_swarm_service_is_checked_by_its_tag_against_its_spec_digest(
-    swarm_engine: Any, registries: Any, images: Any, tmp_path: Any
+    swarm: SwarmEngine, registries: Any, images: Any, tmp_path: Any
 ) -> None:
     from bot.checker import Checker
     from bot.domain import CheckStatus
@@ -285,15 +229,16 @@ async def test_swarm_service_is_checked_by_its_tag_against_its_spec_digest(
     repo = _repo("svc")
     old = images.push(anon, repo, "v1", version=1)
     ref = f"{anon.host}/{repo}:v1"
-    client, url = swarm_engine
-    # What `docker service create` does: pin the spec to the digest the tag resolves to (the
-    # private engine cannot reach the registry from its namespace; the push said the digest).
-    client.services.create(f"{ref}@{old}", name="dwsvc", command=["sleep", "86400"])
+    client, url = swarm.client, swarm.url
+    assert client is not None
+    # What `docker service create` does: pin the spec to the digest the tag resolves to.
+    name = f"dwsvc-{uuid.uuid4().hex[:8]}"
+    client.services.create(f"{ref}@{old}", name=name, command=["sleep", "86400"])
 
     engine = DockerEngine(url)
     try:
-        (service,) = engine.list_services()
-        assert (service.kind, service.name, service.image) == ("service", "dwsvc", ref)
+        (service,) = [s for s in engine.list_services() if s.name == name]
+        assert (service.kind, service.name, service.image) == ("service", name, ref)
         assert service.repo_digests == (f"{anon.host}/{repo}@{old}",)
 
         new = images.push(anon, repo, "v1", version=2)
@@ -301,7 +246,7 @@ async def test_swarm_service_is_checked_by_its_tag_against_its_spec_digest(
         config.mkdir()
         async with RegistryClient(credentials=DockerCredentials(str(config))) as registry:
             checker = Checker(engine, registry, label_enable=False, default_policy="approve")
-            (result,) = (await checker.check(["dwsvc"])).results
+            (result,) = (await checker.check([name])).results
         assert (result.kind, result.status) == ("service", CheckStatus.UPDATE_AVAILABLE)
         assert (result.local_digest, result.remote_digest) == (old, new)
     finally:

@@ -114,7 +114,7 @@ class RegistryProcess:
         logfile = self.root / "registry.log"
         self.proc = spawn([binary, "serve", str(cfg)], logfile)
         # Our own "listening" line first: a concurrent session may own this port and answer.
-        wait_until(lambda: _says_listening(logfile, self.host) and self._answers(), 30,
+        wait_until(lambda: says_listening(logfile, self.host) and self._answers(), 30,
                    f"registry {self.name}", self.proc, logfile)
 
     def _answers(self) -> bool:
@@ -133,7 +133,7 @@ class RegistryProcess:
             self.proc = None
 
 
-def _says_listening(logfile: Path, host: str) -> bool:
+def says_listening(logfile: Path, host: str) -> bool:
     try:
         return f"listening on {host}" in logfile.read_text(errors="replace")
     except OSError:

@@ -8,8 +8,8 @@ from pydantic import SecretStr
 
 from bot.config import load_settings
 from bot.doctor import chat_findings
-from bot.domain import CheckError, CheckReport, CheckResult, CheckStatus, SkipReason
-from bot.report import detail, familiar_image, render_table, short_digest
+from bot.domain import CheckError, CheckReport, CheckResult, CheckStatus, SkipReason, short_digest
+from bot.report import detail, familiar_image, render_table
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64
