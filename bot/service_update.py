@@ -30,6 +30,12 @@ log = logging.getLogger(__name__)
 _DONE = "completed"
 _FAILED = frozenset({"paused", "rollback_paused"})
 _SWARM_ROLLED_BACK = "rollback_completed"
+_ENDED = _FAILED | {_DONE, _SWARM_ROLLED_BACK}
+
+
+def service_name(service: Mapping[str, Any]) -> str:
+    """The service's name (its id when the spec has none)."""
+    return str((service.get("Spec") or {}).get("Name") or service["ID"])
 
 
 def service_image(service: Mapping[str, Any]) -> str:
@@ -82,7 +88,7 @@ class ServiceUpdater:
         self, service: Mapping[str, Any], digest: str, old_digest: str | None, familiar: str
     ) -> UpdateResult:
         """Roll the service out on `digest`; roll it back when the swarm cannot."""
-        name = str((service.get("Spec") or {}).get("Name") or service["ID"])
+        name = service_name(service)
         tagged, _ = split_digest(service_image(service))
         previous = dict((service.get("Spec") or {}).get("TaskTemplate") or {})
         try:
@@ -92,13 +98,17 @@ class ServiceUpdater:
                 name, UpdateOutcome.FAILED, old_digest, digest,
                 f"the swarm refused the update of {name}: {exc}; nothing was changed",
             )
-        state, message = await self._rollout(service)
+        try:
+            state, message = await self._rollout(service)
+        except EngineError as exc:
+            state, message = "", f"watching the rollout failed: {exc}"
         if state == _DONE:
             return UpdateResult(
                 name, UpdateOutcome.UPDATED, old_digest, digest,
                 f"service {name} now runs {familiar} at {short_digest(digest)}",
             )
-        why = message or f"the rollout did not finish within {self.timeout:.0f}s"
+        why = message or "the swarm gave no reason"
+        log.warning("update of service %s to %s failed: %s", name, digest, why)
         if state == _SWARM_ROLLED_BACK:
             return UpdateResult(
                 name, UpdateOutcome.ROLLED_BACK, old_digest, digest,
@@ -125,7 +135,7 @@ class ServiceUpdater:
         return UpdateResult(
             name, UpdateOutcome.FAILED, old_digest, digest,
             f"the update of service {name} to {short_digest(digest)} failed ({why}) and putting "
-            f"its previous spec back did not finish ({message or 'no answer in time'}); see "
+            f"its previous spec back did not finish ({message}); see "
             f"`docker service ps {name}`",
         )
 
@@ -143,15 +153,14 @@ class ServiceUpdater:
         """Wait for the update started after `before` to end: (UpdateStatus.State, Message).
 
         The status of an earlier update may still be shown at first: it is told apart by its
-        start time. ("", "") when the rollout is still going at the timeout."""
+        start time. ("", why) when the rollout is still going at the timeout."""
         earlier = (before.get("UpdateStatus") or {}).get("StartedAt")
-        deadline = time.monotonic() + self.timeout * rollout_batches(before)
+        allowed = self.timeout * rollout_batches(before)
+        deadline = time.monotonic() + allowed
         while time.monotonic() < deadline:
             status = (await self._inspect(str(before["ID"]))).get("UpdateStatus") or {}
             state = str(status.get("State") or "")
-            if status.get("StartedAt") != earlier and (
-                state in _FAILED or state in (_DONE, _SWARM_ROLLED_BACK)
-            ):
+            if state in _ENDED and status.get("StartedAt") != earlier:
                 return state, str(status.get("Message") or "")
             await asyncio.sleep(self.poll)
-        return "", ""
+        return "", f"the rollout did not finish within {allowed:.0f}s"

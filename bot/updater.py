@@ -35,7 +35,7 @@ from bot.errors import (
 from bot.recreate import build_create_spec, container_name, shares_network_of
 from bot.reference import ImageRef, parse_reference
 from bot.replace import Engine, Replacer
-from bot.service_update import ServiceUpdater
+from bot.service_update import ServiceUpdater, service_name
 from bot.store import JournalEntry, Store
 
 if TYPE_CHECKING:
@@ -130,25 +130,14 @@ class Updater:
         self, service: Mapping[str, Any], expected: str | None
     ) -> UpdateResult:
         """A swarm service: the swarm rolls it out on the digest (see bot/service_update.py)."""
-        workload = service_workload(dict(service))
-        name = workload.name if workload is not None else str(service["ID"])
+        name = service_name(service)
         try:
-            if workload is None:
-                raise _Failed(f"service {name} has no image")
-            ref = parse_reference(workload.image)
-            if ref.digest is not None:
-                raise _Failed(f"service {name} is pinned to {ref.digest}; change its image to "
-                              "update it")
+            ref, old_digest = self._service_target(service)
             await self._refuse_own_service(service, name)
-        except InvalidReference as exc:
-            return UpdateResult(name, UpdateOutcome.FAILED, None, None,
-                                f"service {name} has no image reference: {exc}")
         except _Failed as exc:
             return UpdateResult(
                 name, UpdateOutcome.FAILED, None, None, f"{exc}; nothing was changed"
             )
-        known = local_digests(ref, workload.repo_digests)
-        old_digest = known[0] if known else None
         digest = await self._digest_to_apply(name, ref, old_digest, expected)
         if isinstance(digest, UpdateResult):
             return digest
@@ -159,6 +148,23 @@ class Updater:
                 "nothing was changed",
             )
         return await self.services.update(service, digest, old_digest, ref.familiar)
+
+    @staticmethod
+    def _service_target(service: Mapping[str, Any]) -> tuple[ImageRef, str | None]:
+        """The reference a service is updated along, and the digest its spec is pinned to."""
+        name = service_name(service)
+        workload = service_workload(dict(service))
+        if workload is None:
+            raise _Failed(f"service {name} has no image")
+        try:
+            ref = parse_reference(workload.image)
+        except InvalidReference as exc:
+            raise _Failed(f"service {name} has no image reference: {exc}") from None
+        if ref.digest is not None:
+            raise _Failed(f"service {name} is pinned to {ref.digest}; change its image to "
+                          "update it")
+        known = local_digests(ref, workload.repo_digests)
+        return ref, known[0] if known else None
 
     async def _digest_to_apply(
         self, name: str, ref: ImageRef, old_digest: str | None, expected: str | None
@@ -207,7 +213,12 @@ class Updater:
         """The digests an update of `name` would go from and to (raises when it cannot start)."""
         old = await self.engine.inspect(name)
         if old is None:
-            raise ContainerNotFound(name)
+            service = await self.services.find(name)
+            if service is None:
+                raise ContainerNotFound(name)
+            ref, old_digest = self._service_target(service)
+            new = await self.registry.remote_digest(ref)
+            return Preview(service_name(service), str(ref), old_digest, new)
         ref, old_image = await self._target(old)
         old_digests = local_digests(ref, old_image.get("RepoDigests") or ())
         new = await self.registry.remote_digest(ref)

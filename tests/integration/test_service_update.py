@@ -105,6 +105,8 @@ async def test_service_is_rolled_out_on_the_new_digest_with_its_spec_kept(
     name, tagged = service.name, f"{anon.host}/{repository}:v1"
     new = images.push(anon, repository, "v1", version=2)
 
+    preview = await updater.preview(name)  # what `dockwarden update` asks about
+    assert (preview.container, preview.old_digest, preview.new_digest) == (name, old, new)
     result = await updater.update(name, actor="tester")
 
     assert result.outcome is UpdateOutcome.UPDATED, result.message
