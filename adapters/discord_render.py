@@ -33,6 +33,7 @@ COLOURS: dict[AlertKind, discord.Colour] = {
     AlertKind.UPDATE_SUCCEEDED: discord.Colour.green(),
     AlertKind.UPDATE_FAILED: discord.Colour.red(),
     AlertKind.RECOVERED: discord.Colour.green(),
+    AlertKind.ENGINE_UNREACHABLE: discord.Colour.dark_red(),
 }
 
 _STYLES: dict[str, discord.ButtonStyle] = {

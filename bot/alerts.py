@@ -177,6 +177,31 @@ def recovered_alert(registry: str, kinds: Sequence[str]) -> Alert:
     )
 
 
+def engine_alert(message: str) -> Alert:
+    """Said once when a pass cannot list the engine's containers (engine down or failing)."""
+    return Alert(
+        kind=AlertKind.ENGINE_UNREACHABLE,
+        title="Docker engine problem: nothing was checked",
+        text=(
+            f"{message}\nNo container is checked until it answers; DockWarden keeps trying on "
+            "schedule and says so once it does."
+        ),
+        fields=(Field("Problem", "engine_unreachable"),),
+        extra={"problem": "engine_unreachable"},
+    )
+
+
+def engine_recovered_alert() -> Alert:
+    """Said once when the Docker engine answers again after an engine_unreachable alert."""
+    return Alert(
+        kind=AlertKind.RECOVERED,
+        title="Docker engine recovered",
+        text="The Docker engine answers again; checks are back on schedule.",
+        fields=(Field("Cleared", "engine_unreachable"),),
+        extra={"problem": "engine_unreachable"},
+    )
+
+
 def result_alert(result: UpdateResult, *, update_id: str | None, actor: str | None) -> Alert:
     """update_succeeded / update_failed for what an update did."""
     ok = result.outcome in (UpdateOutcome.UPDATED, UpdateOutcome.UP_TO_DATE)
@@ -218,6 +243,9 @@ def result_alert(result: UpdateResult, *, update_id: str | None, actor: str | No
 # -- dedup ---------------------------------------------------------------------------------------
 
 
+_ENGINE_KEY = "engine|unreachable"
+
+
 class Alerter:
     """Turns check reports into alerts worth saying, using the store to remember what was said."""
 
@@ -232,9 +260,20 @@ class Alerter:
         problems: dict[tuple[str, str], list[CheckResult]] = {}
         healthy: set[str] = set()
         with self.store.transaction():  # one commit for the whole pass
+            if self.store.was_said(_ENGINE_KEY):  # a report means the engine answered
+                self.store.unsay(_ENGINE_KEY)
+                alerts.append(engine_recovered_alert())
             self._observe(report, now, alerts, auto, problems, healthy)
             alerts.extend(self._problems(problems, healthy))
         return PassSummary(report=report, alerts=tuple(alerts), auto=tuple(auto))
+
+    def engine_unreachable(self, message: str) -> list[Alert]:
+        """A pass could not reach the engine: one alert, the first time only."""
+        with self.store.transaction():
+            if self.store.was_said(_ENGINE_KEY):
+                return []
+            self.store.mark_said(_ENGINE_KEY)
+        return [engine_alert(message)]
 
     def _observe(
         self,

@@ -24,6 +24,7 @@ class AlertKind(StrEnum):
     UPDATE_SUCCEEDED = "update_succeeded"
     UPDATE_FAILED = "update_failed"
     RECOVERED = "recovered"
+    ENGINE_UNREACHABLE = "engine_unreachable"
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from apscheduler.triggers.date import DateTrigger
 from bot.alerts import Alerter, Notifier, PassSummary
 from bot.commands import CheckerPort, UpdateService
 from bot.domain import CheckStatus
-from bot.errors import ConfigError
+from bot.errors import ConfigError, EngineError
 from bot.store import PendingUpdate, Store
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,11 @@ class PassRunner:
             left = await self.sink.flush()  # what earlier passes could not deliver
             if left:
                 log.warning("%d alerts still undelivered", left)
-            report = await self.checker.check(list(names) if names else None)
+            try:
+                report = await self.checker.check(list(names) if names else None)
+            except EngineError as exc:
+                await self.sink.send(tuple(self.alerter.engine_unreachable(str(exc))))
+                raise
             summary = self.alerter.observe(report)
             self._remember(summary)
             await self.sink.send(summary.alerts)

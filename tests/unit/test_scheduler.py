@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from bot.app import Core, build_core
+from bot.chat import AlertKind
 from bot.config import Settings
+from bot.errors import EngineUnavailable
 from bot.scheduler import PassScheduler
 from bot.store import Store
 from tests.unit.fakes import FakeAdapter, FakeChecker, FakeUpdater, cmd, outdated, report
@@ -101,3 +103,32 @@ async def test_idle_waits_for_a_pass_under_way(store: Store) -> None:
     assert core.runner.running
     assert await core.runner.idle(5.0)
     await task
+
+
+async def test_engine_going_away_is_said_once_and_its_return_once(store: Store) -> None:
+    class Dying(FakeChecker):
+        down = True
+
+        async def check(self, names: object = None) -> object:  # type: ignore[override]
+            if self.down:
+                raise EngineUnavailable(
+                    "no Docker engine answers at unix:///var/run/docker.sock: Connection refused; "
+                    "start Docker or set DOCKER_HOST"
+                )
+            return await super().check()
+
+    checker = Dying(report(outdated("web")))
+    adapter = FakeAdapter()
+    core = make_core(store, checker, adapter)
+    await core.runner.run_scheduled()
+    await core.runner.run_scheduled()
+    (down,) = adapter.alerts
+    assert down.kind is AlertKind.ENGINE_UNREACHABLE
+    assert "Connection refused" in down.text and "start Docker" in down.text
+    checker.down = False
+    await core.runner.run_scheduled()
+    await core.runner.run_scheduled()
+    kinds = [a.kind for a in adapter.alerts]
+    assert kinds == [AlertKind.ENGINE_UNREACHABLE, AlertKind.RECOVERED,
+                     AlertKind.UPDATE_AVAILABLE]
+    assert "engine" in adapter.alerts[1].title.lower()
