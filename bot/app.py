@@ -93,6 +93,7 @@ def build_updater(
         health_timeout=settings.health_timeout,
         grace_period=settings.grace_period,
         credentials=build_credentials(settings),
+        remove_old_images=settings.remove_old_images,
     )
 
 

@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     )
     health_timeout: float = Field(default=60.0, validation_alias="DOCKWARDEN_HEALTH_TIMEOUT")
     grace_period: float = Field(default=5.0, validation_alias="DOCKWARDEN_GRACE_PERIOD")
+    remove_old_images: bool = Field(default=False, validation_alias="DOCKWARDEN_REMOVE_OLD_IMAGES")
     registry_timeout: float = Field(default=10.0, validation_alias="DOCKWARDEN_REGISTRY_TIMEOUT")
     registry_concurrency: int = Field(
         default=64, ge=1, le=256, validation_alias="DOCKWARDEN_REGISTRY_CONCURRENCY"

@@ -74,12 +74,14 @@ class Updater:
         health_timeout: float,
         grace_period: float,
         credentials: DockerCredentials | None = None,
+        remove_old_images: bool = False,
         after_step: Callable[[str], None] | None = None,
     ) -> None:
         self.registry = registry
         self.store = store
         # Without credentials, the Docker SDK reads Docker's own config.json for the pull.
         self.credentials = credentials
+        self.remove_old_images = remove_old_images
         self.engine = Engine(engine.docker.api)
         self.replacer = Replacer(
             self.engine,
@@ -362,10 +364,23 @@ class Updater:
         notes = await self._recreate_dependents(dependents, str(done.new_id))
         if dependents:
             await self.replacer.finish(done.journal_id, "updated")
+        if self.remove_old_images and old["Image"] != new_image_id:
+            notes += await self._remove_old_image(str(old["Image"]))
         return UpdateResult(
             name, UpdateOutcome.UPDATED, old_digest, digest,
             f"{name} now runs {ref.familiar} at {short_digest(digest)}; {done.detail}{notes}",
         )
+
+    async def _remove_old_image(self, image_id: str) -> str:
+        """Remove the image the container ran before, unless anything else still uses it."""
+        try:
+            # Without force the engine refuses while any container (stopped ones too) uses it
+            # or another tag names it: exactly the cases where it must stay.
+            await self.engine.call("removing the old image", "remove_image", image_id)
+        except EngineError as exc:
+            log.info("old image %s kept: %s", image_id[:19], exc)
+            return f"; the old image is kept ({exc})"
+        return "; the old image was removed"
 
     async def _dependents(self, target: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Running containers that share `target`'s network namespace."""

@@ -229,6 +229,31 @@ async def test_outdated_container_is_recreated_on_the_new_digest_keeping_config_
     assert db.history(name)[0].outcome == "updated"
 
 
+async def test_old_image_is_removed_when_asked_once_no_container_uses_it(
+    engine: DockerEngine, db: Store, docker_dir: str, docker_client: docker.DockerClient,
+    images: Any, registries: Any, containers: Any,
+) -> None:
+    image = Outdated(docker_client, images, registries.anonymous, "cleanup",
+                     dict(cmd=SLEEPER), dict(cmd=SLEEPER))
+    first = containers.run(image.ref)
+    second = containers.run(image.ref)
+    credentials = DockerCredentials(docker_dir)
+    async with RegistryClient(credentials=credentials) as registry:
+        updater = Updater(engine, registry, db, health_timeout=HEALTH_TIMEOUT, grace_period=GRACE,
+                          credentials=credentials, remove_old_images=True)
+
+        kept = await updater.update(first.name)
+        assert kept.outcome is UpdateOutcome.UPDATED, kept.message
+        assert "the old image is kept" in kept.message  # the second container still runs it
+        assert docker_client.images.get(image.old_id).id == image.old_id
+
+        removed = await updater.update(second.name)
+        assert removed.outcome is UpdateOutcome.UPDATED, removed.message
+        assert "the old image was removed" in removed.message
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker_client.images.get(image.old_id)
+
+
 async def test_old_container_is_stopped_with_its_own_stop_signal(
     updater: Updater, docker_client: docker.DockerClient, images: Any, registries: Any,
     containers: Any, volumes_after: list[str],

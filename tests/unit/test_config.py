@@ -14,7 +14,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: pytest.TempPathFactory
     for name in ("DOCKWARDEN_SCHEDULE", "TELEGRAM_CHAT_IDS", "TELEGRAM_ADMIN_IDS",
                  "DOCKWARDEN_INSECURE_REGISTRIES", "DOCKWARDEN_DEFAULT_POLICY",
                  "TELEGRAM_BOT_TOKEN", "DOCKWARDEN_DB", "TELEGRAM_API_BASE_URL",
-                 "DOCKWARDEN_REGISTRY_CONCURRENCY"):
+                 "DOCKWARDEN_REGISTRY_CONCURRENCY", "DOCKWARDEN_REMOVE_OLD_IMAGES"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -26,6 +26,7 @@ def test_defaults_match_the_design_card() -> None:
     assert settings.default_policy == "approve"
     assert settings.insecure_registries == ()
     assert settings.registry_concurrency == 64
+    assert settings.remove_old_images is False
     assert settings.telegram_api_base_url == "https://api.telegram.org"
     assert settings.discord_api_base_url == "https://discord.com/api/v10"
 
