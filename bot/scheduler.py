@@ -72,7 +72,7 @@ class PassRunner:
             try:
                 report = await self.checker.check(list(names) if names else None)
             except EngineError as exc:
-                await self.sink.send(tuple(self.alerter.engine_unreachable(str(exc))))
+                await self.sink.send(self.alerter.engine_unreachable(str(exc)))
                 raise
             summary = self.alerter.observe(report)
             self._remember(summary)

@@ -20,7 +20,7 @@ from typing import Any
 import docker.errors
 
 from bot.domain import UpdateOutcome, UpdateResult, short_digest
-from bot.engines.swarm import split_digest
+from bot.engines.swarm import service_image, service_name, split_digest
 from bot.errors import EngineError
 from bot.replace import Engine
 
@@ -31,17 +31,6 @@ _DONE = "completed"
 _FAILED = frozenset({"paused", "rollback_paused"})
 _SWARM_ROLLED_BACK = "rollback_completed"
 _ENDED = _FAILED | {_DONE, _SWARM_ROLLED_BACK}
-
-
-def service_name(service: Mapping[str, Any]) -> str:
-    """The service's name (its id when the spec has none)."""
-    return str((service.get("Spec") or {}).get("Name") or service["ID"])
-
-
-def service_image(service: Mapping[str, Any]) -> str:
-    """The image text of a service's spec (`repo:tag@sha256:...` as the swarm pinned it)."""
-    spec = service.get("Spec") or {}
-    return str(((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Image") or "")
 
 
 def with_image(service: Mapping[str, Any], image: str) -> dict[str, Any]:

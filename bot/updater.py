@@ -22,7 +22,7 @@ import docker.errors
 from bot import selfinfo
 from bot.checker import local_digests
 from bot.domain import UpdateOutcome, UpdateResult, short_digest
-from bot.engines.swarm import service_workload
+from bot.engines.swarm import service_name, service_workload
 from bot.errors import (
     ContainerNotFound,
     EngineError,
@@ -35,7 +35,7 @@ from bot.errors import (
 from bot.recreate import build_create_spec, container_name, shares_network_of
 from bot.reference import ImageRef, parse_reference
 from bot.replace import Engine, Replacer
-from bot.service_update import ServiceUpdater, service_name
+from bot.service_update import ServiceUpdater
 from bot.store import JournalEntry, Store
 
 if TYPE_CHECKING:
@@ -155,7 +155,7 @@ class Updater:
     def _service_target(service: Mapping[str, Any]) -> tuple[ImageRef, str | None]:
         """The reference a service is updated along, and the digest its spec is pinned to."""
         name = service_name(service)
-        workload = service_workload(dict(service))
+        workload = service_workload(service)
         if workload is None:
             raise _Failed(f"service {name} has no image")
         try:

@@ -8,6 +8,7 @@ gets checked.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from bot.domain import Workload
@@ -29,11 +30,26 @@ def split_digest(image: str) -> tuple[str, str | None]:
     return (name, digest) if sep else (image, None)
 
 
-def service_workload(service: dict[str, Any]) -> Workload | None:
+def service_name(service: Mapping[str, Any]) -> str:
+    """The service's name (its id when the spec has none)."""
+    return str((service.get("Spec") or {}).get("Name") or service["ID"])
+
+
+def service_image(service: Mapping[str, Any]) -> str:
+    """The image text of a service's spec (`repo:tag@sha256:...` as the swarm pinned it)."""
+    return str(_container_spec(service).get("Image") or "")
+
+
+def _container_spec(service: Mapping[str, Any]) -> dict[str, Any]:
+    spec = service.get("Spec") or {}
+    return dict((spec.get("TaskTemplate") or {}).get("ContainerSpec") or {})
+
+
+def service_workload(service: Mapping[str, Any]) -> Workload | None:
     """One service from the /services list as a Workload, or None when it has no image."""
     spec = service.get("Spec") or {}
-    container_spec = (spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
-    image: str = container_spec.get("Image") or ""
+    container_spec = _container_spec(service)
+    image = service_image(service)
     if not image:
         return None
     name, digest = split_digest(image)
@@ -48,7 +64,7 @@ def service_workload(service: dict[str, Any]) -> Workload | None:
     # Service labels say what the operator meant for the service; container labels are a default.
     labels = {**(container_spec.get("Labels") or {}), **(spec.get("Labels") or {})}
     return Workload(
-        name=spec.get("Name") or service["ID"],
+        name=service_name(service),
         id=service["ID"],
         image=name,
         image_id="",
