@@ -19,13 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 from bot.chat import ChatAdapter
 from bot.config import Settings
-from bot.errors import DockWardenError
+from bot.errors import ConfigError, DockWardenError
 
 if TYPE_CHECKING:
     from bot.alerts import Notifier
     from bot.checker import Checker
     from bot.commands import CheckerPort, CommandRouter, UpdaterPort, UpdateService
     from bot.engines.docker import DockerEngine
+    from bot.http_server import HttpServer
+    from bot.metrics import Metrics
     from bot.registry.client import RegistryClient
     from bot.registry.credentials import DockerCredentials
     from bot.scheduler import PassRunner, PassScheduler
@@ -49,15 +51,22 @@ def build_credentials(settings: Settings) -> DockerCredentials:
     return DockerCredentials(settings.docker_config)
 
 
-def build_registry(settings: Settings) -> RegistryClient:
-    """The registry client (an async context manager)."""
+def build_registry(settings: Settings, metrics: Metrics | None = None) -> RegistryClient:
+    """The registry client (an async context manager); its requests counted into `metrics`."""
     from bot.registry.client import RegistryClient
 
+    transport = None
+    if metrics is not None:
+        from bot.metrics import CountingTransport
+        from bot.registry.transport import AiohttpTransport
+
+        transport = CountingTransport(AiohttpTransport(), metrics)
     return RegistryClient(
         credentials=build_credentials(settings),
         insecure_registries=settings.insecure_registries,
         timeout=settings.registry_timeout,
         max_per_registry=settings.registry_concurrency,
+        transport=transport,
     )
 
 
@@ -172,10 +181,8 @@ def build_adapters(settings: Settings, core: Core) -> list[ChatAdapter]:
         options: dict[str, Any] = {}
         if class_name == "DiscordAdapter":
             options["completions"] = core.router.completions
-        try:
-            adapters.append(cls(settings, **options))
-        except DockWardenError as exc:
-            log.error("the %s adapter cannot be built: %s", class_name, exc)
+        # A ConfigError (a malformed webhook URL, ...) stops `run`: no silent console fallback.
+        adapters.append(cls(settings, **options))
     if not adapters:
         from adapters.console import ConsoleAdapter
 
@@ -248,6 +255,8 @@ class Daemon:
         self.core: Core | None = None
         self.adapters: list[ChatAdapter] = []
         self.scheduler: PassScheduler | None = None
+        self.metrics: Metrics | None = None  # with DOCKWARDEN_HTTP_LISTEN only
+        self.http: HttpServer | None = None
         self._stack = AsyncExitStack()
 
     async def start(self) -> Core:
@@ -267,7 +276,11 @@ class Daemon:
         stack.callback(engine.close)
         store = build_store(settings)
         stack.callback(store.close)
-        registry = await stack.enter_async_context(build_registry(settings))
+        if settings.http_listen:
+            from bot.metrics import Metrics
+
+            self.metrics = Metrics()
+        registry = await stack.enter_async_context(build_registry(settings, self.metrics))
         updater = build_updater(settings, engine, registry, store)
         reconciled = await updater.reconcile()
         if reconciled:
@@ -277,7 +290,11 @@ class Daemon:
                         update.id, update.container)
         checker = build_checker(settings, engine, registry)
         label = await asyncio.to_thread(_engine_label, engine, settings)
-        core = self.core = build_core(settings, store, checker, updater, engine_label=label)
+        from bot.metrics import metered
+
+        core = self.core = build_core(
+            settings, store, *metered(checker, updater, self.metrics), engine_label=label
+        )
         wanted = list(self._given) if self._given is not None else build_adapters(settings, core)
         await _start_adapters(wanted, core, self.adapters)
         core.notifier.adapters = self.adapters
@@ -286,6 +303,11 @@ class Daemon:
             jitter=self.jitter,
         )
         self.scheduler.start()
+        if settings.http_listen and self.metrics is not None:
+            from bot.http_server import start_http
+
+            self.http = await start_http(settings.http_listen, settings.schedule, self.metrics)
+            stack.push_async_callback(self.http.stop)
         log.info("DockWarden running with %s", ", ".join(a.name for a in self.adapters))
         return core
 
@@ -313,20 +335,33 @@ async def _start_adapters(
     adapters: list[ChatAdapter], core: Core, started: list[ChatAdapter]
 ) -> None:
     """Start each adapter, appending to `started` as they come up (so a cancelled start can
-    still stop the ones that did); the console stands in when none starts."""
+    still stop the ones that did). A ConfigError (a refused token) stops the start; a platform
+    that cannot be reached is retried in the background (bot.reconnect) while alerts for it wait
+    in the outbox, and the console stands in until one connects."""
+    from bot.reconnect import Reconnecting, reason
+
+    connected = 0
     for adapter in adapters:
         try:
             await adapter.start(core.router.dispatch)
-        except Exception:
-            log.exception("the %s adapter did not start", adapter.name)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            log.warning("the %s adapter cannot connect (%s); retrying in the background",
+                        adapter.name, reason(exc))
+            retrying = Reconnecting(adapter, on_connect=core.notifier.flush)
+            await retrying.start(core.router.dispatch)
+            started.append(retrying)
             continue
         started.append(adapter)
-    if not started:
+        connected += 1
+    if not connected:
         from adapters.console import ConsoleAdapter
 
         console = ConsoleAdapter()
         await console.start(core.router.dispatch)
-        log.warning("no chat adapter started; alerts go to the console")
+        log.warning("no chat adapter connected; alerts go to the console%s",
+                    " too, until one does" if started else "")
         started.append(console)
 
 

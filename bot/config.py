@@ -23,6 +23,14 @@ def _split(value: object) -> list[str]:
     return [part.strip() for part in str(value).split(",") if part.strip()]
 
 
+def split_listen(value: str) -> tuple[str, int]:
+    """`HOST:PORT` (`[::1]:8080`; `:8080` for every address) as (host, port)."""
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"expected HOST:PORT (e.g. 0.0.0.0:8080), got {value!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
 class Settings(BaseSettings):
     """Every setting DockWarden reads; see .env.example for what each means."""
 
@@ -46,6 +54,7 @@ class Settings(BaseSettings):
         default=64, ge=1, le=256, validation_alias="DOCKWARDEN_REGISTRY_CONCURRENCY"
     )
     log_level: str = Field(default="INFO", validation_alias="DOCKWARDEN_LOG_LEVEL")
+    http_listen: str | None = Field(default=None, validation_alias="DOCKWARDEN_HTTP_LISTEN")
 
     telegram_bot_token: SecretStr | None = Field(
         default=None, validation_alias="TELEGRAM_BOT_TOKEN"
@@ -91,6 +100,14 @@ class Settings(BaseSettings):
         if len(value.split()) != 5:
             raise ValueError(f"not a 5-field cron expression: {value!r}")
         return value
+
+    @field_validator("http_listen")
+    @classmethod
+    def _listen(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        split_listen(value)
+        return value.strip()
 
     @field_validator("telegram_api_base_url", "discord_api_base_url")
     @classmethod
