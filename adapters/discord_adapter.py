@@ -238,7 +238,11 @@ class DiscordAdapter:
         if isinstance(failure, DockWardenError):
             raise failure
         if isinstance(failure, discord.LoginFailure):
-            raise DockWardenError("Discord refused the bot token (DISCORD_BOT_TOKEN)") from None
+            # A configuration error, not an outage: retrying cannot fix it.
+            raise ConfigError(
+                "Discord refused the bot token (DISCORD_BOT_TOKEN): 401 Unauthorized; copy the "
+                "token again from the Developer Portal's Bot page"
+            ) from None
         # discord.py fails an unanswered first gateway connection with an AttributeError of its
         # own, so say which gateway it was.
         raise DockWardenError(

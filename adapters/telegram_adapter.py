@@ -78,6 +78,14 @@ def retry_seconds(exc: RetryAfter) -> float:
     return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
 
 
+def _refused(reason: str) -> ConfigError:
+    """A token Telegram refuses is a configuration error: retrying cannot fix it."""
+    return ConfigError(
+        f"Telegram refused TELEGRAM_BOT_TOKEN ({reason or 'Unauthorized'}); copy the token "
+        "again from @BotFather (or check TELEGRAM_API_BASE_URL)"
+    )
+
+
 def _alert_key(alert: Alert) -> tuple[str, ...]:
     """What identifies an alert across the core's delivery retries."""
     return (alert.kind.value, alert.title, alert.text, alert.update_id or "")
@@ -210,9 +218,9 @@ class TelegramAdapter:
                 timeout=self._poll_timeout,
                 allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY],
             )
-        except InvalidToken:
+        except InvalidToken as exc:
             await self._teardown()
-            raise ConfigError("Telegram refused TELEGRAM_BOT_TOKEN") from None
+            raise _refused(self._safe(exc)) from None
         except TelegramError as exc:
             await self._teardown()
             raise DockWardenError(f"could not start the Telegram bot: {self._safe(exc)}") from None
@@ -257,8 +265,8 @@ class TelegramAdapter:
             try:
                 await self._send_pages(chat_id, pages, alert.actions)
                 done.add(chat_id)
-            except InvalidToken:
-                raise ConfigError("Telegram refused TELEGRAM_BOT_TOKEN") from None
+            except InvalidToken as exc:
+                raise _refused(self._safe(exc)) from None
             except TelegramError as exc:
                 reason = self._safe(exc)
                 log.error("alert %r not delivered to chat %s: %s", alert.title, chat_id, reason)

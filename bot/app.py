@@ -116,6 +116,7 @@ ADAPTERS: tuple[tuple[str, str, str], ...] = (
     ("telegram_bot_token", "adapters.telegram_adapter", "TelegramAdapter"),
     ("discord_bot_token", "adapters.discord_adapter", "DiscordAdapter"),
     ("discord_webhook_url", "adapters.discord_adapter", "DiscordWebhookAdapter"),
+    ("notify_urls", "adapters.apprise_adapter", "AppriseAdapter"),
 )
 
 
@@ -148,7 +149,8 @@ def build_core(
     secrets = [
         secret.get_secret_value()
         for secret in (
-            settings.telegram_bot_token, settings.discord_bot_token, settings.discord_webhook_url
+            settings.telegram_bot_token, settings.discord_bot_token, settings.discord_webhook_url,
+            settings.notify_urls,
         )
         if secret is not None
     ]

@@ -77,6 +77,7 @@ class Settings(BaseSettings):
         default="https://discord.com/api/v10", validation_alias="DISCORD_API_BASE_URL"
     )
     discord_gateway_url: str | None = Field(default=None, validation_alias="DISCORD_GATEWAY_URL")
+    notify_urls: SecretStr | None = Field(default=None, validation_alias="DOCKWARDEN_NOTIFY_URLS")
 
     @field_validator("telegram_chat_ids", "telegram_admin_ids", "discord_admin_ids",
                      "discord_admin_role_ids", mode="before")
@@ -108,6 +109,11 @@ class Settings(BaseSettings):
             return None
         split_listen(value)
         return value.strip()
+
+    @field_validator("notify_urls")
+    @classmethod
+    def _blank_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value().strip() else None
 
     @field_validator("telegram_api_base_url", "discord_api_base_url")
     @classmethod

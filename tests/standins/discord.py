@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,6 +97,7 @@ class DiscordStandin:
         self.refuse_resume = False
         self.api_url = ""
         self.gateway_url = ""
+        self._port = 0
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
         self._seq = 0
@@ -108,18 +110,28 @@ class DiscordStandin:
 
     # -- lifecycle -------------------------------------------------------------------------
 
+    def reserve(self) -> None:
+        """Pick a free port without listening: the URLs are known, yet nothing answers there
+        until `start()` (a Discord that cannot be reached at first)."""
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self._set_urls(sock.getsockname()[1])
+
+    def _set_urls(self, port: int) -> None:
+        self._port = port
+        self.api_url = f"http://127.0.0.1:{port}/api/v10"
+        self.gateway_url = f"ws://127.0.0.1:{port}/gateway"
+
     async def start(self) -> None:
-        """Listen on 127.0.0.1 on a free port."""
+        """Listen on 127.0.0.1 on a free port (the reserved one, after `reserve()`)."""
         app = web.Application()
         app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self._port)
         await site.start()
-        port = self._runner.addresses[0][1]
-        self.api_url = f"http://127.0.0.1:{port}/api/v10"
-        self.gateway_url = f"ws://127.0.0.1:{port}/gateway"
+        self._set_urls(self._runner.addresses[0][1])
 
     async def close(self) -> None:
         """Close the sockets and the server."""

@@ -12,6 +12,7 @@ import html
 import itertools
 import json
 import re
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -135,13 +136,20 @@ class TelegramStandin:
         """The server root, what TELEGRAM_API_BASE_URL is set to."""
         return f"http://127.0.0.1:{self.port}"
 
+    def reserve(self) -> None:
+        """Pick a free port without listening: `url` is known, yet nothing answers there until
+        `start()` (a Bot API that cannot be reached at first)."""
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+
     async def start(self) -> None:
-        """Listen on a free loopback port."""
+        """Listen on a free loopback port (the reserved one, after `reserve()`)."""
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         server = site._server
         assert server is not None
