@@ -21,6 +21,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import discord
 from discord import app_commands
 
@@ -194,9 +195,11 @@ class DiscordAdapter:
         self._base_delay = retry_base_delay
         self._redirect = ApiRedirect(settings.discord_api_base_url, settings.discord_gateway_url)
         self._gateway_name = settings.discord_gateway_url or "Discord's own"
+        self._api_base = settings.discord_api_base_url
         self._dispatch: Dispatch | None = None
         self._client: _Client | None = None
         self._task: asyncio.Task[None] | None = None
+        self._rest: discord.Client | None = None  # logged in without a gateway (alerts only)
         self._ready = asyncio.Event()
         self._alert_guild_id: int | None = None
         self._stopping = False
@@ -250,6 +253,27 @@ class DiscordAdapter:
             f"{type(failure).__name__}: {scrub(str(failure), [self._token])}"
         ) from None
 
+    async def open_for_alerts(self) -> None:
+        """Log in over REST only (no gateway, no command sync): enough to post alerts, for
+        `dockwarden notify --test` beside a running daemon."""
+        self._redirect.enter()
+        client = discord.Client(intents=discord.Intents.none())
+        self._rest = client
+        try:
+            await client.login(self._token)
+        except discord.LoginFailure:
+            await self.stop()
+            raise ConfigError(
+                "Discord refused the bot token (DISCORD_BOT_TOKEN): 401 Unauthorized; copy the "
+                "token again from the Developer Portal's Bot page"
+            ) from None
+        except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
+            await self.stop()
+            raise DockWardenError(
+                f"Discord cannot be reached ({self._api_base}): {type(exc).__name__}: "
+                f"{scrub(str(exc), [self._token])[:200]}"
+            ) from None
+
     async def _run(self, client: _Client) -> None:
         """The client's life; a failure is kept in `failure` and logged, not lost."""
         try:
@@ -265,6 +289,9 @@ class DiscordAdapter:
         self._stopping = True
         client, task = self._client, self._task
         self._client = self._task = None
+        rest, self._rest = self._rest, None
+        if rest is not None:
+            await rest.close()
         try:
             if self._handlers:
                 _, late = await asyncio.wait(set(self._handlers), timeout=drain_timeout)
@@ -310,7 +337,7 @@ class DiscordAdapter:
         """Post the alert as an embed (with its buttons) to DISCORD_CHANNEL_ID."""
         if self._channel_id is None:
             return
-        client = self._client
+        client: discord.Client | None = self._client or self._rest
         if client is None:
             raise DockWardenError(f"Discord adapter is not running; alert {alert.title!r} lost")
         channel = client.get_partial_messageable(self._channel_id)

@@ -226,6 +226,19 @@ class TelegramAdapter:
             raise DockWardenError(f"could not start the Telegram bot: {self._safe(exc)}") from None
         log.info("Telegram bot @%s polling", app.bot.username)
 
+    async def open_for_alerts(self) -> None:
+        """Check the token (getMe) without polling: enough to send alerts, and no conflict with
+        a daemon polling with the same token (`dockwarden notify --test`)."""
+        self._stopped = False
+        try:
+            await self._application()
+        except InvalidToken as exc:
+            await self._teardown()
+            raise _refused(self._safe(exc)) from None
+        except TelegramError as exc:
+            await self._teardown()
+            raise DockWardenError(f"Telegram cannot be reached: {self._safe(exc)}") from None
+
     async def stop(self) -> None:
         """Stop polling and disconnect, in the reverse order of start."""
         self._stopped = True

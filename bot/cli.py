@@ -161,11 +161,28 @@ def _cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK if all(f.ok for f in findings) else EXIT_FAILED
 
 
+def _cmd_notify(settings: Settings, args: argparse.Namespace) -> int:
+    """`notify --test`: a test alert through every configured channel; exit 1 if one failed."""
+    import asyncio
+
+    from bot.notify import send_test_alert
+
+    if not args.test:
+        print("dockwarden: notify needs --test (send a test alert through every channel)",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    results = asyncio.run(send_test_alert(settings))
+    for result in results:
+        print(result.render())
+    return EXIT_OK if all(r.error is None for r in results) else EXIT_FAILED
+
+
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "check": _cmd_check,
     "update": _cmd_update,
     "run": _cmd_run,
     "doctor": _cmd_doctor,
+    "notify": _cmd_notify,
 }
 
 
@@ -189,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("run", help="the daemon: scheduled checks and chat commands")
     sub.add_parser("doctor", help="check Docker access, registry auth and chat tokens")
+    notify = sub.add_parser("notify", help="send a test alert through every configured channel")
+    notify.add_argument("--test", action="store_true",
+                        help="send the test alert; exit 1 when a channel failed")
     return parser
 
 
