@@ -133,6 +133,17 @@ class UpdateResult:
         }
 
 
+@dataclass(frozen=True)
+class Basis:
+    """What an update was found for: the normalised reference and the digest it ran then.
+
+    An approval is applied only while the container still runs exactly that.
+    """
+
+    image: str
+    digest: str | None
+
+
 def short_digest(digest: str | None) -> str:
     """`sha256:0123456789ab` (12 hex digits): enough to tell digests apart; '-' for none."""
     if not digest:

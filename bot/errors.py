@@ -15,6 +15,7 @@
     │   └── ContainerNotFound
     ├── UpdateError                 an update could not be carried out
     │   ├── UpdateInProgress        another update of the same container is running
+    │   ├── StaleUpdate             the container no longer runs what the update was made for
     │   └── SelfUpdateRefused       the bot's own container cannot be recreated in place
     ├── NotAuthorized               the sender may not change state
     └── StoreError                  the SQLite store is unusable
@@ -144,6 +145,16 @@ class UpdateError(DockWardenError):
 
 class UpdateInProgress(UpdateError):
     """Another update of the same container is already running."""
+
+
+class StaleUpdate(UpdateError):
+    """The container no longer runs what an approved update was made for; nothing was done."""
+
+    def __init__(self, container: str, *, image: str, digest: str | None, message: str) -> None:
+        super().__init__(message)
+        self.container = container
+        self.image = image  # the normalised reference it runs now
+        self.digest = digest  # the digest it runs now, when its image has one
 
 
 class SelfUpdateRefused(UpdateError):

@@ -99,6 +99,9 @@ class Replacer:
         self.grace_period = grace_period
         # Called after each step completes; tests use it to interrupt at a precise point.
         self.after_step = after_step
+        # Journals this process is carrying out right now: any other open journal that names
+        # this process as its owner was left behind (a failed write, a cancelled task).
+        self.active: set[int] = set()
 
     async def replace(
         self,
@@ -119,7 +122,28 @@ class Replacer:
         # Past this moment no live process can still be carrying this replacement out.
         expires = time.time() + self._stop_timeout(old) + self.health_timeout + EXPIRY_MARGIN
         journal = {**journal, "name": name, "old_id": old_id, "aside": aside, "expires": expires}
+        # Raises StoreError before anything is touched when the journal cannot be opened.
         jid = await asyncio.to_thread(self.store.journal_begin, name, "stop", journal)
+        self.active.add(jid)
+        try:
+            done = await self._replace(jid, old, spec, journal, keep_open=keep_open)
+        except BaseException:
+            self.active.discard(jid)  # cancelled: the journal says where it stopped
+            raise
+        if not (keep_open and done.ok):
+            self.active.discard(jid)
+        return done
+
+    async def _replace(
+        self,
+        jid: int,
+        old: Mapping[str, Any],
+        spec: CreateSpec,
+        journal: dict[str, Any],
+        *,
+        keep_open: bool,
+    ) -> Replaced:
+        name, old_id, aside = spec.name, str(old["Id"]), str(journal["aside"])
         made: dict[str, str] = {}
         try:
             verdict = await self._forward(jid, old, spec, aside, made)
@@ -134,7 +158,9 @@ class Replacer:
             restored = await self._rollback(jid, journal, made.get("new_id"))
             await self._finish(jid, "rolled_back")
             return Replaced(False, None, f"{why}; {restored}")
-        await self._step(jid, "remove_old")
+        # From here on the new container runs healthy: a journal write that fails leaves the
+        # journal at "health", which a later settle turns into the same outcome.
+        await self._step_or_log(jid, "remove_old")
         detail = verdict.detail
         try:
             # Without v=True: its anonymous volumes now belong to the new container.
@@ -143,7 +169,7 @@ class Replacer:
             detail += f"; the old container {aside} could not be removed ({exc})"
         self._done("remove_old")
         if keep_open:
-            await self._step(jid, "dependents")
+            await self._step_or_log(jid, "dependents")
         else:
             await self._finish(jid, "updated")
         return Replaced(True, made["new_id"], detail, jid)
@@ -222,8 +248,15 @@ class Replacer:
         log.info("update journal %d: %s", jid, step)
         await asyncio.to_thread(self.store.journal_step, jid, step, **data)
 
+    async def _step_or_log(self, jid: int, step: str) -> None:
+        try:
+            await self._step(jid, step)
+        except StoreError:
+            log.exception("could not journal step %s of update %d; carrying on", step, jid)
+
     async def finish(self, jid: int, outcome: str) -> None:
         """Close a journal kept open by `replace(keep_open=True)`."""
+        self.active.discard(jid)
         await self._finish(jid, outcome)
 
     async def _finish(self, jid: int, outcome: str) -> None:
@@ -241,9 +274,21 @@ class Replacer:
         """Put the old container back under its name, running; say what was restored."""
         try:
             await self._step(jid, "rollback")
-        except StoreError:
+        except Exception:  # whatever the journal write did, the old container comes back
             log.exception("could not journal the rollback; rolling back anyway")
         return await self.restore(journal, new_id)
+
+    async def restore_tag(self, journal: Mapping[str, Any]) -> str:
+        """Give the tag back to the old image (the new one took it before the replacement)."""
+        if not (journal.get("retag") and journal.get("old_image_id")):
+            return ""
+        repo, tag = journal["retag"]
+        try:
+            await self.engine.call("tagging the old image", "tag", journal["old_image_id"],
+                                   repo, tag)
+        except EngineError as exc:
+            return f"; the tag {repo}:{tag} still names the new image ({exc})"
+        return ""
 
     async def restore(self, journal: Mapping[str, Any], new_id: str | None) -> str:
         """Remove the new container, rename the old one back, restart it; never raises."""
@@ -293,6 +338,26 @@ class Replacer:
         if not (old.get("State") or {}).get("Running"):
             await attempt(f"started the old container {old_id[:12]}",
                           "starting the old container", "start", old_id)
+        problem = await self.left_running(name)
+        if problem:
+            problems.append(problem)
+
+    async def left_running(self, name: str) -> str | None:
+        """Make sure the container under `name` runs (starting it once); None when it does."""
+        holder = await self.engine.inspect(name)
+        if holder is None:
+            return f"no container is named {name}"
+        if _running(holder):
+            return None
+        try:
+            await self.engine.call(f"starting {name}", "start", holder["Id"])
+        except EngineError as exc:
+            return str(exc)
+        holder = await self.engine.inspect(name)
+        if holder is None or not _running(holder):
+            state = (holder or {}).get("State") or {}
+            return f"{name} does not stay running (exit code {state.get('ExitCode')})"
+        return None
 
     async def settle(self, entry: JournalEntry) -> tuple[str, str]:
         """Converge one interrupted replacement; returns (outcome, what was done)."""
@@ -300,6 +365,13 @@ class Replacer:
         name, old_id = data.get("name", entry.container), data.get("old_id")
         if not old_id:
             return "failed", f"{name}: the journal holds no old container id; nothing done"
+        old = await self.engine.inspect(old_id)
+        if entry.step == "stop" and old is not None and _running(old):
+            # Killed while the engine was stopping it: Docker finishes a stop after its client
+            # died. Deciding now would see it running and leave it to exit moments later, so
+            # settle it first (our stop joins one under way, or is the one that never came).
+            log.info("waiting for the engine to finish stopping %s", name)
+            await self._stop(old)
         holder = await self.engine.inspect(name)
         is_new = holder is not None and holder["Id"] != old_id
         if is_new and holder is not None and entry.step in ("health", "remove_old", "dependents"):
@@ -310,6 +382,16 @@ class Replacer:
                     await self.engine.call(
                         "removing the old container", "remove_container", old_id
                     )
-                return "updated", f"{name}: the new container runs healthy; removed the old one"
+                text = f"{name}: the new container runs healthy; removed the old one"
+                problem = await self.left_running(name)
+                if problem:
+                    return "failed", f"{text}; but {problem}"
+                return "updated", text
         restored = await self.restore(data, data.get("new_id"))
-        return "rolled_back", f"{name}: {restored}"
+        outcome = "failed" if "could not restore" in restored else "rolled_back"
+        return outcome, f"{name}: {restored}"
+
+
+def _running(container: Mapping[str, Any]) -> bool:
+    state = container.get("State") or {}
+    return bool(state.get("Running")) and not state.get("Restarting")

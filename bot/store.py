@@ -190,29 +190,41 @@ class OutboxItem:
 class Store:
     """The SQLite file behind DockWarden's state; safe to share between threads."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0) -> None:
         self.path = str(path)
         self._lock = threading.RLock()
+        self.closed = False
         try:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             self._migrate()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the database {self.path}: {exc}") from exc
 
     def close(self) -> None:
-        """Close the file."""
+        """Close the file (waits for a call under way; later calls raise StoreError)."""
         with self._lock:
+            self.closed = True
             self._db.close()
 
     @property
     def schema_version(self) -> int:
         """The schema version of the open file."""
-        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        with self._reading() as db:
+            return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection under the lock, any sqlite3 error raised as StoreError."""
+        with self._lock:
+            try:
+                yield self._db
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: {exc}") from exc
 
     def _migrate(self) -> None:
         version = self.schema_version
@@ -231,21 +243,33 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """Run statements atomically (BEGIN IMMEDIATE ... COMMIT); nested calls join the outer."""
+        # Every sqlite3 error ("database is locked", "database or disk is full", a closed
+        # file) leaves as StoreError: callers undo their work on DockWardenError, never on a
+        # driver's own exception types.
         with self._lock:
-            if self._db.in_transaction:
-                # Joined: a pass records hundreds of small facts in one commit (one fsync).
-                yield self._db
-                return
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-                self._db.execute("COMMIT")
-            except BaseException:
-                # A failed COMMIT leaves the transaction open: every later call would join it
-                # and nothing would be written again.
                 if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
+                    # Joined: a pass records hundreds of small facts in one commit (one fsync).
+                    yield self._db
+                    return
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    # A failed COMMIT leaves the transaction open: every later call would join
+                    # it and nothing would be written again.
+                    self._abort()
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: {exc}") from exc
+
+    def _abort(self) -> None:
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # the error that got us here is the one worth raising
 
     # -- update journal ------------------------------------------------------------------------
 
@@ -282,7 +306,7 @@ class Store:
 
     def journal_open(self) -> list[JournalEntry]:
         """Journals of updates that never finished (the process died mid-way)."""
-        with self._lock:
+        with self._reading():
             rows = self._db.execute(
                 "SELECT * FROM journal WHERE finished = 0 ORDER BY id"
             ).fetchall()
@@ -310,7 +334,7 @@ class Store:
 
     def history(self, container: str | None = None, limit: int = 20) -> list[HistoryEntry]:
         """The newest history entries, for one container or all."""
-        with self._lock:
+        with self._reading():
             if container is None:
                 rows = self._db.execute(
                     "SELECT * FROM history ORDER BY id DESC LIMIT ?", (limit,)
@@ -327,7 +351,7 @@ class Store:
 
     def seen_digest(self, container: str) -> str | None:
         """The remote digest last seen for `container`, if any."""
-        with self._lock:
+        with self._reading():
             row = self._db.execute(
                 "SELECT remote_digest FROM seen_digests WHERE container = ?", (container,)
             ).fetchone()
@@ -347,7 +371,7 @@ class Store:
 
     def containers(self) -> list[str]:
         """Names of the containers seen with a remote digest, sorted."""
-        with self._lock:
+        with self._reading():
             rows = self._db.execute(
                 "SELECT container FROM seen_digests ORDER BY container"
             ).fetchall()
@@ -400,7 +424,7 @@ class Store:
 
     def get_update(self, update_id: str) -> PendingUpdate | None:
         """The update with that short id."""
-        with self._lock:
+        with self._reading():
             row = self._db.execute(
                 "SELECT * FROM updates WHERE id = ?", (update_id.strip().lower(),)
             ).fetchone()
@@ -408,7 +432,7 @@ class Store:
 
     def latest_update(self, container: str) -> PendingUpdate | None:
         """The newest update row of `container`, whatever its state."""
-        with self._lock:
+        with self._reading():
             row = self._db.execute(
                 "SELECT * FROM updates WHERE container = ? ORDER BY seq DESC LIMIT 1",
                 (container,),
@@ -417,7 +441,7 @@ class Store:
 
     def newer_update(self, update: PendingUpdate) -> PendingUpdate | None:
         """The newest row of the same container created after `update`, if any."""
-        with self._lock:
+        with self._reading():
             row = self._db.execute(
                 "SELECT * FROM updates WHERE container = ? AND seq > "
                 "(SELECT seq FROM updates WHERE id = ?) ORDER BY seq DESC LIMIT 1",
@@ -428,7 +452,7 @@ class Store:
     def updates(self, states: tuple[str, ...] = ("pending",)) -> list[PendingUpdate]:
         """Update rows in the given states, oldest first."""
         marks = ",".join("?" for _ in states)
-        with self._lock:
+        with self._reading():
             rows = self._db.execute(
                 f"SELECT * FROM updates WHERE state IN ({marks}) ORDER BY seq", states
             ).fetchall()
@@ -481,7 +505,7 @@ class Store:
 
     def approvals(self, update_id: str) -> list[Approval]:
         """Who approved that update, oldest first."""
-        with self._lock:
+        with self._reading():
             rows = self._db.execute(
                 "SELECT update_id, actor, at FROM approvals WHERE update_id = ? ORDER BY id",
                 (update_id,),
@@ -507,7 +531,7 @@ class Store:
 
     def is_ignored(self, container: str, digest: str | None = None) -> bool:
         """True when `container` (or that digest of it) is ignored."""
-        with self._lock:
+        with self._reading():
             row = self._db.execute(
                 "SELECT 1 FROM ignores WHERE container = ? AND digest IN ('', ?)",
                 (container, digest or ""),
@@ -524,7 +548,7 @@ class Store:
 
     def snoozed_until(self, container: str, now: datetime | None = None) -> datetime | None:
         """When the snooze of `container` ends, if it is snoozed at `now`."""
-        with self._lock:
+        with self._reading():
             row = self._db.execute(
                 "SELECT until FROM snoozes WHERE container = ?", (container,)
             ).fetchone()
@@ -537,7 +561,7 @@ class Store:
 
     def was_said(self, key: str) -> bool:
         """True when the alert behind `key` was already said."""
-        with self._lock:
+        with self._reading():
             row = self._db.execute("SELECT 1 FROM alert_keys WHERE key = ?", (key,)).fetchone()
         return row is not None
 
@@ -556,7 +580,7 @@ class Store:
 
     def said_keys(self, prefix: str) -> list[str]:
         """Every said key starting with `prefix`."""
-        with self._lock:
+        with self._reading():
             rows = self._db.execute(
                 "SELECT key FROM alert_keys WHERE substr(key, 1, ?) = ? ORDER BY key",
                 (len(prefix), prefix),
@@ -577,7 +601,7 @@ class Store:
 
     def outbox(self, adapter: str | None = None) -> list[OutboxItem]:
         """Undelivered alerts (of one adapter or all), oldest first."""
-        with self._lock:
+        with self._reading():
             if adapter is None:
                 rows = self._db.execute("SELECT * FROM outbox ORDER BY id").fetchall()
             else:
@@ -607,7 +631,7 @@ class Store:
 
     def get_meta(self, key: str) -> str | None:
         """A small stored value (last pass summary, ...)."""
-        with self._lock:
+        with self._reading():
             row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row["value"])
 
@@ -615,6 +639,16 @@ class Store:
         """Store a small value."""
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    # -- retention -------------------------------------------------------------------------------
+
+    def prune_history(self, before: datetime) -> int:
+        """Delete history entries older than `before`; returns how many went."""
+        with self.transaction() as db:
+            # `at` is written by utcnow().isoformat(): same format, so text order is time order.
+            cutoff = before.astimezone(UTC).isoformat()
+            cur = db.execute("DELETE FROM history WHERE at < ?", (cutoff,))
+            return int(cur.rowcount or 0)
 
 
 def _update(row: sqlite3.Row) -> PendingUpdate:

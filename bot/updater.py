@@ -13,7 +13,7 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,7 @@ import docker.errors
 
 from bot import selfinfo
 from bot.checker import local_digests
-from bot.domain import UpdateOutcome, UpdateResult, short_digest
+from bot.domain import Basis, UpdateOutcome, UpdateResult, short_digest
 from bot.engines.swarm import service_name, service_workload
 from bot.errors import (
     ContainerNotFound,
@@ -29,6 +29,8 @@ from bot.errors import (
     InvalidReference,
     RegistryError,
     SelfUpdateRefused,
+    StaleUpdate,
+    StoreError,
     UpdateError,
     UpdateInProgress,
 )
@@ -94,9 +96,18 @@ class Updater:
         self._busy: set[str] = set()  # names and ids of containers and services being updated
 
     async def update(
-        self, name: str, *, expected_digest: str | None = None, actor: str | None = None
+        self,
+        name: str,
+        *,
+        expected_digest: str | None = None,
+        actor: str | None = None,
+        made_for: Basis | None = None,
     ) -> UpdateResult:
-        """Update one container to the approved (or else the current remote) digest."""
+        """Update one container to the approved (or else the current remote) digest.
+
+        With `made_for`, raises StaleUpdate (touching nothing) unless the container still runs
+        that reference at that digest: an approval never takes a container back.
+        """
         self._claim_or_raise(name)
         self._busy.add(name)
         claimed = {name}
@@ -109,27 +120,31 @@ class Updater:
                         self._busy.add(key)
                         claimed.add(key)
                 await self._refuse_foreign_update(container_name(old))
-                result = await self._update(old, expected_digest)
+                result = await self._update(old, expected_digest, made_for)
             else:
                 service = await self.services.find(name)
                 if service is None:
                     raise ContainerNotFound(name)
-                result = await self._update_service(service, expected_digest)
+                result = await self._update_service(service, expected_digest, made_for)
         finally:
             self._busy.difference_update(claimed)
-        await asyncio.to_thread(
-            self.store.record,
-            "update",
-            result.outcome.value,
-            container=result.container,
-            actor=actor,
-            detail=result.message,
-        )
+        try:
+            await asyncio.to_thread(
+                self.store.record,
+                "update",
+                result.outcome.value,
+                container=result.container,
+                actor=actor,
+                detail=result.message,
+            )
+        except StoreError:
+            # The containers are settled whatever the history says; the result still counts.
+            log.exception("could not record the update of %s in the history", result.container)
         log.info("update of %s: %s (%s)", result.container, result.outcome, result.message)
         return result
 
     async def _update_service(
-        self, service: Mapping[str, Any], expected: str | None
+        self, service: Mapping[str, Any], expected: str | None, made_for: Basis | None
     ) -> UpdateResult:
         """A swarm service: the swarm rolls it out on the digest (see bot/service_update.py)."""
         name = service_name(service)
@@ -140,6 +155,8 @@ class Updater:
             return UpdateResult(
                 name, UpdateOutcome.FAILED, None, None, f"{exc}; nothing was changed"
             )
+        _refuse_stale(f"service {name}", ref, [old_digest] if old_digest else [], expected,
+                      made_for)
         digest = await self._digest_to_apply(name, ref, old_digest, expected)
         if isinstance(digest, UpdateResult):
             return digest
@@ -207,9 +224,16 @@ class Updater:
         for entry in await asyncio.to_thread(self.store.journal_open):
             if entry.container != name:
                 continue
-            if journal_owner_alive(entry):
+            if self._owner_alive(entry):
                 raise UpdateInProgress(f"another DockWarden process is updating {name}")
             await self._settle(entry)
+
+    def _owner_alive(self, entry: JournalEntry) -> bool:
+        """Like journal_owner_alive, but a journal of this very process is alive only while
+        this process still carries it out (else a failed write or a cancel left it open)."""
+        if entry.data.get("owner") == selfinfo.process_identity():
+            return entry.id in self.replacer.active
+        return journal_owner_alive(entry)
 
     async def preview(self, name: str) -> Preview:
         """The digests an update of `name` would go from and to (raises when it cannot start)."""
@@ -232,7 +256,9 @@ class Updater:
         image = await self.engine.call("inspecting the image", "inspect_image", old["Image"])
         return ref, dict(image)
 
-    async def _update(self, old: Mapping[str, Any], expected: str | None) -> UpdateResult:
+    async def _update(
+        self, old: Mapping[str, Any], expected: str | None, made_for: Basis | None
+    ) -> UpdateResult:
         name = container_name(old)
         try:
             ref, old_image = await self._target(old)
@@ -242,6 +268,7 @@ class Updater:
             )
         old_digests = local_digests(ref, old_image.get("RepoDigests") or ())
         old_digest = old_digests[0] if old_digests else None
+        _refuse_stale(name, ref, old_digests, expected, made_for)
         digest = await self._digest_to_apply(name, ref, old_digest, expected)
         if isinstance(digest, UpdateResult):
             return digest
@@ -354,16 +381,26 @@ class Updater:
                 f"could not tag the pulled image as {ref.name}:{ref.tag}: {exc}; "
                 "nothing was changed",
             )
-        done = await self.replacer.replace(old, spec, journal, keep_open=bool(dependents))
+        try:
+            done = await self.replacer.replace(old, spec, journal, keep_open=bool(dependents))
+        except StoreError as exc:
+            # The journal could not be opened, so nothing was stopped: give the tag back.
+            untag = await self.replacer.restore_tag(journal)
+            return UpdateResult(
+                name, UpdateOutcome.FAILED, old_digest, digest,
+                f"could not journal the update of {name}: {exc}; nothing was changed{untag}",
+            )
         if not done.ok:
             notes = await self._restart_dependents(dependents)
             return UpdateResult(
                 name, UpdateOutcome.ROLLED_BACK, old_digest, digest,
                 f"the update of {name} to {short_digest(digest)} failed: {done.detail}{notes}",
             )
-        notes = await self._recreate_dependents(dependents, str(done.new_id))
-        if dependents:
-            await self.replacer.finish(done.journal_id, "updated")
+        try:
+            notes = await self._recreate_dependents(dependents, str(done.new_id))
+        finally:
+            if dependents:
+                await self.replacer.finish(done.journal_id, "updated")
         if self.remove_old_images and old["Image"] != new_image_id:
             notes += await self._remove_old_image(str(old["Image"]))
         return UpdateResult(
@@ -457,15 +494,23 @@ class Updater:
         return "; " + "; ".join(notes) if notes else ""
 
     async def reconcile(self) -> list[str]:
-        """Settle every update a dead process left open; the names of the containers settled."""
+        """Settle every update a dead process left open; the names of the containers settled.
+
+        Called at start and then periodically: a journal that looked owned by a live process
+        (another host's, until it expires) is settled once that is no longer so.
+        """
         settled = []
         entries = await asyncio.to_thread(self.store.journal_open)
         # Namespace sharers first: settling their target may recreate them.
         entries.sort(key=lambda e: e.data.get("kind") != "dependent")
         for entry in entries:
-            if journal_owner_alive(entry):
-                continue  # still being carried out by a live process
-            await self._settle(entry)
+            if self._owner_alive(entry) or entry.container in self._busy:
+                continue  # still being carried out by a live process, or by this one
+            self._busy.add(entry.container)
+            try:
+                await self._settle(entry)
+            finally:
+                self._busy.discard(entry.container)
             settled.append(entry.container)
         return settled
 
@@ -493,6 +538,34 @@ def journal_owner_alive(entry: JournalEntry) -> bool:
     # Written from another container or host: no pid to look at, but no update outlives its
     # stop timeout plus its health timeout, which the journal's expiry allows for.
     return time.time() < float(entry.data.get("expires") or 0)
+
+
+def _refuse_stale(
+    name: str,
+    ref: ImageRef,
+    current: Sequence[str],
+    expected: str | None,
+    made_for: Basis | None,
+) -> None:
+    """Raise StaleUpdate when `name` no longer runs what the approved update was made for."""
+    if made_for is None:
+        return
+    if str(ref) == made_for.image:
+        if expected is not None and expected in current:
+            return  # it already runs the approved digest: reported as up to date
+        if made_for.digest is None or made_for.digest in current:
+            return
+    now = short_digest(current[0]) if current else "an image with no registry digest"
+    was = short_digest(made_for.digest) if made_for.digest else "an unknown digest"
+    raise StaleUpdate(
+        name,
+        image=str(ref),
+        digest=current[0] if current else None,
+        message=(
+            f"{name} now runs {ref.familiar} at {now}, not {made_for.image} at {was} as when the "
+            "update was found; nothing was changed"
+        ),
+    )
 
 
 def _tagged(image: Mapping[str, Any], ref: ImageRef) -> bool:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from bot.chat import Alert, Command, Dispatch, Sender
 from bot.domain import (
+    Basis,
     CheckError,
     CheckReport,
     CheckResult,
@@ -113,7 +114,12 @@ class FakeUpdater:
     store: Store | None = None  # like the real Updater, it records each outcome in the history
 
     async def update(
-        self, name: str, *, expected_digest: str | None = None, actor: str | None = None
+        self,
+        name: str,
+        *,
+        expected_digest: str | None = None,
+        actor: str | None = None,
+        made_for: Basis | None = None,
     ) -> UpdateResult:
         self.calls.append((name, expected_digest, actor))
         if self.raises is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.errors import StoreError
 from bot.store import MIGRATIONS, Store, utcnow
 from tests.unit.fakes import NEW, NEWER, OLD
 
@@ -170,7 +171,7 @@ def test_a_failed_commit_rolls_back_and_later_writes_still_land(
         db.execute("CREATE TABLE child (p INTEGER REFERENCES parent (id)"
                    " DEFERRABLE INITIALLY DEFERRED)")
     store._db.execute("PRAGMA foreign_keys = ON")  # outside any transaction
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StoreError):
         with store.transaction() as db:
             store.record("lost", "with the failed commit")
             db.execute("INSERT INTO child VALUES (1)")
@@ -180,3 +181,43 @@ def test_a_failed_commit_rolls_back_and_later_writes_still_land(
         assert [h.action for h in other.history()] == ["check"]
     finally:
         other.close()
+
+
+def test_a_locked_database_is_a_store_error_and_the_store_writes_again_once_free(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "state.db", busy_timeout=0.05)
+    other = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
+    try:
+        jid = store.journal_begin("web", "stop", {"old_id": "a"})
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        with pytest.raises(StoreError, match="locked"):
+            store.journal_step(jid, "rename")
+        with pytest.raises(StoreError, match="locked"):
+            store.record("update", "failed")
+        assert store.journal_open()[0].step == "stop"  # reads go on meanwhile
+        other.execute("ROLLBACK")
+        store.journal_step(jid, "rename")
+        assert store.journal_open()[0].step == "rename"
+    finally:
+        other.close()
+        store.close()
+
+
+def test_a_full_database_is_a_store_error_and_reads_still_work(store: Store) -> None:
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute(f"PRAGMA max_page_count = {pages}")  # as a disk with no room left
+    with pytest.raises(StoreError, match="full"):
+        for _ in range(200):
+            store.record("update", "failed", detail="x" * 2000)
+    assert store.history(limit=1) is not None
+    assert store.journal_open() == []
+
+
+def test_a_closed_store_is_a_store_error(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.db")
+    store.close()
+    with pytest.raises(StoreError):
+        store.journal_begin("web", "stop", {})
+    with pytest.raises(StoreError):
+        store.journal_open()
