@@ -14,11 +14,44 @@ from pathlib import Path
 from typing import Any
 
 _CONTAINER_ID = re.compile(r"(?<![0-9a-f])([0-9a-f]{64})(?![0-9a-f])")
+_HEX_ID = re.compile(r"[0-9a-f]{64}")
+_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
+
+# The engine bind-mounts these three files from the container's own directory
+# (<data-root>/containers/<id>/ on Docker, .../overlay-containers/<id>/userdata/ on Podman).
+_ENGINE_FILES = frozenset({"/etc/hostname", "/etc/hosts", "/etc/resolv.conf"})
 
 
-def container_ids_in(text: str) -> set[str]:
-    """Every 64-hex container id mentioned in /proc/self/cgroup or /proc/self/mountinfo text."""
-    return set(_CONTAINER_ID.findall(text))
+def ids_from_cgroup(text: str) -> frozenset[str]:
+    """Container ids naming the cgroups this process is in (/proc/self/cgroup text)."""
+    found: set[str] = set()
+    for line in text.splitlines():
+        path = line.split(":", 2)[-1]
+        for part in path.split("/"):
+            # Podman's conmon sits in libpod-conmon-<id>: beside the container, not in it.
+            if "conmon" not in part:
+                found.update(_CONTAINER_ID.findall(part))
+    return frozenset(found)
+
+
+def ids_from_mountinfo(text: str) -> frozenset[str]:
+    """Container ids in the sources of this process's /etc/hostname, hosts and resolv.conf.
+
+    Only these mounts count: on the containerd image store the host's own mountinfo lists every
+    running container's root filesystem, so an id elsewhere in it proves nothing.
+    """
+    found: set[str] = set()
+    for line in text.splitlines():
+        fields = line.split(" ", 5)
+        if len(fields) < 5 or _unescape(fields[4]) not in _ENGINE_FILES:
+            continue
+        found.update(p for p in _unescape(fields[3]).split("/") if _HEX_ID.fullmatch(p))
+    return frozenset(found)
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes."""
+    return _OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
 
 
 def _read(path: str) -> str:
@@ -28,19 +61,20 @@ def _read(path: str) -> str:
         return ""
 
 
+def own_container_ids(*, proc: str = "/proc/self") -> frozenset[str]:
+    """The ids of the containers this process runs in (empty on the host)."""
+    # The cgroup, when it names containers, decides: a container sharing another's network
+    # (--network container:X) is given X's hostname and hosts files, yet does not run in X.
+    # With a private cgroup namespace (cgroup v2's default) it reads "0::/" and names nothing.
+    by_cgroup = ids_from_cgroup(_read(f"{proc}/cgroup"))
+    if by_cgroup:
+        return by_cgroup
+    return ids_from_mountinfo(_read(f"{proc}/mountinfo"))
+
+
 def runs_inside(container_id: str, *, proc: str = "/proc/self") -> bool:
     """Whether this process runs inside the container with that id."""
-    if not container_id:
-        return False
-    # cgroup v1 names the container in /proc/self/cgroup; with cgroup v2 namespaces, the
-    # bind mounts of /etc/hostname and friends still name it in mountinfo.
-    mentioned = container_ids_in(_read(f"{proc}/cgroup")) | container_ids_in(
-        _read(f"{proc}/mountinfo")
-    )
-    if container_id in mentioned:
-        return True
-    # Docker's default hostname is the short id; a lone process-wide fallback.
-    return socket.gethostname() == container_id[:12]
+    return bool(container_id) and container_id in own_container_ids(proc=proc)
 
 
 def _start_time(pid: int) -> str | None:
