@@ -31,6 +31,7 @@ from adapters.discord_render import (
     actions_view,
     alert_embed,
     chunks,
+    escape,
     pressed_embed,
 )
 from adapters.discord_webhook import DiscordWebhookAdapter
@@ -42,8 +43,9 @@ __all__ = ["Completions", "DiscordAdapter", "DiscordWebhookAdapter"]
 
 log = logging.getLogger(__name__)
 
-Completions = Callable[[str, str], Awaitable[list[str]]]
-"""`completions(kind, prefix)`: candidate values for autocomplete; kind is "container"|"update"."""
+Completions = Callable[[str, str, Sender], Awaitable[list[str]]]
+"""`completions(kind, prefix, sender)`: autocomplete candidates ("container"|"update") that
+`sender` may see (none for people who may not read)."""
 
 # Commands that may run long (registry round trips, pulls, health gates): acknowledged at once
 # with a deferred response, answered by a follow-up.
@@ -61,6 +63,9 @@ class _Client(discord.Client):
             intents=intents,
             guild_ready_timeout=guild_ready_timeout,
             max_ratelimit_timeout=30.0,
+            # Nothing DockWarden posts may ping anyone: alerts and /history quote names that
+            # registries, operators and strangers chose. Replies and follow-ups inherit this.
+            allowed_mentions=discord.AllowedMentions.none(),
         )
         self.adapter = adapter
         self.tree = _Tree(self)
@@ -103,12 +108,12 @@ def _add_commands(tree: _Tree, adapter: DiscordAdapter) -> None:
     async def containers(
         interaction: discord.Interaction[_Client], current: str
     ) -> list[app_commands.Choice[str]]:
-        return await adapter._choices("container", current)
+        return await adapter._choices(interaction, "container", current)
 
     async def updates(
         interaction: discord.Interaction[_Client], current: str
     ) -> list[app_commands.Choice[str]]:
-        return await adapter._choices("update", current)
+        return await adapter._choices(interaction, "update", current)
 
     @tree.command(name="status", description="Watched containers and pending updates")
     async def status_(interaction: discord.Interaction[_Client]) -> None:
@@ -412,7 +417,7 @@ class DiscordAdapter:
         await self._follow_up(interaction, reply, ephemeral=private or reply.ephemeral)
 
     async def _respond(self, interaction: discord.Interaction[Any], reply: Reply) -> None:
-        parts = chunks(reply.text)
+        parts = chunks(escape(reply.text))
         view = actions_view(reply.actions)
         if view is not None and len(parts) == 1:
             await interaction.response.send_message(parts[0], ephemeral=reply.ephemeral, view=view)
@@ -420,12 +425,13 @@ class DiscordAdapter:
         await interaction.response.send_message(parts[0], ephemeral=reply.ephemeral)
         if len(parts) > 1 or view is not None:
             await self._follow_up(interaction, Reply("\n".join(parts[1:]), reply.actions),
-                                  ephemeral=reply.ephemeral)
+                                  ephemeral=reply.ephemeral, escaped=True)
 
     async def _follow_up(
-        self, interaction: discord.Interaction[Any], reply: Reply, *, ephemeral: bool
+        self, interaction: discord.Interaction[Any], reply: Reply, *, ephemeral: bool,
+        escaped: bool = False,
     ) -> None:
-        parts = chunks(reply.text)
+        parts = chunks(reply.text if escaped else escape(reply.text))
         view = actions_view(reply.actions)
         for index, part in enumerate(parts):
             last = index == len(parts) - 1
@@ -465,12 +471,15 @@ class DiscordAdapter:
         except Exception:
             log.exception("handling the %s button on %s failed", verb, target)
 
-    async def _choices(self, kind: str, current: str) -> list[app_commands.Choice[str]]:
-        """Autocomplete candidates from the core; none when it has no source or fails."""
+    async def _choices(
+        self, interaction: discord.Interaction[Any], kind: str, current: str
+    ) -> list[app_commands.Choice[str]]:
+        """Autocomplete candidates the core shows this sender; none when it has no source or
+        fails."""
         if self._completions is None:
             return []
         try:
-            values = await self._completions(kind, current)
+            values = await self._completions(kind, current, self._sender(interaction))
         except Exception:
             log.exception("autocomplete of %s names failed", kind)
             return []

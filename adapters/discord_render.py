@@ -1,5 +1,9 @@
 """Drawing neutral alerts, replies and actions in Discord's idiom: embeds, buttons, 2000-char text.
 
+Every piece of text is markdown-escaped before it is drawn (`escape`): container names like
+`my_app_db` and whatever a registry or a stranger wrote must show as typed, never as italics
+or a masked link.
+
 Buttons are `AlertButton`s, a `discord.ui.DynamicItem` whose custom_id
 (`dockwarden:<verb>:<target>`) carries everything a press needs. Registered once per client
 (`client.add_dynamic_items(AlertButton)`), they keep working on messages posted before a
@@ -43,6 +47,11 @@ _STYLES: dict[str, discord.ButtonStyle] = {
 }
 
 
+def escape(text: str) -> str:
+    """`text` shown literally in Discord markdown (`my_app_db` stays upright, no masked links)."""
+    return discord.utils.escape_markdown(text)
+
+
 def _cut(text: str, limit: int) -> str:
     """`text` shortened to `limit` characters, marking the cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -56,15 +65,16 @@ def custom_id(verb: str, target: str) -> str:
 def alert_embed(alert: Alert) -> discord.Embed:
     """The embed an alert is posted as: title, text, one field per alert field, colour by kind."""
     embed = discord.Embed(
-        title=_cut(alert.title, 256),
-        description=_cut(alert.text, 4096) if alert.text else None,
+        title=_cut(escape(alert.title), 256),
+        description=_cut(escape(alert.text), 4096) if alert.text else None,
         colour=COLOURS.get(alert.kind, discord.Colour.default()),
     )
     for item in alert.fields[:_MAX_FIELDS]:
         value = item.value or "—"
-        embed.add_field(name=_cut(item.name, 256), value=_cut(value, 1024), inline=len(value) <= 40)
+        embed.add_field(name=_cut(escape(item.name), 256), value=_cut(escape(value), 1024),
+                        inline=len(value) <= 40)
     if alert.update_id:
-        embed.set_footer(text=f"update {alert.update_id}")
+        embed.set_footer(text=f"update {alert.update_id}")  # footers show no markdown
     return embed
 
 
@@ -78,7 +88,8 @@ def pressed_embed(
     if len(embed.fields) >= _MAX_FIELDS:
         embed.remove_field(-1)
     embed.add_field(
-        name=_cut(f"{who} pressed {label}", 256), value=_cut(outcome or "—", 1024), inline=False
+        name=_cut(escape(f"{who} pressed {label}"), 256), value=_cut(escape(outcome or "—"), 1024),
+        inline=False,
     )
     return embed
 

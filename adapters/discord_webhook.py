@@ -90,7 +90,9 @@ class DiscordWebhookAdapter:
         embed = alert_embed(alert)
 
         async def send() -> discord.WebhookMessage:
-            return await webhook.send(embed=embed, wait=True)
+            # A webhook has no client whose default could say it: no pings, explicitly.
+            return await webhook.send(embed=embed, wait=True,
+                                      allowed_mentions=discord.AllowedMentions.none())
 
         await deliver(send, what=f"alert {alert.title!r}", attempts=self._attempts,
                       base_delay=self._base_delay, secrets=[self._token])

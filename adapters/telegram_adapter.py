@@ -32,6 +32,7 @@ from telegram.ext import (
     CommandHandler,
     ContextTypes,
     MessageHandler,
+    Updater,
     filters,
 )
 from telegram.warnings import PTBDeprecationWarning
@@ -54,6 +55,7 @@ from bot.errors import ConfigError, DockWardenError
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+STOP_ACK_WAIT = 1.5  # seconds the final getUpdates of a stop may take (the daemon allows 3)
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 
 COMMANDS: tuple[tuple[str, str], ...] = (
@@ -152,6 +154,7 @@ class TelegramAdapter:
         max_rate_limit_waits: int = 10,
         poll_timeout: int = 10,
         answer_within: float = 5.0,
+        stop_ack_wait: float = STOP_ACK_WAIT,
     ) -> None:
         if settings.telegram_bot_token is None:
             raise ConfigError("TELEGRAM_BOT_TOKEN is not set")
@@ -163,6 +166,7 @@ class TelegramAdapter:
         self._max_rate_limit_waits = max_rate_limit_waits
         self._poll_timeout = poll_timeout
         self._answer_within = answer_within
+        self._stop_ack_wait = stop_ack_wait
         self._dispatch: Dispatch | None = None
         self._app: AnyApplication | None = None
         self._stopped = False
@@ -250,7 +254,7 @@ class TelegramAdapter:
             return
         try:
             if app.updater is not None and app.updater.running:
-                await app.updater.stop()
+                await self._stop_polling(app.updater)
             if app.running:
                 await app.stop()  # waits for handlers under way; they still reply through app
             await app.shutdown()
@@ -258,6 +262,26 @@ class TelegramAdapter:
             await app.bot.shutdown()
         finally:
             self._app = None
+
+    async def _stop_polling(self, updater: Updater) -> None:
+        """End the long poll without waiting on Telegram for more than a moment.
+
+        PTB drops the poll in flight at once, then sends one last getUpdates to acknowledge
+        what it read. Over a slow link, or while Telegram still holds the dropped poll, that
+        call can take the whole poll timeout; a stop must not. Unacknowledged updates are only
+        read again at the next start, and handlers already had them.
+        """
+        stopping = asyncio.ensure_future(updater.stop())
+        done, _ = await asyncio.wait({stopping}, timeout=self._stop_ack_wait)
+        if done:
+            stopping.result()
+            return
+        stopping.cancel()
+        await asyncio.wait({stopping})  # its cancellation, not ours: nothing to re-raise
+        log.info(
+            "Telegram did not acknowledge the last updates within %.1fs; stopping without "
+            "(they are read again at the next start)", self._stop_ack_wait,
+        )
 
     async def notify(self, alert: Alert) -> None:
         """Send the alert to every alert chat; raises DockWardenError naming the chats it missed."""
@@ -383,6 +407,8 @@ class TelegramAdapter:
                 message.chat_id, [escape(f"/{name} failed; the bot's log says why.")], ()
             )
             raise  # the error handler logs it with the traceback
+        if reply.silent:
+            return  # a flood of refused commands is not answered message by message
         await self._send_pages(
             message.chat_id, render_reply(reply), reply.actions, reply_to=message.message_id
         )

@@ -11,6 +11,12 @@ updates sends five short alerts. Registry problems are grouped per (registry, ki
 containers affected.
 
 Rendering here is plain text; adapters escape it for their markup.
+
+Registries and engines choose parts of their error texts (a reason phrase, a JSON `message`, a
+challenge's scheme). Those never reach a chat as such: a registry problem is said with the
+kind, the status code and the host only, and texts that may quote an engine (a failed pull)
+go through `safe_text` (links cut to their host, one line, bounded). The full text stays in the
+logs and in `dockwarden check --json`.
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from bot.chat import Action, Alert, AlertKind, ChatAdapter, Field
 from bot.domain import (
@@ -79,6 +87,40 @@ PROBLEM_TITLES: dict[str, str] = {
     "not_found": "Image not found in registry",
     "bad_response": "Registry answered garbage",
 }
+
+
+SAFE_LIMIT = 300  # characters of an engine's or registry's own words shown in chat
+
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s<>\"'()\[\]]*")
+_STATUS = re.compile(r"\bHTTP (\d{3})\b")
+_SCHEME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,40}")
+
+
+def _host_of(match: re.Match[str]) -> str:
+    try:
+        host = urlsplit(match.group()).hostname
+    except ValueError:
+        host = None
+    return f"<link to {host}>" if host else "<link>"
+
+
+def safe_text(text: str, limit: int = SAFE_LIMIT) -> str:
+    """Text that may quote a registry or an engine, fit for chat: links cut to their host,
+    markdown link syntax broken, one line, at most `limit` characters."""
+    text = _URL.sub(_host_of, text).replace("](", "] (")
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def safe_scheme(scheme: str | None) -> str | None:
+    """An auth scheme as a registry named it, or None when it is not a plain token."""
+    return scheme if scheme and _SCHEME.fullmatch(scheme) else None
+
+
+def status_code(message: str) -> str | None:
+    """The HTTP status code an error text names (`HTTP 401`), if any."""
+    found = _STATUS.search(message)
+    return found.group(1) if found else None
 
 
 def registry_of(image: str) -> str:
@@ -142,14 +184,22 @@ def update_alert(update: PendingUpdate, *, with_actions: bool) -> Alert:
 def problem_alert(registry: str, kind: str, results: Sequence[CheckResult]) -> Alert:
     """One alert for one problem kind at one registry, naming the containers it hides."""
     first = results[0].error
-    scheme = first.scheme if first else None
+    raw_scheme = first.scheme if first else None
+    scheme = safe_scheme(raw_scheme)
+    status = status_code(first.message) if first else None
     containers = ", ".join(sorted({r.container for r in results}))
-    lines = [first.message if first else f"{registry}: {kind}"]
+    # Kind, status code and host only: the registry's own words stay in the logs.
+    lines = [f"{PROBLEM_TITLES.get(kind, kind)} at {registry}"
+             + (f" (HTTP {status})" if status else "") + "."]
     if scheme:
         lines.append(f"The registry asks for the {scheme!r} auth scheme.")
+    elif raw_scheme:
+        lines.append("The registry asks for an auth scheme with an unreadable name.")
     lines.append(f"Not checked: {containers}.")
     lines.append(f"What to do: {ADVICE.get(kind, 'see the logs.')}")
     fields = [Field("Registry", registry), Field("Problem", kind)]
+    if status:
+        fields.append(Field("Status", f"HTTP {status}"))
     if scheme:
         fields.append(Field("Scheme", scheme))
     fields.append(Field("Containers", containers))
@@ -183,8 +233,8 @@ def engine_alert(message: str) -> Alert:
         kind=AlertKind.ENGINE_UNREACHABLE,
         title="Docker engine problem: nothing was checked",
         text=(
-            f"{message}\nNo container is checked until it answers; DockWarden keeps trying on "
-            "schedule and says so once it does."
+            f"{safe_text(message)}\nNo container is checked until it answers; DockWarden "
+            "keeps trying on schedule and says so once it does."
         ),
         fields=(Field("Problem", "engine_unreachable"),),
         extra={"problem": "engine_unreachable"},
@@ -216,11 +266,11 @@ def result_alert(result: UpdateResult, *, update_id: str | None, actor: str | No
         title = f"Update rolled back: {result.container}"
         text = (
             f"The new container did not come up; {result.container} is back on "
-            f"{short_digest(result.old_digest)}{who}. {result.message}"
+            f"{short_digest(result.old_digest)}{who}. {safe_text(result.message)}"
         )
     else:
         title = f"Update failed: {result.container}"
-        text = f"{result.message}{who}"
+        text = f"{safe_text(result.message)}{who}"
     fields = [
         Field("Container", result.container),
         Field("Outcome", result.outcome.value),

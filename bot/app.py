@@ -12,7 +12,7 @@ import importlib
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -51,9 +51,28 @@ def build_credentials(settings: Settings) -> DockerCredentials:
     return DockerCredentials(settings.docker_config)
 
 
-def build_registry(settings: Settings, metrics: Metrics | None = None) -> RegistryClient:
-    """The registry client (an async context manager); its requests counted into `metrics`."""
+def engine_insecure_registries(engine: DockerEngine) -> tuple[str, ...]:
+    """The registries and CIDRs the engine treats as insecure (`docker info`); none when the
+    engine will not say (one blocking request: async callers use a thread)."""
+    from bot.registry.tls import engine_insecure_registries as from_info
+
+    try:
+        return from_info(engine.info())
+    except DockWardenError as exc:
+        log.warning("cannot read the engine's insecure registries: %s", exc)
+        return ()
+
+
+def build_registry(
+    settings: Settings, metrics: Metrics | None = None, *, engine_insecure: Sequence[str] = ()
+) -> RegistryClient:
+    """The registry client (an async context manager); its requests counted into `metrics`.
+
+    Insecure registries are the engine's (`engine_insecure_registries`) and the setting's;
+    a registry's own CA and client certificate come from DOCKWARDEN_CERTS_DIR, as for Docker.
+    """
     from bot.registry.client import RegistryClient
+    from bot.registry.tls import RegistryTls
 
     transport = None
     if metrics is not None:
@@ -63,10 +82,14 @@ def build_registry(settings: Settings, metrics: Metrics | None = None) -> Regist
         transport = CountingTransport(AiohttpTransport(), metrics)
     return RegistryClient(
         credentials=build_credentials(settings),
-        insecure_registries=settings.insecure_registries,
         timeout=settings.registry_timeout,
         max_per_registry=settings.registry_concurrency,
         transport=transport,
+        tls=RegistryTls(
+            settings.certs_dir,
+            insecure=settings.insecure_registries,
+            engine_insecure=engine_insecure,
+        ),
     )
 
 
@@ -90,9 +113,14 @@ def build_store(settings: Settings) -> Store:
 
 
 def build_updater(
-    settings: Settings, engine: DockerEngine, registry: RegistryClient, store: Store
+    settings: Settings,
+    engine: DockerEngine,
+    registry: RegistryClient,
+    store: Store,
+    *,
+    after_step: Callable[[str], None] | None = None,
 ) -> Updater:
-    """The updater: pull, recreate, health-gate, roll back."""
+    """The updater: pull, recreate, health-gate, roll back (`after_step` hears each step)."""
     from bot.updater import Updater
 
     return Updater(
@@ -103,6 +131,7 @@ def build_updater(
         grace_period=settings.grace_period,
         credentials=build_credentials(settings),
         remove_old_images=settings.remove_old_images,
+        after_step=after_step,
     )
 
 
@@ -110,6 +139,9 @@ def build_updater(
 
 SHUTDOWN_UPDATE_WAIT = 5.0  # seconds an update in flight may take to finish at shutdown
 SHUTDOWN_STEP_WAIT = 3.0  # seconds each adapter (and a pass under way) gets to stop
+# Seconds between looks for interrupted updates nobody carries out any more (e.g. a journal of
+# this same daemon under its previous hostname, which looks alive until it expires).
+RECONCILE_INTERVAL = 60.0
 
 ADAPTERS: tuple[tuple[str, str, str], ...] = (
     # (setting that enables it, module, class)
@@ -156,14 +188,18 @@ def build_core(
     ]
     notifier = Notifier(list(adapters), store, retry_delay=retry_delay, secrets=secrets)
     updates = UpdateService(store, updater, notifier)
-    runner = PassRunner(checker, store, notifier, updates)
+    runner = PassRunner(
+        checker, store, notifier, updates, history_retention=settings.history_retention
+    )
+    updates.recheck = runner.run  # a stale approval is followed by a fresh check
     router = CommandRouter(
         store,
         Authorizer.from_settings(settings),
-        runner.run,
+        runner.join_or_run,  # /check joins a pass under way instead of queueing another
         updates,
         engine_label=engine_label,
         schedule=settings.schedule,
+        pass_running=lambda: runner.running,
     )
     return Core(store=store, notifier=notifier, updates=updates, runner=runner, router=router)
 
@@ -201,7 +237,8 @@ def run_daemon(
     from bot.errors import EngineUnavailable
     from bot.scheduler import parse_schedule
 
-    parse_schedule(settings.schedule)  # a bad schedule is a ConfigError before anything starts
+    # A bad schedule is a ConfigError before anything starts.
+    parse_schedule(settings.schedule, settings.tz)
     try:
         return asyncio.run(_daemon(settings, first_pass_delay=first_pass_delay, jitter=jitter))
     except EngineUnavailable as exc:
@@ -249,10 +286,13 @@ class Daemon:
         first_pass_delay: float = 10.0,
         jitter: int = 60,
         adapters: Sequence[ChatAdapter] | None = None,
+        reconcile_interval: float = RECONCILE_INTERVAL,
     ) -> None:
         self.settings = settings
         self.first_pass_delay = first_pass_delay
         self.jitter = jitter
+        self.reconcile_interval = reconcile_interval
+        self._reconciling: asyncio.Task[None] | None = None
         self._given = adapters
         self.core: Core | None = None
         self.adapters: list[ChatAdapter] = []
@@ -282,7 +322,10 @@ class Daemon:
             from bot.metrics import Metrics
 
             self.metrics = Metrics()
-        registry = await stack.enter_async_context(build_registry(settings, self.metrics))
+        insecure = await asyncio.to_thread(engine_insecure_registries, engine)
+        registry = await stack.enter_async_context(
+            build_registry(settings, self.metrics, engine_insecure=insecure)
+        )
         updater = build_updater(settings, engine, registry, store)
         reconciled = await updater.reconcile()
         if reconciled:
@@ -302,13 +345,18 @@ class Daemon:
         core.notifier.adapters = self.adapters
         self.scheduler = PassScheduler(
             core.runner, settings.schedule, first_pass_delay=self.first_pass_delay,
-            jitter=self.jitter,
+            jitter=self.jitter, tz=settings.tz,
         )
         self.scheduler.start()
+        self._reconciling = asyncio.create_task(
+            _keep_reconciling(updater, core.updates, self.reconcile_interval)
+        )
         if settings.http_listen and self.metrics is not None:
             from bot.http_server import start_http
 
-            self.http = await start_http(settings.http_listen, settings.schedule, self.metrics)
+            self.http = await start_http(
+                settings.http_listen, settings.schedule, self.metrics, tz=settings.tz
+            )
             stack.push_async_callback(self.http.stop)
         log.info("DockWarden running with %s", ", ".join(a.name for a in self.adapters))
         return core
@@ -316,6 +364,11 @@ class Daemon:
     async def stop(self) -> None:
         """Stop in reverse order of start; each step bounded, so it takes seconds at most."""
         try:
+            if self._reconciling is not None:
+                self._reconciling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._reconciling
+                self._reconciling = None
             await _shutdown(self.scheduler, self.core, self.adapters)
         finally:
             self.scheduler = None
@@ -374,8 +427,11 @@ async def _shutdown(
     if scheduler is not None:
         scheduler.stop()
     if core is not None:
-        if not await core.updates.drain(SHUTDOWN_UPDATE_WAIT):
-            log.warning("an update is still running; its journal lets the next start finish it")
+        # The store closes after this: an update still running is stopped at a journalled
+        # step (each is recorded before it is taken) rather than left writing to a closed file.
+        if not await core.updates.stop(SHUTDOWN_UPDATE_WAIT):
+            log.warning("an update was still running; it was stopped where its journal lets "
+                        "the next start finish or undo it")
         if not await core.runner.idle(SHUTDOWN_STEP_WAIT):
             core.runner.cancel()
             log.warning("a check pass was under way; it was cancelled")
@@ -384,3 +440,19 @@ async def _shutdown(
             await asyncio.wait_for(adapter.stop(), SHUTDOWN_STEP_WAIT)
         except Exception:
             log.exception("the %s adapter did not stop cleanly", adapter.name)
+    if core is not None:
+        await core.updates.stop(0)  # one a command started meanwhile, before the store closes
+
+
+async def _keep_reconciling(updater: Updater, updates: UpdateService, interval: float) -> None:
+    """Settle interrupted updates while the daemon runs, not only at its start."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            settled = await updater.reconcile()
+            updates.settle_leftovers()
+        except DockWardenError:
+            log.exception("could not look for interrupted updates; trying again later")
+            continue
+        if settled:
+            log.warning("finished or undid interrupted updates of: %s", ", ".join(settled))

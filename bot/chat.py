@@ -69,6 +69,7 @@ class Reply:
     actions: tuple[Action, ...] = ()
     ephemeral: bool = False  # only the sender should see it (refusals)
     refused: bool = False
+    silent: bool = False  # send nothing where the platform allows it (a refused flood)
 
 
 @dataclass(frozen=True)

@@ -11,23 +11,42 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-from bot.alerts import SNOOZE_BUTTON, AlertSink, PassSummary, result_alert
+from bot import durations
+from bot.alerts import SNOOZE_BUTTON, AlertSink, PassSummary, result_alert, safe_text
 from bot.chat import Command, Reply, Sender
 from bot.config import Settings
-from bot.domain import CheckReport, CheckStatus, UpdateOutcome, UpdateResult, short_digest
-from bot.errors import ContainerNotFound, DockWardenError, SelfUpdateRefused, UpdateInProgress
+from bot.domain import (
+    Basis,
+    CheckReport,
+    CheckStatus,
+    UpdateOutcome,
+    UpdateResult,
+    short_digest,
+)
+from bot.durations import YEAR
+from bot.errors import (
+    ContainerNotFound,
+    DockWardenError,
+    SelfUpdateRefused,
+    StaleUpdate,
+    StoreError,
+    UpdateInProgress,
+)
 from bot.store import PendingUpdate, Store, utcnow
+from bot.throttle import Cooldown, SenderLimiter, Verdict
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 10
 HISTORY_LINES = 15
+ARG_LIMIT = 64  # characters of one argument kept in the history (strangers choose them)
+DETAIL_LIMIT = 200  # characters of a refused command kept in the history
+CHECK_COOLDOWN = 60.0  # seconds between passes that non-admins may start with /check
 
 
 class CheckerPort(Protocol):
@@ -42,13 +61,19 @@ class UpdaterPort(Protocol):
     """What the core needs of the updater."""
 
     async def update(
-        self, name: str, *, expected_digest: str | None = None, actor: str | None = None
+        self,
+        name: str,
+        *,
+        expected_digest: str | None = None,
+        actor: str | None = None,
+        made_for: Basis | None = None,
     ) -> UpdateResult:
-        """Pull, recreate, health-gate, roll back."""
+        """Pull, recreate, health-gate, roll back (StaleUpdate when `made_for` no longer holds)."""
         ...
 
 
 RunPass = Callable[[Sequence[str] | None], Awaitable[PassSummary]]
+Recheck = Callable[[Sequence[str]], Awaitable[object]]
 
 
 class UsageError(Exception):
@@ -94,99 +119,216 @@ class Authorizer:
 
 def actor_of(sender: Sender) -> str:
     """How a sender is named in the history: `telegram:42 (alice)`."""
-    return f"{sender.platform}:{sender.user_id} ({sender.display})"
+    return f"{sender.platform}:{sender.user_id} ({_cut(sender.display, ARG_LIMIT)})"
 
 
-_DURATION = re.compile(r"(\d+)\s*([smhdw])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+def _cut(text: str, limit: int) -> str:
+    """`text` shortened to `limit` characters, marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+SNOOZE_LIMIT = YEAR  # a longer snooze is an ignore, and unbounded ones overflow the clock
 
 
 def parse_duration(text: str) -> timedelta:
-    """`30m`, `2h`, `1d`, `1h30m` -> timedelta (raises UsageError)."""
-    compact = text.strip().lower()
-    parts = _DURATION.findall(compact)
-    if not compact or not parts or _DURATION.sub("", compact).strip():
-        raise UsageError(f"not a duration: {text!r} (try 30m, 2h, 1d or 1w)")
-    seconds = sum(int(n) * _UNITS[unit] for n, unit in parts)
-    if seconds <= 0:
-        raise UsageError("a snooze must last longer than zero")
-    return timedelta(seconds=seconds)
+    """`30m`, `2h`, `1d`, `1h30m` -> timedelta of at most a year (raises UsageError)."""
+    try:
+        return durations.parse_duration(text, maximum=SNOOZE_LIMIT)
+    except durations.DurationError as exc:
+        raise UsageError(str(exc)) from None
 
 
 # -- applying updates ----------------------------------------------------------------------------
 
 
 class UpdateService:
-    """The one path from an approval, a /pull or an auto policy to the updater and back."""
+    """The one path from an approval, a /pull, an auto policy or `dockwarden update` to the
+    updater and back: record, apply, settle the pending update, announce.
 
-    def __init__(self, store: Store, updater: UpdaterPort, sink: AlertSink) -> None:
+    Whatever the updater or the store raise, the update is settled (`failed`, with an
+    `update_failed` alert) rather than left `approved`; a settlement the store could not take
+    is kept and written at the next call (or by `settle_leftovers`).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        updater: UpdaterPort,
+        sink: AlertSink,
+        *,
+        recheck: Recheck | None = None,
+    ) -> None:
         self.store = store
         self.updater = updater
         self.sink = sink
+        # Runs a fresh check of containers whose approval turned out stale (the pass runner's
+        # run, set once the runner exists); without it nothing is checked again.
+        self.recheck = recheck
         self._in_flight: set[asyncio.Task[object]] = set()
+        self._rechecks: set[asyncio.Task[None]] = set()
+        # update id -> (state, detail) the store refused to take when it was settled
+        self._unsettled: dict[str, tuple[str, str]] = {}
 
     @property
     def in_flight(self) -> int:
         """How many updates are running now."""
         return len(self._in_flight)
 
+    def pending(self, container: str) -> PendingUpdate | None:
+        """The container's newest update that can still be approved, if any."""
+        latest = self.store.latest_update(container)
+        if latest is not None and latest.state in ("pending", "failed", "ignored"):
+            return latest
+        return None
+
     async def apply(
-        self, container: str, *, update: PendingUpdate | None, actor: str, action: str
+        self,
+        container: str,
+        *,
+        update: PendingUpdate | None,
+        actor: str,
+        action: str,
+        digest: str | None = None,
     ) -> UpdateResult:
-        """Update `container` (to the update's digest when given); record and announce it."""
+        """Update `container` (to the update's digest when given); record and announce it.
+
+        With `update`, nothing changes unless the container still runs what the update was
+        found for; otherwise the update is settled as superseded and the container checked
+        again. Without it, the container goes to `digest` (a preview's) or to the registry's
+        current digest, and its open update, if any, is settled by the result.
+        """
         task = asyncio.current_task()
         if task is not None:
             self._in_flight.add(task)
         try:
-            return await self._apply(container, update=update, actor=actor, action=action)
+            return await self._apply(
+                container, update=update, actor=actor, action=action, digest=digest
+            )
         finally:
             if task is not None:
                 self._in_flight.discard(task)
 
     async def _apply(
-        self, container: str, *, update: PendingUpdate | None, actor: str, action: str
+        self,
+        container: str,
+        *,
+        update: PendingUpdate | None,
+        actor: str,
+        action: str,
+        digest: str | None,
     ) -> UpdateResult:
-        expected = update.remote_digest if update else None
-        if action != "update":  # an approval is recorded by approve(); a pull or auto here
-            self.store.record(action, "requested", container=container, actor=actor,
-                              detail=update.id if update else "")
+        self.settle_leftovers()
+        expected = update.remote_digest if update else digest
         try:
-            result = await self.updater.update(container, expected_digest=expected, actor=actor)
+            if action != "update":  # an approval is recorded by approve(); a pull or auto here
+                self.store.record(action, "requested", container=container, actor=actor,
+                                  detail=update.id if update else "")
+            made_for = Basis(update.image, update.old_digest) if update else None
+            result = await self.updater.update(
+                container, expected_digest=expected, actor=actor, made_for=made_for
+            )
         except (UpdateInProgress, ContainerNotFound, SelfUpdateRefused) as exc:
             if update is not None:  # nothing was done: the update can be approved again
-                self.store.set_update_state(update.id, "pending", expect=("approved",))
-            self.store.record(action, "refused", container=container, actor=actor, detail=str(exc))
+                self._settle(update.id, "pending", str(exc), expect=("approved",))
+            self._record(action, "refused", container, actor, str(exc))
             raise
-        except DockWardenError as exc:
+        except StaleUpdate as exc:
+            return await self._superseded(container, update, actor, exc)
+        except Exception as exc:  # anything at all: settled as failed, never left approved
+            if not isinstance(exc, DockWardenError):
+                log.exception("unexpected failure while updating %s", container)
+            why = str(exc) if isinstance(exc, DockWardenError) else (
+                f"unexpected {type(exc).__name__}: {exc}")
             result = UpdateResult(
                 container=container,
                 outcome=UpdateOutcome.FAILED,
                 old_digest=update.old_digest if update else None,
                 new_digest=expected,
-                message=str(exc),
+                message=why,
             )
             # The updater records the outcome of every update it carries out; this one it
             # could not, so it is recorded here.
-            self.store.record(
-                "update", result.outcome.value, container=container, actor=actor,
-                detail=result.message,
-            )
+            self._record("update", result.outcome.value, container, actor, result.message)
         ok = result.outcome in (UpdateOutcome.UPDATED, UpdateOutcome.UP_TO_DATE)
-        target = update or self._open_update(container)
+        target = update or self._pending_quietly(container)
         if target is not None and (update is not None or ok):
             state = "applied" if ok else "failed"
             if ok and result.new_digest and result.new_digest != target.remote_digest:
                 state = "superseded"  # a /pull took a digest newer than the one alerted
-            self.store.set_update_state(target.id, state, detail=result.message)
+            self._settle(target.id, state, result.message)
         update_id = target.id if target else None
-        await self.sink.send([result_alert(result, update_id=update_id, actor=actor)])
+        await self._announce(result, update_id, actor)
         return result
 
-    def _open_update(self, container: str) -> PendingUpdate | None:
-        latest = self.store.latest_update(container)
-        if latest is not None and latest.state in ("pending", "failed", "ignored"):
-            return latest
-        return None
+    async def _superseded(
+        self, container: str, update: PendingUpdate | None, actor: str, exc: StaleUpdate
+    ) -> UpdateResult:
+        """The container moved on since the update was found: settle it, look again."""
+        update_id = update.id if update else ""
+        message = f"{exc}; update {update_id} is superseded and {container} is checked again"
+        if update is not None:
+            self._settle(update.id, "superseded", message)
+        self._record("update", "superseded", container, actor, message)
+        log.info("stale approval of %s: %s", container, message)
+        if self.recheck is not None:
+            recheck = asyncio.create_task(self._recheck(container))
+            self._rechecks.add(recheck)
+            recheck.add_done_callback(self._rechecks.discard)
+        return UpdateResult(
+            container=container,
+            outcome=UpdateOutcome.FAILED,
+            old_digest=exc.digest,
+            new_digest=update.remote_digest if update else None,
+            message=message,
+        )
+
+    async def _recheck(self, container: str) -> None:
+        # A task of its own: an auto update runs inside a pass, which a new pass waits for.
+        assert self.recheck is not None
+        try:
+            await self.recheck([container])
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("the fresh check of %s failed; the next pass looks again", container)
+
+    def _pending_quietly(self, container: str) -> PendingUpdate | None:
+        try:
+            return self.pending(container)
+        except StoreError:
+            log.exception("could not read the pending update of %s", container)
+            return None
+
+    def _record(self, action: str, outcome: str, container: str, actor: str, detail: str) -> None:
+        try:
+            self.store.record(action, outcome, container=container, actor=actor, detail=detail)
+        except StoreError:
+            log.exception("could not record %s %s of %s", action, outcome, container)
+
+    def _settle(
+        self, update_id: str, state: str, detail: str, *, expect: tuple[str, ...] = ()
+    ) -> None:
+        try:
+            self.store.set_update_state(update_id, state, expect=expect or None, detail=detail)
+        except StoreError:
+            log.exception("could not mark update %s %s; trying again later", update_id, state)
+            self._unsettled[update_id] = (state, detail)
+
+    def settle_leftovers(self) -> None:
+        """Write the settlements the store refused earlier (only over an `approved` state)."""
+        for update_id, (state, detail) in list(self._unsettled.items()):
+            try:
+                self.store.set_update_state(update_id, state, expect=("approved",),
+                                            detail=detail)
+            except StoreError:
+                return  # still failing: kept for the next call
+            del self._unsettled[update_id]
+
+    async def _announce(self, result: UpdateResult, update_id: str | None, actor: str) -> None:
+        try:
+            await self.sink.send([result_alert(result, update_id=update_id, actor=actor)])
+        except DockWardenError:
+            log.exception("could not announce the update of %s", result.container)
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for running updates; True when none is left."""
@@ -194,6 +336,22 @@ class UpdateService:
             return True
         _, pending = await asyncio.wait(set(self._in_flight), timeout=timeout)
         return not pending
+
+    async def stop(self, timeout: float, unwind: float = 3.0) -> bool:
+        """At shutdown: let running updates finish for `timeout` seconds, then cancel them.
+
+        Every step of an update is journalled before it is taken, so a cancelled update
+        stops at a point the next start can finish or undo; the store must stay open until
+        this returns. True when every update finished by itself.
+        """
+        for recheck in list(self._rechecks):
+            recheck.cancel()
+        if await self.drain(timeout):
+            return True
+        for task in list(self._in_flight):
+            task.cancel()
+        await self.drain(unwind)
+        return False
 
 
 # -- the router ----------------------------------------------------------------------------------
@@ -227,6 +385,8 @@ class CommandRouter:
         *,
         engine_label: str = "Docker engine",
         schedule: str = "",
+        pass_running: Callable[[], bool] = lambda: False,
+        check_cooldown: float = CHECK_COOLDOWN,
     ) -> None:
         self.store = store
         self.authorizer = authorizer
@@ -234,6 +394,10 @@ class CommandRouter:
         self.updates = updates
         self.engine_label = engine_label
         self.schedule = schedule
+        self.pass_running = pass_running
+        self.refusals = SenderLimiter()
+        # Non-admins share one cool-down: a crowd in an alert chat cannot take turns either.
+        self.open_checks = Cooldown(check_cooldown)
         self.routes: dict[str, Route] = {
             "status": Route(self.status, False, "/status"),
             "check": Route(self.check, False, "/check [name...]"),
@@ -251,7 +415,9 @@ class CommandRouter:
         name = command.name.lower().lstrip("/")
         route = self.routes.get(name)
         if route is None:
-            return Reply(f"Unknown command /{name}. Send /help for the list.", ephemeral=True)
+            return Reply(
+                f"Unknown command /{_cut(name, 32)}. Send /help for the list.", ephemeral=True
+            )
         sender = command.sender
         allowed = (
             self.authorizer.is_admin(sender) if route.writes else self.authorizer.may_read(sender)
@@ -263,10 +429,13 @@ class CommandRouter:
         except UsageError as exc:
             return Reply(f"{exc}\nUsage: {route.usage}", ephemeral=True)
         except DockWardenError as exc:
-            return Reply(f"/{name} failed: {exc}")
+            # The text may quote an engine or a registry: only a bounded, link-free form of it.
+            return Reply(f"/{name} failed: {safe_text(str(exc))}")
 
-    async def completions(self, kind: str, prefix: str) -> list[str]:
-        """Candidates for autocomplete: "container" names or pending "update" ids."""
+    async def completions(self, kind: str, prefix: str, sender: Sender) -> list[str]:
+        """Autocomplete candidates ("container" names or "update" ids) for those who may read."""
+        if not self.authorizer.may_read(sender):
+            return []  # names and ids are for the people the read-only commands are for
         if kind == "update":
             values = [u.id for u in self.store.updates(("pending", "failed", "ignored"))]
         else:
@@ -274,20 +443,26 @@ class CommandRouter:
         return [v for v in values if v.startswith(prefix)]
 
     def _refuse(self, name: str, command: Command, route: Route) -> Reply:
-        actor = actor_of(command.sender)
-        target = self._container_of(command.args[0]) if command.args else None
-        log.warning("refused /%s %s from %s", name, " ".join(command.args), actor)
-        self.store.record(
-            "refused", "refused", container=target, actor=actor,
-            detail=f"/{name} {' '.join(command.args)}".strip(),
-        )
+        sender = command.sender
         what = "change anything" if route.writes else "use this bot here"
-        return Reply(
+        text = (
             f"Sorry, you are not allowed to {what}: /{name} is for the people on the "
-            "allow-list. The attempt was recorded.",
-            ephemeral=True,
-            refused=True,
+            "allow-list."
         )
+        verdict, left_out = self.refusals.admit((sender.platform, sender.user_id))
+        if verdict is not Verdict.RECORD:
+            # Within a sender's window only the first refusal is logged and stored.
+            return Reply(text, ephemeral=True, refused=True, silent=verdict is Verdict.DROP)
+        actor = actor_of(sender)
+        target = _cut(self._container_of(command.args[0]), ARG_LIMIT) if command.args else None
+        detail = _cut(" ".join(_cut(arg, ARG_LIMIT) for arg in (f"/{name}", *command.args)),
+                      DETAIL_LIMIT)
+        if left_out:
+            detail += f" (+{left_out} more refused, not recorded)"
+        log.warning("refused %s from %s%s", detail, actor,
+                    "" if left_out else " (more from them this minute are not logged)")
+        self.store.record("refused", "refused", container=target, actor=actor, detail=detail)
+        return Reply(f"{text} The attempt was recorded.", ephemeral=True, refused=True)
 
     def _container_of(self, word: str) -> str:
         update = self.store.get_update(word)
@@ -315,7 +490,7 @@ class CommandRouter:
                 f"{counts['skipped']} skipped, {counts['error']} errors"
             )
             for registry, message in sorted(last.get("rate_limited", {}).items()):
-                lines.append(f"Rate limited: {registry}: {message}")
+                lines.append(f"Rate limited: {registry}: {safe_text(message)}")
         upcoming = self.store.get_meta("next_pass")
         if upcoming:
             lines.append(f"Next pass: {upcoming}")
@@ -330,7 +505,16 @@ class CommandRouter:
         return Reply("\n".join(lines))
 
     async def check(self, command: Command) -> Reply:
-        """Run a check pass now (waits for a running one); new alerts are posted as usual."""
+        """Run a check pass now (or join the one under way); new alerts are posted as usual."""
+        if not self.pass_running() and not self.authorizer.is_admin(command.sender):
+            wait = self.open_checks.wait()
+            if wait > 0:
+                return Reply(
+                    f"A check pass ran moments ago; try again in {wait:.0f}s (or see /status). "
+                    "Only admins may check more often.",
+                    ephemeral=True,
+                )
+            self.open_checks.started()
         summary = await self.run_pass(list(command.args) or None)
         counts = summary.counts()
         lines = [
@@ -497,4 +681,4 @@ def _update_line(update: PendingUpdate) -> str:
 
 def _result_text(result: UpdateResult, update_id: str | None) -> str:
     label = f" (update {update_id})" if update_id else ""
-    return f"{result.container}: {result.outcome.value}{label}. {result.message}".strip()
+    return f"{result.container}: {result.outcome.value}{label}. {safe_text(result.message)}".strip()

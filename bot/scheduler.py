@@ -2,6 +2,8 @@
 
 Passes never overlap: the pass holds an asyncio.Lock, and the cron job is also
 max_instances=1 with coalesce, so a slow pass makes the next tick wait rather than pile up.
+`/check` joins a pass under way that covers what it asks for instead of queueing another.
+Each pass also drops history older than DOCKWARDEN_HISTORY_RETENTION.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ import asyncio
 import json
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any, Protocol, runtime_checkable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -19,13 +22,22 @@ from apscheduler.triggers.date import DateTrigger
 
 from bot.alerts import Alerter, Notifier, PassSummary
 from bot.commands import CheckerPort, UpdateService
+from bot.cron import cron_trigger
 from bot.domain import CheckStatus
 from bot.errors import ConfigError, EngineError
-from bot.store import PendingUpdate, Store
+from bot.store import PendingUpdate, Store, utcnow
 
 log = logging.getLogger(__name__)
 
 AUTO_ACTOR = "policy:auto"
+
+
+@runtime_checkable
+class PassListener(Protocol):
+    """An adapter that says something after each full pass (the console's "all 5 up to date")."""
+
+    async def pass_finished(self, summary: PassSummary) -> None:
+        """Called once a full pass has sent its alerts."""
 
 
 class PassRunner:
@@ -37,15 +49,20 @@ class PassRunner:
         store: Store,
         sink: Notifier,
         updates: UpdateService,
+        *,
+        history_retention: timedelta | None = None,
     ) -> None:
         self.checker = checker
         self.store = store
         self.sink = sink
         self.updates = updates
+        self.history_retention = history_retention
         self.alerter = Alerter(store)
         self.passes = 0
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[object]] = set()
+        # The pass holding the lock: the names it checks (None: all) and its outcome.
+        self._current: tuple[frozenset[str] | None, asyncio.Future[PassSummary]] | None = None
 
     @property
     def running(self) -> bool:
@@ -63,27 +80,74 @@ class PassRunner:
             if task is not None:
                 self._tasks.discard(task)
 
+    async def join_or_run(self, names: Sequence[str] | None = None) -> PassSummary:
+        """The pass under way when it covers `names` (joined, not repeated); else a new one."""
+        current = self._current
+        if current is not None:
+            covered, outcome = current
+            if not outcome.done() and (covered is None or (names and covered >= set(names))):
+                return await asyncio.shield(outcome)
+        return await self.run(names)
+
     async def _run(self, names: Sequence[str] | None) -> PassSummary:
         async with self._lock:
-            self.passes += 1
-            left = await self.sink.flush()  # what earlier passes could not deliver
-            if left:
-                log.warning("%d alerts still undelivered", left)
+            outcome: asyncio.Future[PassSummary] = asyncio.get_running_loop().create_future()
+            # Nobody may join: the failure is still raised to the caller of run().
+            outcome.add_done_callback(lambda f: f.cancelled() or f.exception())
+            self._current = (frozenset(names) if names else None, outcome)
             try:
-                report = await self.checker.check(list(names) if names else None)
-            except EngineError as exc:
-                await self.sink.send(self.alerter.engine_unreachable(str(exc)))
+                summary = await self._pass(names)
+            except asyncio.CancelledError:
+                outcome.cancel()
                 raise
-            summary = self.alerter.observe(report)
-            self._remember(summary)
-            await self.sink.send(summary.alerts)
-            for update in summary.auto:
-                await self._auto(update)
-            log.info(
-                "pass %d: %d results, %d new alerts, %d auto updates",
-                self.passes, len(report.results), len(summary.alerts), len(summary.auto),
-            )
+            except BaseException as exc:
+                outcome.set_exception(exc)
+                raise
+            finally:
+                self._current = None
+            outcome.set_result(summary)
             return summary
+
+    async def _pass(self, names: Sequence[str] | None) -> PassSummary:
+        """The pass itself; _run holds the lock."""
+        self.passes += 1
+        left = await self.sink.flush()  # what earlier passes could not deliver
+        if left:
+            log.warning("%d alerts still undelivered", left)
+        try:
+            report = await self.checker.check(list(names) if names else None)
+        except EngineError as exc:
+            await self.sink.send(self.alerter.engine_unreachable(str(exc)))
+            raise
+        summary = self.alerter.observe(report)
+        self._remember(summary)
+        await self.sink.send(summary.alerts)
+        for update in summary.auto:
+            await self._auto(update)
+        log.info(
+            "pass %d: %d results, %d new alerts, %d auto updates",
+            self.passes, len(report.results), len(summary.alerts), len(summary.auto),
+        )
+        if not names:
+            await self._tell_listeners(summary)
+        self._prune()
+        return summary
+
+    async def _tell_listeners(self, summary: PassSummary) -> None:
+        for adapter in self.sink.adapters:
+            if isinstance(adapter, PassListener):
+                try:
+                    await adapter.pass_finished(summary)
+                except Exception:
+                    log.exception("the %s adapter failed to report the pass", adapter.name)
+
+    def _prune(self) -> None:
+        """Drop history older than the retention (strangers' refusals among it)."""
+        if self.history_retention is None:
+            return
+        removed = self.store.prune_history(utcnow() - self.history_retention)
+        if removed:
+            log.info("removed %d history entries older than %s", removed, self.history_retention)
 
     async def idle(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for a pass under way; True when none is running."""
@@ -132,13 +196,22 @@ class PassRunner:
         self.store.set_meta("last_pass", json.dumps(data))
 
 
-def parse_schedule(schedule: str) -> CronTrigger:
-    """The cron trigger of DOCKWARDEN_SCHEDULE; a ConfigError naming it when it is invalid."""
+def parse_schedule(schedule: str, tz: str = "UTC") -> CronTrigger:
+    """The cron trigger of DOCKWARDEN_SCHEDULE in DOCKWARDEN_TZ; a ConfigError naming it."""
     try:
-        return CronTrigger.from_crontab(schedule, timezone=UTC)
+        return cron_trigger(schedule, zone(tz))
     except ValueError as exc:
-        raise ConfigError(f"DOCKWARDEN_SCHEDULE: not a valid cron expression {schedule!r}: {exc}")\
-            from None
+        raise ConfigError(f"DOCKWARDEN_SCHEDULE: {exc}") from None
+
+
+def zone(tz: str) -> tzinfo:
+    """The time zone named by DOCKWARDEN_TZ (an IANA name; UTC by default)."""
+    if tz.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"DOCKWARDEN_TZ: unknown time zone {tz!r}") from None
 
 
 class PassScheduler:
@@ -151,9 +224,11 @@ class PassScheduler:
         *,
         first_pass_delay: float = 10.0,
         jitter: int = 60,
+        tz: str = "UTC",
     ) -> None:
         self.runner = runner
         self.schedule = schedule
+        self.tz = tz
         self.first_pass_delay = first_pass_delay
         self.jitter = jitter
         self._scheduler: AsyncIOScheduler | None = None
@@ -162,8 +237,8 @@ class PassScheduler:
         """Start on the running loop (call from inside it)."""
         # APScheduler logs every job addition and run at INFO; our own pass line says enough.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
-        scheduler = AsyncIOScheduler(timezone=UTC)
-        trigger = parse_schedule(self.schedule)
+        scheduler = AsyncIOScheduler(timezone=zone(self.tz))
+        trigger = parse_schedule(self.schedule, self.tz)
         trigger.jitter = self.jitter or None  # spread many bots' passes over a minute
         job_options: dict[str, Any] = {
             "max_instances": 1,
@@ -176,7 +251,8 @@ class PassScheduler:
             scheduler.add_job(self._job, DateTrigger(first), id="first-pass", **job_options)
         scheduler.start()
         self._scheduler = scheduler
-        log.info("check schedule %r; next pass at %s", self.schedule, self._remember_next())
+        log.info("check schedule %r (%s); next pass at %s", self.schedule, self.tz,
+                 self._remember_next())
 
     async def _job(self) -> None:
         await self.runner.run_scheduled()

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from adapters.discord_adapter import DiscordAdapter
-from bot.chat import Action, Command, Reply
+from bot.chat import Action, Command, Reply, Sender
 from bot.config import Settings
 from tests.standins.discord import ADMIN_ROLE_ID, BOT_TOKEN, GUILD_ID, DiscordStandin
 
@@ -42,8 +42,11 @@ class RecordingDispatch:
         return Reply(f"done: {command.name} {' '.join(command.args)}".strip())
 
 
-async def names(kind: str, prefix: str) -> list[str]:
-    """Autocomplete source: container names or update ids starting with the prefix."""
+async def names(kind: str, prefix: str, sender: Sender) -> list[str]:
+    """Autocomplete source: container names or update ids starting with the prefix (none for
+    senders outside the alert guild, as the core answers them)."""
+    if not sender.in_alert_place:
+        return []
     values = {"container": ["web", "worker", "db"], "update": ["u-1", "u-2"]}[kind]
     return [v for v in values if v.startswith(prefix)]
 

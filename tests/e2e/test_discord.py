@@ -479,3 +479,80 @@ async def test_stop_under_a_callers_deadline_still_closes_the_client(
     assert adapter.failure is None
     for handler in list(adapter._handlers):  # the answer that was cut off
         handler.cancel()
+
+
+HOSTILE = "[Click here to re-login](https://evil.example/login) @everyone"
+
+
+def _message_bodies(standin: DiscordStandin) -> list[dict[str, object]]:
+    """Every request body the bot sent that carries something to show."""
+    bodies: list[dict[str, object]] = []
+    for request in standin.requests:
+        body = request.body
+        if isinstance(body, dict) and isinstance(body.get("data"), dict):
+            body = body["data"]  # an interaction callback wraps its message
+        if isinstance(body, dict) and ("content" in body or "embeds" in body):
+            bodies.append(body)
+    return bodies
+
+
+async def test_nothing_the_bot_posts_can_ping_and_every_text_is_shown_literally(
+    discord_standin: DiscordStandin, discord_settings: Settings, discord_bot: BotFactory
+) -> None:
+    class Echo(RecordingDispatch):
+        async def __call__(self, command: Command) -> Reply:
+            self.commands.append(command)
+            return Reply(f"my_app_db: {HOSTILE} ({command.name})")
+
+    adapter = await discord_bot(discord_settings, Echo())
+    await adapter.notify(Alert(
+        kind=AlertKind.UPDATE_FAILED, title="Update failed: my_app_db", text=HOSTILE,
+        fields=(Field("Container", "my_app_db"),), actions=(Action("approve", "u-9"),),
+        update_id="u-9", container="my_app_db",
+    ))
+    [alert] = discord_standin.channel_messages()
+    history = await discord_standin.slash("history", user_id=DISCORD_MEMBER)  # answered at once
+    pull = await discord_standin.slash("pull", {"name": "web"}, user_id=DISCORD_ADMIN)  # deferred
+    press = await discord_standin.press(alert["id"], "dockwarden:approve:u-9",
+                                        user_id=DISCORD_ADMIN)
+    await discord_standin.wait_for(lambda: history.answered and pull.followups and press.followups)
+
+    [embed] = discord_standin.messages[alert["id"]]["embeds"]
+    assert embed["title"] == r"Update failed: my\_app\_db"
+    assert embed["description"].startswith(r"\[Click here")
+    assert embed["fields"][0]["value"] == r"my\_app\_db"
+    assert embed["fields"][-1]["value"].startswith(r"my\_app\_db: \[Click here")
+    assert history.callback is not None
+    shown = [history.callback["data"]["content"], pull.followups[0]["content"],
+             press.followups[0]["content"]]
+    assert all(text.startswith(r"my\_app\_db: \[Click here") for text in shown), shown
+    bodies = _message_bodies(discord_standin)
+    assert len(bodies) >= 5  # alert, /history answer, /pull follow-up, the press's edit and note
+    assert [b.get("allowed_mentions") for b in bodies] == [{"parse": []}] * len(bodies)
+
+
+async def test_webhook_alerts_cannot_ping_and_are_escaped(
+    discord_standin: DiscordStandin,
+) -> None:
+    settings = Settings(_env_file=None, DISCORD_WEBHOOK_URL=discord_standin.webhook_url,  # type: ignore[call-arg]
+                        DISCORD_API_BASE_URL=discord_standin.api_url)
+    adapter = DiscordWebhookAdapter(settings, retry_base_delay=0.01)
+    await adapter.start(RecordingDispatch())
+    try:
+        await adapter.notify(Alert(kind=AlertKind.UPDATE_FAILED, title="my_app_db", text=HOSTILE))
+    finally:
+        await adapter.stop()
+    [message] = discord_standin.webhook_messages()
+    assert message["embeds"][0]["title"] == r"my\_app\_db"
+    [body] = _message_bodies(discord_standin)
+    assert body["allowed_mentions"] == {"parse": []}
+
+
+async def test_autocomplete_asks_the_core_with_the_sender_and_shows_strangers_nothing(
+    discord_standin: DiscordStandin, discord_settings: Settings, discord_bot: BotFactory
+) -> None:
+    await discord_bot(discord_settings, RecordingDispatch())
+    typed = await discord_standin.autocomplete("pull", "name", "w", user_id=DISCORD_MEMBER,
+                                               guild_id=OTHER_GUILD_ID)
+    await discord_standin.wait_for(lambda: typed.answered)
+    assert typed.callback == {"type": 8, "data": {"choices": []}}

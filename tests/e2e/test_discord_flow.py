@@ -23,7 +23,7 @@ from bot.app import (
     build_store,
     build_updater,
 )
-from bot.chat import ChatAdapter
+from bot.chat import ChatAdapter, Sender
 from bot.config import Settings
 from bot.engines.docker import DockerEngine
 from bot.registry.client import RegistryClient
@@ -31,7 +31,7 @@ from bot.store import Store
 from tests.e2e import discord_fixtures
 from tests.e2e.conftest import TELEGRAM_ALERT_CHATS
 from tests.e2e.discord_fixtures import DISCORD_ADMIN, DISCORD_MEMBER, discord_settings_for
-from tests.standins.discord import GUILD_ID, DiscordStandin
+from tests.standins.discord import GUILD_ID, OTHER_GUILD_ID, DiscordStandin
 from tests.standins.telegram import TelegramStandin
 
 pytestmark = pytest.mark.e2e
@@ -101,8 +101,8 @@ async def _running(settings: Settings, others: Sequence[ChatAdapter] = ()
         updater = build_updater(settings, engine, client, store)
         checker = build_checker(settings, engine, client)
 
-        async def completions(kind: str, prefix: str) -> list[str]:
-            return await core.router.completions(kind, prefix)
+        async def completions(kind: str, prefix: str, sender: Sender) -> list[str]:
+            return await core.router.completions(kind, prefix, sender)
 
         adapter = DiscordAdapter(settings, completions=completions, guild_ready_timeout=0.1,
                                  ready_timeout=20, retry_base_delay=0.01)
@@ -185,13 +185,20 @@ async def test_a_non_admin_press_and_pull_are_refused_and_change_nothing(flow: F
     assert len(flow.alert_messages()) == 1
 
 
-async def test_autocomplete_offers_the_watched_container(flow: Flow) -> None:
+async def test_autocomplete_offers_the_watched_container_only_to_readers(flow: Flow) -> None:
     await flow.core.runner.run([flow.name])
     typed = await flow.standin.autocomplete("pull", "name", flow.name[:4],
                                             user_id=DISCORD_MEMBER)
     await flow.standin.wait_for(lambda: typed.answered)
     assert typed.callback is not None
     assert flow.name in [c["value"] for c in typed.callback["data"]["choices"]]
+    # Someone who can see the commands from another guild, or in a DM, may not read.
+    for guild in (OTHER_GUILD_ID, None):
+        for command, option in (("pull", "name"), ("approve", "id")):
+            stranger = await flow.standin.autocomplete(command, option, "", user_id=DISCORD_MEMBER,
+                                                       guild_id=guild)
+            await flow.standin.wait_for(lambda s=stranger: s.answered)  # type: ignore[misc]
+            assert stranger.callback == {"type": 8, "data": {"choices": []}}
 
 
 async def test_every_alert_reaches_telegram_discord_and_the_webhook_exactly_once(

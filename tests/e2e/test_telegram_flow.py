@@ -376,3 +376,46 @@ async def test_dockwarden_run_serves_telegram_and_stops_on_sigterm(
     assert telegram_standin.calls_of("getUpdates")[-1].params.get("timeout") == 0, (
         "the updater acknowledged what it read before stopping"
     )
+
+
+async def test_stopping_the_daemon_mid_poll_is_quiet_and_exits_zero(
+    flow_settings: Settings, tmp_path: Path,
+) -> None:
+    # A server still holding the poll the daemon gives up on: the daemon's last, acknowledging
+    # getUpdates waits behind it, as it does when Telegram is slow to notice the hang-up.
+    standin = TelegramStandin(hold_polls=True)
+    await standin.start()
+    env = dict(os.environ)
+    env.update({
+        "TELEGRAM_BOT_TOKEN": standin.token,
+        "TELEGRAM_CHAT_IDS": str(CHAT),
+        "TELEGRAM_ADMIN_IDS": str(TELEGRAM_ADMIN),
+        "TELEGRAM_API_BASE_URL": standin.url,
+        "DOCKER_HOST": str(flow_settings.docker_host),
+        "DOCKER_CONFIG": str(flow_settings.docker_config),
+        "DOCKWARDEN_DB": str(tmp_path / "daemon.db"),
+        "DOCKWARDEN_LABEL_ENABLE": "true",
+    })
+    log_path = tmp_path / "daemon.log"
+    try:
+        with log_path.open("wb") as log_file:
+            daemon = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", "run",
+                cwd=tmp_path, env=env, stdout=log_file, stderr=asyncio.subprocess.STDOUT,
+            )
+            try:
+                await wait_for(lambda: standin.polling, "a long poll in flight", timeout=60)
+                daemon.send_signal(signal.SIGTERM)
+                status = await asyncio.wait_for(daemon.wait(), 60)
+            finally:
+                if daemon.returncode is None:
+                    daemon.kill()
+                    await daemon.wait()
+    finally:
+        await standin.close()
+
+    output = log_path.read_text()
+    assert status == 0, output
+    assert "stopped" in output, output
+    assert [line for line in output.splitlines() if " ERROR " in line] == [], output
+    assert "Traceback" not in output, output

@@ -3,6 +3,10 @@
 Serves `/bot{TOKEN}/{method}` on a free loopback port, records every call, keeps the messages the
 bot sent (parsing their HTML into text + entities the way Telegram does, and refusing malformed
 HTML), and lets tests inject user messages and button presses or make the next calls fail.
+
+With `hold_polls`, it keeps holding a long poll the client gave up on (as a server does that has
+not noticed the client left) and makes the next getUpdates wait until that one ends: a client
+that stops mid-poll then waits for its final, acknowledging getUpdates.
 """
 
 from __future__ import annotations
@@ -119,8 +123,14 @@ class TelegramStandin:
     callback_answers: list[dict[str, Any]] = field(default_factory=list)
     commands: list[dict[str, Any]] = field(default_factory=list)
     messages: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    # getChat / getChatMember: chats the bot is not in, and its membership where not "member"
+    unknown_chats: set[int] = field(default_factory=set)
+    bot_membership: dict[int, dict[str, Any]] = field(default_factory=dict)
+    hold_polls: bool = False
 
     def __post_init__(self) -> None:
+        self._poll_lock = asyncio.Lock()
+        self.polling = 0  # long polls being held now
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(100)
@@ -295,6 +305,20 @@ class TelegramStandin:
         return dict(BOT_USER, can_join_groups=True, can_read_all_group_messages=False,
                     supports_inline_queries=False)
 
+    def _api_getChat(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = int(params["chat_id"])
+        if chat_id in self.unknown_chats:
+            raise ApiError(400, "Bad Request: chat not found")
+        return self._chat(chat_id)
+
+    def _api_getChatMember(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id, user_id = int(params["chat_id"]), int(params["user_id"])
+        if chat_id in self.unknown_chats:
+            raise ApiError(400, "Bad Request: chat not found")
+        member = self.bot_membership.get(chat_id, {"status": "member"})
+        user = BOT_USER if user_id == BOT_USER["id"] else self._user(user_id, None)
+        return {**member, "user": user}
+
     def _api_deleteWebhook(self, params: dict[str, Any]) -> bool:
         return True
 
@@ -312,6 +336,19 @@ class TelegramStandin:
         return True
 
     async def _api_getUpdates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if not self.hold_polls:
+            return await self._poll(params)
+        async with self._poll_lock:  # aiohttp lets the handler run on when the client hangs up
+            return await self._poll(params)
+
+    async def _poll(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        self.polling += 1
+        try:
+            return await self._wait_for_updates(params)
+        finally:
+            self.polling -= 1
+
+    async def _wait_for_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         offset = int(params.get("offset") or 0)
         if offset:
             self._updates = [u for u in self._updates if u["update_id"] >= offset]

@@ -14,12 +14,21 @@ from bot.alerts import (
     Notifier,
     alert_from_json,
     alert_to_json,
+    engine_alert,
     render_text,
     result_alert,
+    safe_text,
     update_alert,
 )
 from bot.chat import AlertKind
-from bot.domain import UpdateOutcome, UpdateResult
+from bot.domain import (
+    CheckError,
+    CheckReport,
+    CheckResult,
+    CheckStatus,
+    UpdateOutcome,
+    UpdateResult,
+)
 from bot.store import Store, utcnow
 from tests.unit.fakes import NEW, NEWER, OLD, FakeAdapter, current, failing, outdated, report
 
@@ -87,6 +96,43 @@ def test_unsupported_challenge_said_once_with_registry_scheme_and_advice(store: 
     assert problem.extra["scheme"] == "negotiate"
     assert AlertKind.UPDATE_AVAILABLE in [a.kind for a in summary.alerts]
     assert alerter.observe(pass_).alerts == ()
+
+
+EVIL = "[Click here to re-login](https://evil.example/login) @everyone"
+
+
+def _hostile(kind: str, message: str, scheme: str | None = None) -> CheckReport:
+    error = CheckError(kind=kind, message=message, registry="reg.example", scheme=scheme)
+    return report(CheckResult(container="my_app_db", image="reg.example/app:1",
+                              status=CheckStatus.ERROR, local_digest=OLD, error=error,
+                              policy="approve"))
+
+
+def test_a_registry_problem_is_said_by_kind_status_and_host_never_in_its_own_words(
+    store: Store,
+) -> None:
+    message = f"reg.example answered HTTP 401 when issuing a token: {EVIL}"
+    [problem] = Alerter(store).observe(_hostile("auth_failed", message)).alerts
+    said = " ".join([problem.title, problem.text, *(f.value for f in problem.fields)])
+    assert "reg.example" in said and "401" in said and "auth" in said.lower()
+    assert "evil" not in said and "Click" not in said and "@everyone" not in said
+
+
+def test_a_scheme_that_is_not_a_plain_token_is_not_repeated(store: Store) -> None:
+    report_ = _hostile("unsupported_challenge", "unsupported", scheme=EVIL)
+    [problem] = Alerter(store).observe(report_).alerts
+    said = " ".join([problem.title, problem.text, *(f.value for f in problem.fields)])
+    assert "evil" not in said and "Click" not in said and "unreadable name" in said
+
+
+def test_engine_and_update_texts_lose_links_and_are_bounded() -> None:
+    pull = f"could not pull reg.example/app@sha256:x: denied: {EVIL}\n" + "y" * 5000
+    failed = result_alert(UpdateResult("web", UpdateOutcome.FAILED, OLD, NEW, pull),
+                          update_id=None, actor=None)
+    for text in (failed.text, engine_alert(f"engine says {EVIL}").text, safe_text(pull)):
+        assert "https://" not in text and "](" not in text
+        assert "evil.example" in text  # the host is still named
+    assert len(safe_text(pull)) <= 300 and "\n" not in safe_text(pull)
 
 
 def test_recovery_said_once_when_the_registry_answers_again(store: Store) -> None:

@@ -16,9 +16,9 @@ from adapters.console import ConsoleAdapter, parse_line
 from bot.app import Core, build_core
 from bot.chat import AlertKind, Sender
 from bot.commands import Authorizer, parse_duration
-from bot.config import Settings
+from bot.config import Settings, load_settings
 from bot.domain import UpdateOutcome
-from bot.errors import UpdateInProgress
+from bot.errors import ConfigError, UpdateInProgress
 from bot.store import Store
 from tests.unit.fakes import (
     ADMIN,
@@ -257,6 +257,15 @@ async def test_bad_duration_answers_with_usage(bot: Bot) -> None:
     assert "Usage: /snooze" in reply.text
 
 
+async def test_a_snooze_of_ten_million_days_is_a_usage_error_not_a_crash(bot: Bot) -> None:
+    for huge in ("10000000d", "9" * 400 + "w", "52w2d"):
+        reply = await bot.core.router.dispatch(cmd("snooze", "web", huge))
+        assert "at most 365d" in reply.text and "Usage: /snooze" in reply.text
+    assert bot.store.snoozed_until("web") is None
+    reply = await bot.core.router.dispatch(cmd("snooze", "web", "52w"))
+    assert "Snoozed web" in reply.text
+
+
 # -- read-only -----------------------------------------------------------------------------------
 
 
@@ -314,8 +323,126 @@ async def test_unknown_command(bot: Bot) -> None:
 
 async def test_completions_offer_containers_and_update_ids(bot: Bot) -> None:
     update_id = await first_update_id(bot)
-    assert await bot.core.router.completions("container", "w") == ["web"]
-    assert await bot.core.router.completions("update", "") == [update_id]
+    assert await bot.core.router.completions("container", "w", READER) == ["web"]
+    assert await bot.core.router.completions("update", "", ADMIN) == [update_id]
+
+
+async def test_completions_are_empty_for_those_who_may_not_read(bot: Bot) -> None:
+    await first_update_id(bot)
+    assert await bot.core.router.completions("container", "", STRANGER) == []
+    assert await bot.core.router.completions("update", "", STRANGER) == []
+
+
+# -- what strangers can make the bot do ----------------------------------------------------------
+
+
+async def test_a_flood_of_refusals_costs_one_history_row_and_one_log_line(
+    bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    replies = [await bot.core.router.dispatch(cmd("status", sender=STRANGER))
+               for _ in range(2000)]
+    assert all(r.refused for r in replies)
+    answered = [r for r in replies if not r.silent]
+    assert len(answered) == bot.core.router.refusals.answers  # then the flood is not answered
+    [entry] = bot.store.history(limit=100)
+    assert (entry.action, entry.detail) == ("refused", "/status")
+    assert len([r for r in caplog.records if "refused" in r.getMessage()]) == 1
+
+
+async def test_refusals_of_one_sender_do_not_silence_another(bot: Bot) -> None:
+    other = Sender("telegram", 4, "other", in_alert_place=False)
+    for _ in range(10):
+        await bot.core.router.dispatch(cmd("status", sender=STRANGER))
+    reply = await bot.core.router.dispatch(cmd("pull", "web", sender=other))
+    assert reply.refused and not reply.silent
+    assert [e.actor for e in bot.store.history()] == ["telegram:4 (other)", "telegram:3 (stranger)"]
+
+
+async def test_the_next_window_records_again_and_says_how_many_were_left_out(bot: Bot) -> None:
+    now = [0.0]
+    bot.core.router.refusals.clock = lambda: now[0]
+    for _ in range(7):
+        await bot.core.router.dispatch(cmd("status", sender=STRANGER))
+    now[0] += bot.core.router.refusals.window
+    reply = await bot.core.router.dispatch(cmd("status", sender=STRANGER))
+    assert not reply.silent and "recorded" in reply.text
+    newest, first = bot.store.history()
+    assert first.detail == "/status"
+    assert newest.detail == "/status (+6 more refused, not recorded)"
+
+
+async def test_refused_arguments_are_stored_truncated(bot: Bot) -> None:
+    huge = "x" * 100_000
+    sender = Sender("telegram", 5, "y" * 5000, in_alert_place=False)
+    await bot.core.router.dispatch(cmd("pull", huge, huge, sender=sender))
+    [entry] = bot.store.history()
+    assert len(entry.detail) <= 200
+    assert entry.container is not None and len(entry.container) <= 64
+    assert entry.actor is not None and len(entry.actor) <= 100
+
+
+async def test_unknown_command_name_is_not_echoed_in_full(bot: Bot) -> None:
+    reply = await bot.core.router.dispatch(cmd("z" * 5000, sender=STRANGER))
+    assert "Unknown command" in reply.text and len(reply.text) < 100
+
+
+async def test_a_pass_prunes_history_older_than_the_retention(bot: Bot) -> None:
+    old = bot.store.record("refused", "refused", actor="telegram:3 (stranger)", detail="/status")
+    with bot.store.transaction() as db:
+        db.execute("UPDATE history SET at = '2000-01-01T00:00:00+00:00' WHERE id = ?", (old,))
+    bot.store.record("snooze", "snoozed", container="db", detail="recent")
+    await bot.core.runner.run()
+    assert [e.detail for e in bot.store.history()] == ["recent"]
+
+
+def test_history_retention_setting_is_validated() -> None:
+    assert Settings(_env_file=None).history_retention == timedelta(days=90)  # type: ignore[call-arg]
+    kept = load_settings(_env_file=None, DOCKWARDEN_HISTORY_RETENTION="12w")
+    assert kept.history_retention == timedelta(weeks=12)
+    for bad in ("forever", "0d", "1h", "10000000d", "99999999999999999999999d"):
+        with pytest.raises(ConfigError, match="DOCKWARDEN_HISTORY_RETENTION"):
+            load_settings(_env_file=None, DOCKWARDEN_HISTORY_RETENTION=bad)
+
+
+# -- /check --------------------------------------------------------------------------------------
+
+
+async def test_check_joins_the_pass_under_way_instead_of_starting_another(bot: Bot) -> None:
+    bot.checker.delay = 0.05
+    scheduled = asyncio.create_task(bot.core.runner.run())
+    await asyncio.sleep(0)  # the scheduled pass holds the lock
+    assert bot.core.runner.running
+    replies = await asyncio.gather(
+        bot.core.router.dispatch(cmd("check", sender=READER)),
+        bot.core.router.dispatch(cmd("check", "web")),
+    )
+    await scheduled
+    assert bot.checker.calls == [None]
+    assert all("Checked 2 containers" in r.text for r in replies)
+
+
+async def test_check_of_other_names_waits_and_runs_its_own_pass(bot: Bot) -> None:
+    bot.checker.delay = 0.01
+    partial = asyncio.create_task(bot.core.runner.run(["db"]))
+    await asyncio.sleep(0)
+    await bot.core.router.dispatch(cmd("check", "web"))
+    await partial
+    assert bot.checker.calls == [["db"], ["web"]]
+
+
+async def test_non_admins_get_a_cool_down_between_checks_and_admins_do_not(bot: Bot) -> None:
+    first = await bot.core.router.dispatch(cmd("check", sender=READER))
+    assert "Checked" in first.text
+    again = await bot.core.router.dispatch(cmd("check", sender=READER))
+    assert "try again in" in again.text and again.ephemeral
+    other_reader = Sender("telegram", 6, "reader2", in_alert_place=True)
+    refused = await bot.core.router.dispatch(cmd("check", sender=other_reader))
+    assert "try again in" in refused.text
+    assert len(bot.checker.calls) == 1
+    assert "Checked" in (await bot.core.router.dispatch(cmd("check", sender=ADMIN))).text
+    assert len(bot.checker.calls) == 2
+    bot.core.router.open_checks.seconds = 0
+    assert "Checked" in (await bot.core.router.dispatch(cmd("check", sender=READER))).text
 
 
 # -- the console adapter -------------------------------------------------------------------------

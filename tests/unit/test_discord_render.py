@@ -70,6 +70,22 @@ def test_a_press_adds_who_did_what_and_keeps_the_alert() -> None:
     assert len(original.fields) == 2  # the original embed object is not changed
 
 
+def test_every_embed_text_is_markdown_escaped() -> None:
+    hostile = "[Click here](https://evil.example/login) @everyone"
+    embed = alert_embed(Alert(
+        kind=AlertKind.UPDATE_FAILED, title="Update failed: my_app_db", text=f"**{hostile}**",
+        fields=(Field("Container", "my_app_db"), Field("Detail", hostile)), update_id="u-1",
+    ))
+    assert embed.title == "Update failed: my\\_app\\_db"
+    assert embed.description is not None and not embed.description.startswith("**")
+    assert "\\[Click here]" in embed.description
+    assert [f.value for f in embed.fields] == ["my\\_app\\_db", "\\[Click here]"
+                                               "(https://evil.example/login) @everyone"]
+    pressed = pressed_embed(embed, "_ana_", "Approve", "my_app_db: updated")
+    assert pressed.fields[-1].name == "\\_ana\\_ pressed Approve"
+    assert pressed.fields[-1].value == "my\\_app\\_db: updated"
+
+
 def test_buttons_carry_verb_and_target_in_their_custom_id() -> None:
     view = actions_view((Action("approve", "u-1"), Action("snooze", "u-1", "Snooze 1d")))
     assert view is not None and view.timeout is None
