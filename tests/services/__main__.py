@@ -45,14 +45,45 @@ NEEDS: list[tuple[str, str, Callable[[], bool]]] = [
     ("docker-registry", "docker-registry", lambda: shutil.which("docker-registry") is not None),
     ("static busybox", "busybox-static", _static_busybox),
     ("htpasswd", "apache2-utils", lambda: shutil.which("htpasswd") is not None),
+    # The Debian base of the image tests (tests/services/base_image.py).
+    ("debootstrap", "debootstrap", lambda: shutil.which("debootstrap") is not None),
+    # The Podman engine the check and update tests also run on (tests/services/podman.py).
+    ("podman", "podman", lambda: shutil.which("podman") is not None),
 ]
 
 
 def prepare() -> int:
+    """Install the missing packages, fetch Debian 13's Docker; returns an exit code."""
+    installed = install_packages()
+    if installed != 0:
+        return installed
+    return fetch_newer_engine()
+
+
+def fetch_newer_engine() -> int:
+    """Download and unpack Debian 13's Docker beside the system's (once; cached after)."""
+    from tests.services import newer_engine
+
+    if newer_engine.unpacked():
+        print(f"test services: Debian 13 Docker unpacked in {newer_engine.TRIXIE_ROOT}")
+        return 0
+    WORK_ROOT.mkdir(parents=True, exist_ok=True)
+    logfile = WORK_ROOT / "prepare-trixie.log"
+    print(f"test services: fetching Debian 13 docker.io and containerd into "
+          f"{newer_engine.TRIXIE_ROOT} (log {logfile})", flush=True)
+    try:
+        newer_engine.fetch(logfile)
+    except (newer_engine.NewerEngineUnavailable, OSError, subprocess.CalledProcessError) as exc:
+        # Not fatal: the tests on that engine skip and say why.
+        print(f"test services: Debian 13 Docker unavailable: {exc}", file=sys.stderr)
+    return 0
+
+
+def install_packages() -> int:
     """Install the missing packages with apt-get; returns an exit code."""
     missing = [(what, pkg) for what, pkg, present in NEEDS if not present()]
     if not missing:
-        print("test services: dockerd, docker-registry, static busybox, htpasswd present")
+        print(f"test services: {', '.join(what for what, _, _ in NEEDS)} present")
         return 0
     names = ", ".join(what for what, _ in missing)
     if os.geteuid() != 0 or shutil.which("apt-get") is None:

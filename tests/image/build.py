@@ -1,0 +1,142 @@
+"""Build DockWarden's image for the tests the way `make image` does, without any public registry.
+
+The base is the locally made Debian image (tests/services/base_image.py); the wheels come from
+this machine's own pip configuration (`pip wheel` on the host, `WHEELS_ONLY=1` in the build).
+The image is tagged by a hash of everything it is built from, so a session whose sources did
+not change reuses the image an earlier session built on the same engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from tests.services import WORK_ROOT
+from tests.services.base_image import ensure_base_image
+
+ROOT = Path(__file__).resolve().parents[2]
+REPOSITORY = "dockwarden-test"
+BUILDER_REPOSITORY = "dockwarden-test-builder"
+# What the Dockerfile's .dockerignore lets in, besides the wheels.
+CONTEXT_FILES = ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md")
+CONTEXT_DIRS = ("bot", "adapters")
+_used: set[str] = set()  # keys of the images this process built or reused
+
+
+class ImageBuildFailed(RuntimeError):
+    """docker build stopped with an error; the message names the log."""
+
+
+def _wheels(logfile: Path) -> Path:
+    """The project's dependency wheels (and hatchling) from the host's pip, cached by inputs."""
+    pyproject = (ROOT / "pyproject.toml").read_bytes()
+    key = hashlib.sha256(pyproject + sys.version.encode()).hexdigest()[:16]
+    wheels = WORK_ROOT / "wheels" / key
+    if wheels.exists():
+        return wheels
+    wheels.parent.mkdir(parents=True, exist_ok=True)
+    with open(wheels.parent / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if wheels.exists():
+            return wheels
+        partial = wheels.with_suffix(".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        with open(logfile, "ab") as out:
+            done = subprocess.run(
+                [sys.executable, "-m", "pip", "wheel", "-q", "-w", str(partial), str(ROOT),
+                 "hatchling"],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, check=False,
+            )
+        if done.returncode != 0:
+            raise ImageBuildFailed(f"pip wheel failed ({done.returncode}); see {logfile}")
+        for own in partial.glob("dockwarden-*.whl"):
+            own.unlink()
+        partial.rename(wheels)
+    return wheels
+
+
+def _context(target: Path, wheels: Path, overlay: dict[str, str] | None) -> str:
+    """Copy the build context into `target`; returns the hash of its contents."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for name in CONTEXT_FILES:
+        shutil.copy2(ROOT / name, target / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in CONTEXT_DIRS:
+        shutil.copytree(ROOT / name, target / name, ignore=ignore)
+    shutil.copytree(wheels, target / "build" / "wheels")
+    for relative, text in (overlay or {}).items():
+        (target / relative).write_text(text)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in target.rglob("*") if p.is_file()):
+        rel = path.relative_to(target).as_posix()
+        digest.update(rel.encode() + b"\0")
+        digest.update(path.name.encode() if rel.startswith("build/") else path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _build(client: docker.DockerClient, context: Path, tag: str, logfile: Path,
+           **options: object) -> None:
+    with open(logfile, "a") as out:
+        for chunk in client.api.build(path=str(context), tag=tag, rm=True, forcerm=True,
+                                      decode=True, **options):
+            if "stream" in chunk:
+                out.write(chunk["stream"])
+            if "error" in chunk:
+                out.write(json.dumps(chunk) + "\n")
+                raise ImageBuildFailed(f"docker build of {tag} failed: {chunk['error'].strip()}"
+                                       f" (log {logfile})")
+
+
+def build_image(
+    client: docker.DockerClient,
+    workdir: Path,
+    *,
+    overlay: dict[str, str] | None = None,
+    version: str = "0.1.0",
+) -> str:
+    """DockWarden's image on `client`'s engine (built, or reused by hash); returns its tag.
+
+    `overlay` replaces files of the context (relative path -> text): the self-update tests
+    build a second version that way.
+    """
+    logfile = workdir / "image-build.log"
+    workdir.mkdir(parents=True, exist_ok=True)
+    base = ensure_base_image(client)
+    wheels = _wheels(logfile)
+    context = workdir / f"context-{version}"
+    key = _context(context, wheels, overlay)
+    base_id = client.images.get(base).id
+    key = hashlib.sha256(f"{key} {base_id} {version}".encode()).hexdigest()[:16]
+    tag = f"{REPOSITORY}:{key}"
+    _used.add(key)
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        client.images.get(tag)
+        return tag
+    args = {"BASE_IMAGE": base, "WHEELS_ONLY": "1", "VERSION": version, "REVISION": key}
+    # The builder stage gets a tag of its own so that it can be removed, not left dangling.
+    _build(client, context, f"{BUILDER_REPOSITORY}:{key}", logfile, buildargs=args,
+           target="builder")
+    _build(client, context, tag, logfile, buildargs=args)
+    _forget_older(client)
+    return tag
+
+
+def _forget_older(client: docker.DockerClient) -> None:
+    """Remove earlier builds' tags (vfs keeps a full copy per layer); in-use ones stay."""
+    for repository in (REPOSITORY, BUILDER_REPOSITORY):
+        for image in client.images.list(name=repository):
+            for tag in image.tags:
+                repo, _, key = tag.rpartition(":")
+                if repo == repository and key not in _used:
+                    with contextlib.suppress(docker.errors.APIError):
+                        client.images.remove(tag, noprune=False)
