@@ -153,7 +153,10 @@ def _cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
             findings.append(Finding("registry", "-", False, str(exc)))
         finally:
             engine.close()
+    from bot.doctor_chat import platform_findings
+
     findings.extend(chat_findings(settings))
+    findings.extend(asyncio.run(platform_findings(settings)))
     for finding in findings:
         print(finding.render())
     if engine is None:

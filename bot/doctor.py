@@ -15,7 +15,7 @@ import httpx
 
 from bot.checker import Checker, plan_workload
 from bot.config import Settings
-from bot.errors import EngineError, RegistryError, UnsupportedChallenge
+from bot.errors import DockWardenError, EngineError, RegistryError, UnsupportedChallenge
 from bot.reference import ImageRef
 from bot.registry.challenge import choose_challenge, parse_www_authenticate
 from bot.registry.wire import scheme_for
@@ -36,10 +36,12 @@ class Finding:
     subject: str
     ok: bool
     text: str
+    warn: bool = False  # works, but likely not as meant (WARN; the exit status stays 0)
 
     def render(self) -> str:
         """`ok    registry  ghcr.io: ...`."""
-        return f"{'ok' if self.ok else 'FAIL':<5} {self.area:<9} {self.subject}: {self.text}"
+        mark = "FAIL" if not self.ok else "WARN" if self.warn else "ok"
+        return f"{mark:<5} {self.area:<9} {self.subject}: {self.text}"
 
 
 def engine_finding(engine: DockerEngine) -> Finding:
@@ -87,6 +89,21 @@ def chat_findings(settings: Settings) -> list[Finding]:
             f"DISCORD_BOT_TOKEN set; alerts to channel {settings.discord_channel_id}; "
             f"{admins} admin user(s)/role(s)",
         ))
+    if settings.telegram_bot_token is not None and not settings.telegram_admin_ids:
+        findings.append(Finding(
+            "chat", "telegram admins", True,
+            "TELEGRAM_ADMIN_IDS is empty: nobody may approve, pull, ignore or snooze from Telegram",
+            warn=True,
+        ))
+    if settings.discord_bot_token is not None and not (
+        settings.discord_admin_ids or settings.discord_admin_role_ids
+    ):
+        findings.append(Finding(
+            "chat", "discord admins", True,
+            "DISCORD_ADMIN_IDS and DISCORD_ADMIN_ROLE_IDS are empty: nobody may approve, pull, "
+            "ignore or snooze from Discord",
+            warn=True,
+        ))
     webhook = "set" if settings.discord_webhook_url is not None else "not set"
     findings.append(Finding("chat", "discord webhook", True, f"DISCORD_WEBHOOK_URL {webhook}"))
     if settings.telegram_bot_token is None and settings.discord_bot_token is None:
@@ -125,7 +142,12 @@ async def registry_findings(
 
     async def one(registry: str, its_refs: list[ImageRef]) -> Finding:
         auth = await offered_auth(its_refs[0], settings)
-        creds = "credentials found" if credentials.lookup(registry) else "no credentials"
+        try:
+            # A helper program may take seconds: in a thread, so the registries run side by side.
+            found = await asyncio.to_thread(credentials.lookup, registry)
+        except DockWardenError as exc:
+            return Finding("registry", registry, False, f"{auth}; {len(its_refs)} image(s); {exc}")
+        creds = "credentials found" if found else "no credentials"
         head = f"{auth}; {creds}; {len(its_refs)} image(s)"
         try:
             await client.remote_digest(its_refs[0])
@@ -140,7 +162,14 @@ async def registry_findings(
             return Finding("registry", registry, False, f"{head}; {_failure(exc)}")
         return Finding("registry", registry, True, f"{head}; lookup of {its_refs[0]} ok")
 
-    return list(await asyncio.gather(*(one(r, rs) for r, rs in sorted(by_registry.items()))))
+    async def alone(registry: str, its_refs: list[ImageRef]) -> Finding:
+        # One registry's failure is its own line; it never hides the others' findings.
+        try:
+            return await one(registry, its_refs)
+        except DockWardenError as exc:
+            return Finding("registry", registry, False, f"{len(its_refs)} image(s); {exc}")
+
+    return list(await asyncio.gather(*(alone(r, rs) for r, rs in sorted(by_registry.items()))))
 
 
 def _failure(exc: RegistryError) -> str:

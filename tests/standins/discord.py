@@ -95,6 +95,10 @@ class DiscordStandin:
         self.identifies: list[dict[str, Any]] = []
         self.resumes: list[dict[str, Any]] = []
         self.refuse_resume = False
+        # GET /guilds/{id}: @everyone's permissions (View Channel, Send Messages, Embed Links);
+        # the alert channel's overwrites, e.g. one denying Send Messages
+        self.everyone_permissions = (1 << 10) | (1 << 11) | (1 << 14)
+        self.channel_overwrites: list[dict[str, Any]] = []
         self.api_url = ""
         self.gateway_url = ""
         self._port = 0
@@ -247,7 +251,8 @@ class DiscordStandin:
 
     def _channel(self) -> dict[str, Any]:
         return {"id": str(CHANNEL_ID), "type": 0, "guild_id": str(GUILD_ID), "name": "alerts",
-                "position": 0, "permission_overwrites": [], "nsfw": False, "parent_id": None}
+                "position": 0, "permission_overwrites": list(self.channel_overwrites),
+                "nsfw": False, "parent_id": None}
 
     def _guild(self) -> dict[str, Any]:
         def role(role_id: int, name: str, position: int) -> dict[str, Any]:
@@ -407,6 +412,14 @@ class DiscordStandin:
                 if channel_id != str(CHANNEL_ID):
                     return _json({"message": "Unknown Channel", "code": 10003}, status=404)
                 return _json(self._channel())
+            case "GET", ["guilds", guild_id]:
+                return _json({**self._guild(), "id": guild_id, "roles": [
+                    {**role, "permissions": str(self.everyone_permissions)}
+                    if role["id"] == str(GUILD_ID) else role
+                    for role in self._guild()["roles"]]})
+            case "GET", ["guilds", _, "members", user_id]:
+                return _json({"user": _user(int(user_id), "dockwarden", bot=True), "roles": [],
+                              "joined_at": TIMESTAMP, "deaf": False, "mute": False, "flags": 0})
             case "POST", ["channels", channel_id, "messages"]:
                 return self._limit() or self._post(body, channel_id)
             case "PATCH", ["channels", _, "messages", message_id]:

@@ -1,0 +1,30 @@
+"""`doctor`'s findings from the settings alone: who may approve."""
+
+from __future__ import annotations
+
+from bot.config import Settings
+from bot.doctor import chat_findings
+
+
+def _subjects(**env: str) -> dict[str, str]:
+    settings = Settings(_env_file=None, **env)  # type: ignore[call-arg, arg-type]
+    return {f.subject: f.render() for f in chat_findings(settings)}
+
+
+def test_a_chat_where_nobody_may_approve_is_a_warning_not_an_ok() -> None:
+    lines = _subjects(TELEGRAM_BOT_TOKEN="1:t", TELEGRAM_CHAT_IDS="-1",
+                      DISCORD_BOT_TOKEN="d", DISCORD_CHANNEL_ID="5")
+    assert lines["telegram admins"].startswith("WARN") and "TELEGRAM_ADMIN_IDS" in lines[
+        "telegram admins"]
+    assert lines["discord admins"].startswith("WARN") and "DISCORD_ADMIN_ROLE_IDS" in lines[
+        "discord admins"]
+
+
+def test_no_warning_once_someone_may_approve() -> None:
+    lines = _subjects(TELEGRAM_BOT_TOKEN="1:t", TELEGRAM_CHAT_IDS="-1", TELEGRAM_ADMIN_IDS="7",
+                      DISCORD_BOT_TOKEN="d", DISCORD_CHANNEL_ID="5", DISCORD_ADMIN_ROLE_IDS="9")
+    assert "telegram admins" not in lines and "discord admins" not in lines
+
+
+def test_the_console_alone_needs_no_admins() -> None:
+    assert not any("admins" in subject for subject in _subjects())
