@@ -181,6 +181,22 @@ def decide(plan: Plan, answer: str | RegistryError | None) -> CheckResult:
         if answer in plan.local:
             return _result(plan, CheckStatus.UP_TO_DATE, local=answer, remote=answer)
         return _result(plan, CheckStatus.UPDATE_AVAILABLE, local=plan.local[0], remote=answer)
+    if (
+        isinstance(answer, RegistryError)
+        and answer.kind == "not_found"
+        and not plan.workload.digests_prove_pull
+    ):
+        # Built or imported here: on this engine its own RepoDigest looks like a pull, and the
+        # registry's "no such repository or tag" is what tells it apart (as on the classic
+        # store, where such an image has no RepoDigest at all).
+        return CheckResult(
+            container=plan.workload.name,
+            image=plan.image,
+            status=CheckStatus.SKIPPED,
+            reason=SkipReason.LOCAL_IMAGE,
+            policy=plan.policy,
+            kind=plan.workload.kind,
+        )
     if answer is None:
         registry = plan.lookup.registry if plan.lookup else ""
         error = CheckError("bad_response", "the registry client gave no answer", registry)

@@ -49,6 +49,9 @@ class Workload:
     repo_digests: tuple[str, ...]  # RepoDigests of the local image
     labels: dict[str, str] = field(default_factory=dict)
     kind: str = "container"  # "container" or "service"
+    # False where the engine gives built and imported images a RepoDigest of their own
+    # (containerd image store, Podman): there a RepoDigest does not prove a pull.
+    digests_prove_pull: bool = True
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,15 @@ import docker.errors
 import requests.exceptions
 
 from bot.domain import Workload
-from bot.errors import EngineError, EngineUnavailable
+from bot.errors import EngineError, EngineUnavailable, InvalidReference
+from bot.reference import parse_reference
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+
+# `docker info`'s DriverStatus on an engine that keeps images in containerd's store.
+_CONTAINERD_DRIVER_TYPE = "io.containerd.snapshotter.v1"
 
 # Lost connections and timeouts mean the engine went away, not that it refused one request.
 _CONNECTION_ERRORS = (
@@ -49,6 +53,7 @@ class DockerEngine:
             )
         except (docker.errors.DockerException, *_CONNECTION_ERRORS) as exc:
             failure = self._unavailable(exc)
+        self._digests_prove_pull: bool | None = None
         if failure:
             # Raised outside the handler so the SDK's exception chain (and the socket its failed
             # connect left in a frame) is not kept alive by ours.
@@ -87,17 +92,37 @@ class DockerEngine:
         with self._calls("reporting its version"):
             return dict(self.docker.version())
 
+    def info(self) -> dict[str, Any]:
+        """The engine's /info document (RegistryConfig, Driver, ...)."""
+        with self._calls("reporting its settings"):
+            return dict(self.docker.info())
+
     def list_workloads(self) -> list[Workload]:
         """The running containers, each with the reference it was created from."""
         with self._calls("listing containers"):
             summaries: list[dict[str, Any]] = self.docker.api.containers()
         images = self._image_digests()
+        inspected_images: set[str] = set()
+        proves_pull = self.digests_prove_pull()
         workloads = []
         for summary in summaries:
-            workload = self._workload(summary, images)
+            workload = self._workload(summary, images, inspected_images, proves_pull)
             if workload is not None:
                 workloads.append(workload)
         return workloads
+
+    def digests_prove_pull(self) -> bool:
+        """Whether a RepoDigest here means the image came from a registry (asked once).
+
+        The classic store records RepoDigests only on pull and push; the containerd image store
+        and Podman give every image, built or imported too, a RepoDigest of its own digest.
+        """
+        if self._digests_prove_pull is None:
+            with self._calls("reporting its version"):
+                components = self.docker.version().get("Components") or []
+            podman = any("podman" in str(c.get("Name", "")).lower() for c in components)
+            self._digests_prove_pull = not (podman or self._containerd_store())
+        return self._digests_prove_pull
 
     def list_services(self) -> list[Workload]:
         """Swarm services when this engine is a swarm manager; otherwise none."""
@@ -110,25 +135,50 @@ class DockerEngine:
         """Release the engine connection."""
         self.docker.close()
 
+    def _containerd_store(self) -> bool:
+        """Whether the engine keeps its images in containerd's store (GET /info)."""
+        try:
+            with self._calls("reporting its storage"):
+                status = self.docker.info().get("DriverStatus") or []
+        except EngineUnavailable:
+            raise
+        except EngineError as exc:
+            # Socket proxies often refuse /info; the classic store is then the safe guess (a
+            # built image's own RepoDigest then reads as a registry error, not as silence).
+            log.info("storage of the engine at %s unknown (%s): classic store assumed",
+                     self.where, exc)
+            return False
+        return any(isinstance(pair, list) and _CONTAINERD_DRIVER_TYPE in pair for pair in status)
+
     def _image_digests(self) -> dict[str, tuple[str, ...]]:
         """RepoDigests of every local image, by image id, in one request."""
         with self._calls("listing images"):
             listed: list[dict[str, Any]] = self.docker.api.images()
         return {img["Id"]: tuple(img.get("RepoDigests") or ()) for img in listed}
 
-    def _repo_digests(self, image_id: str, known: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
-        if image_id in known:
-            return known[image_id]
+    def _repo_digests(
+        self, image_id: str, image: str, known: dict[str, tuple[str, ...]], inspected: set[str]
+    ) -> tuple[str, ...]:
+        # The containerd image store lists one RepoDigest per image: an image with a second
+        # name may lack the container's repository there, though its inspect has them all.
+        listed = known.get(image_id)
+        if listed is not None and (image_id in inspected or _names_repository(listed, image)):
+            return listed
+        inspected.add(image_id)
         with self._calls("inspecting an image"):
             try:
-                inspected = self.docker.api.inspect_image(image_id)
+                found = self.docker.api.inspect_image(image_id)
             except docker.errors.NotFound:
-                inspected = {}
-        known[image_id] = tuple(inspected.get("RepoDigests") or ())
+                found = {}
+        known[image_id] = tuple(found.get("RepoDigests") or ()) or known.get(image_id, ())
         return known[image_id]
 
     def _workload(
-        self, summary: dict[str, Any], images: dict[str, tuple[str, ...]]
+        self,
+        summary: dict[str, Any],
+        images: dict[str, tuple[str, ...]],
+        inspected_images: set[str],
+        proves_pull: bool,
     ) -> Workload | None:
         container_id: str = summary["Id"]
         image_id: str = summary.get("ImageID") or ""
@@ -149,9 +199,28 @@ class DockerEngine:
             id=container_id,
             image=image,
             image_id=image_id,
-            repo_digests=self._repo_digests(image_id, images) if image_id else (),
+            repo_digests=(
+                self._repo_digests(image_id, image, images, inspected_images) if image_id else ()
+            ),
             labels=dict(summary.get("Labels") or {}),
+            digests_prove_pull=proves_pull,
         )
+
+
+def _names_repository(repo_digests: tuple[str, ...], image: str) -> bool:
+    """Whether a RepoDigest names the repository of `image` (or `image` is no reference)."""
+    try:
+        wanted = parse_reference(image)
+    except InvalidReference:
+        return True  # an image id or the like: nothing an inspect could add
+    for entry in repo_digests:
+        try:
+            have = parse_reference(entry)
+        except InvalidReference:
+            continue
+        if (have.registry, have.repository) == (wanted.registry, wanted.repository):
+            return True
+    return False
 
 
 def container_name(names: list[str], container_id: str) -> str:

@@ -11,7 +11,9 @@ from bot.checker import Checker, is_watched, local_digests, plan_workload, polic
 from bot.domain import CheckStatus, SkipReason, Workload
 from bot.engines.swarm import service_workload, split_digest
 from bot.errors import (
+    AuthFailed,
     ContainerNotFound,
+    ManifestNotFound,
     RegistryError,
     RegistryUnreachable,
     UnsupportedChallenge,
@@ -216,6 +218,29 @@ async def test_registry_error_is_reported_for_its_workloads_only() -> None:
     dead = by_name["dead"]
     assert dead.error is not None and dead.error.kind == "unreachable"
     assert dead.error.scheme is None
+
+
+async def test_unknown_repository_is_local_where_every_image_has_a_repo_digest() -> None:
+    # Containerd image store and Podman: a built image carries `name@<its own digest>`.
+    registry = FakeRegistry({
+        "myapp:1": ManifestNotFound("myapp:1 does not exist", registry="docker.io"),
+        "private/app:1": AuthFailed("denied", registry="docker.io"),
+    })
+    own = Workload("built", "id-built", "myapp:1", "sha256:" + "a" * 64,
+                   (f"myapp@{D1}",), digests_prove_pull=False)
+    private = Workload("private", "id-private", "private/app:1", "sha256:" + "b" * 64,
+                       (f"private/app@{D2}",), digests_prove_pull=False)
+    pulled = workload(name="pulled", image="myapp:1", repo_digests=(f"myapp@{D1}",))
+    checker = Checker(FakeEngine([own, private, pulled]), registry, label_enable=False,
+                      default_policy="approve")
+    by_name = {r.container: r for r in (await checker.check()).results}
+    assert (by_name["built"].status, by_name["built"].reason) == (
+        CheckStatus.SKIPPED, SkipReason.LOCAL_IMAGE)
+    assert by_name["built"].error is None
+    # Any other refusal is still the registry's problem, to be reported.
+    assert by_name["private"].error is not None and by_name["private"].error.kind == "auth_failed"
+    # On the classic store a RepoDigest proves a pull: a vanished tag is worth an error.
+    assert by_name["pulled"].error is not None and by_name["pulled"].error.kind == "not_found"
 
 
 async def test_names_select_workloads_and_an_unknown_name_raises() -> None:
