@@ -17,7 +17,7 @@ import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
-from bot.domain import CheckReport, CheckStatus, UpdateResult
+from bot.domain import Basis, CheckReport, CheckStatus, UpdateResult
 from bot.errors import DockWardenError, SelfUpdateRefused
 
 if TYPE_CHECKING:
@@ -159,11 +159,18 @@ class MeteredUpdater:
         self.metrics = metrics
 
     async def update(
-        self, name: str, *, expected_digest: str | None = None, actor: str | None = None
+        self,
+        name: str,
+        *,
+        expected_digest: str | None = None,
+        actor: str | None = None,
+        made_for: Basis | None = None,
     ) -> UpdateResult:
         """Update `name`; the outcome is counted, a refusal or error as `refused`/`failed`."""
         try:
-            result = await self.updater.update(name, expected_digest=expected_digest, actor=actor)
+            result = await self.updater.update(
+                name, expected_digest=expected_digest, actor=actor, made_for=made_for
+            )
         except SelfUpdateRefused:
             self.metrics.update_finished("refused")
             raise

@@ -49,10 +49,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests under tests/integration and tests/e2e carry their marker without repeating it."""
+    """Tests under tests/integration, tests/faults and tests/e2e carry their marker without
+    repeating it."""
     for item in items:
         parts = Path(str(item.fspath)).parts
-        if "integration" in parts:
+        if "integration" in parts or "faults" in parts:
             item.add_marker(pytest.mark.integration)
         elif "e2e" in parts:
             item.add_marker(pytest.mark.e2e)

@@ -20,14 +20,18 @@ import docker.errors
 import docker.types
 import pytest
 
+from bot.app import Core, build_checker, build_core
+from bot.chat import AlertKind, Sender
+from bot.config import Settings
 from bot.domain import UpdateOutcome
 from bot.engines.docker import DockerEngine
 from bot.errors import UpdateInProgress
 from bot.registry.client import RegistryClient
 from bot.registry.credentials import DockerCredentials
-from bot.selfinfo import process_identity
+from bot.selfinfo import _start_time, process_identity
 from bot.store import Store
 from bot.updater import Updater
+from tests.unit.fakes import FakeAdapter, cmd
 
 # PID 1 ignores SIGTERM unless it traps it: this keeps `docker stop` quick.
 SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 86400 & wait"]
@@ -513,12 +517,36 @@ async def test_update_while_a_live_process_journals_one_of_the_same_container_is
     reference = f"127.0.0.1:1/{_repo('busy')}:1"
     images.build_local(reference, version=1, cmd=SLEEPER)
     old = containers.run(reference)
-    db.journal_begin(old.name, "health", {"owner": process_identity(), "old_id": old.id})
+    other = subprocess.Popen(["sleep", "60"])  # another live process on this host
+    try:
+        owner = {**process_identity(), "pid": other.pid, "pid_start": _start_time(other.pid)}
+        db.journal_begin(old.name, "health", {"owner": owner, "old_id": old.id})
 
-    with pytest.raises(UpdateInProgress):
-        await updater.update(old.name)
+        with pytest.raises(UpdateInProgress):
+            await updater.update(old.name)
 
-    assert await updater.reconcile() == []  # a live owner's journal is not settled
+        assert await updater.reconcile() == []  # a live owner's journal is not settled
+        assert _inspect(docker_client, old.name)["State"]["Running"]
+    finally:
+        other.kill()
+        other.wait()
+
+
+async def test_a_journal_this_process_left_open_is_settled_not_taken_for_a_live_update(
+    updater: Updater, docker_client: docker.DockerClient, images: Any, containers: Any,
+    db: Store,
+) -> None:
+    reference = f"127.0.0.1:1/{_repo('mine')}:1"
+    images.build_local(reference, version=1, cmd=SLEEPER)
+    old = containers.run(reference)
+    # As a journal write that failed, or a cancelled update, leaves it: owned by this very
+    # process, which no longer carries it out. It must not block the container for good.
+    db.journal_begin(old.name, "rename", {"owner": process_identity(), "old_id": old.id,
+                                          "name": old.name, "aside": old.name + "-aside"})
+
+    assert await updater.reconcile() == [old.name]
+
+    assert db.journal_open() == []
     assert _inspect(docker_client, old.name)["State"]["Running"]
 
 
@@ -531,6 +559,7 @@ CRASHING_UPDATE = textwrap.dedent("""
     from bot.registry.credentials import DockerCredentials
     from bot.store import Store
     from bot.updater import Updater
+from tests.unit.fakes import FakeAdapter, cmd
 
     docker_host, db, name, crash_after = sys.argv[1:5]
 
@@ -693,3 +722,69 @@ def test_dockwarden_update_asks_on_a_terminal_and_a_no_changes_nothing(
         in answered.stderr
     assert "aborted" in answered.stderr
     assert _inspect(docker_client, old.name)["Id"] == old.id
+
+
+# -- stale approvals ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def core(
+    engine: DockerEngine, db: Store, docker_dir: str, docker_host: str
+) -> AsyncIterator[tuple[Core, FakeAdapter]]:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        docker_host=docker_host, docker_config=docker_dir, db=db.path,
+        health_timeout=HEALTH_TIMEOUT, grace_period=GRACE,
+    )
+    adapter = FakeAdapter()
+    credentials = DockerCredentials(docker_dir)
+    async with RegistryClient(credentials=credentials) as registry:
+        updater = Updater(engine, registry, db, health_timeout=HEALTH_TIMEOUT,
+                          grace_period=GRACE, credentials=credentials)
+        checker = build_checker(settings, engine, registry)
+        yield build_core(settings, db, checker, updater, [adapter], retry_delay=0), adapter
+
+
+OPERATOR = Sender("console", 0, "operator", in_alert_place=True)
+
+
+@pytest.mark.parametrize("by_hand", ["another_tag", "a_newer_digest"])
+async def test_an_approval_made_stale_by_hand_changes_nothing_and_is_superseded(
+    by_hand: str, core: tuple[Core, FakeAdapter], docker_client: docker.DockerClient,
+    images: Any, registries: Any, containers: Any, db: Store,
+) -> None:
+    bot, adapter = core
+    image = Outdated(docker_client, images, registries.anonymous, f"stale-{by_hand[:7]}",
+                     dict(cmd=SLEEPER), dict(cmd=SLEEPER))
+    old = containers.run(image.ref)
+    found = await bot.runner.run([old.name])
+    [alert] = [a for a in found.alerts if a.container == old.name]
+    assert alert.extra["digest"] == image.new_digest
+    # Meanwhile the operator moves the container on by hand: onto another tag, or onto a
+    # digest newer than the one alerted (pulled and recreated under the same name).
+    if by_hand == "another_tag":
+        now_runs = images.push(registries.anonymous, image.repo, "2", version=5, cmd=SLEEPER)
+        reference = f"{image.name}:2"
+    else:
+        now_runs = images.push(registries.anonymous, image.repo, "1", version=3, cmd=SLEEPER)
+        reference = image.ref
+        docker_client.images.pull(image.name, tag="1")
+    moved_image = docker_client.images.get(reference).id
+    old.remove(force=True)
+    moved = containers.run(reference, name=old.name)
+
+    reply = await bot.router.dispatch(cmd("approve", alert.update_id or "", sender=OPERATOR))
+
+    now = _inspect(docker_client, old.name)
+    assert now["Id"] == moved.id and now["State"]["Running"]  # not recreated
+    assert docker_client.images.get(reference).id == moved_image  # the tag was not moved
+    assert f"now runs {reference} at {now_runs[:19]}" in reply.text, reply.text
+    assert "nothing was changed" in reply.text
+    update = db.get_update(alert.update_id or "")
+    assert update is not None and update.state == "superseded"
+    for _ in range(200):  # the fresh check of that container follows
+        if bot.runner.passes == 2 and not bot.runner.running:
+            break
+        await asyncio.sleep(0.05)
+    assert bot.runner.passes == 2
+    assert not [a for a in adapter.alerts if a.kind is AlertKind.UPDATE_FAILED]
