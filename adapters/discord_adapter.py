@@ -35,6 +35,7 @@ from adapters.discord_render import (
     pressed_embed,
 )
 from adapters.discord_webhook import DiscordWebhookAdapter
+from bot.alerts import safe_text
 from bot.chat import Alert, Command, Dispatch, Reply, Sender
 from bot.config import Settings
 from bot.errors import ConfigError, DockWardenError
@@ -385,8 +386,8 @@ class DiscordAdapter:
             return Reply("DockWarden is not running.", ephemeral=True)
         try:
             return await self._dispatch(command)
-        except DockWardenError as exc:
-            return Reply(str(exc), ephemeral=True)
+        except DockWardenError as exc:  # may quote an engine or registry: the safe form only
+            return Reply(safe_text(str(exc)), ephemeral=True)
         except Exception:
             log.exception("dispatching /%s from Discord user %s failed",
                           command.name, command.sender.user_id)

@@ -12,7 +12,8 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -339,37 +340,45 @@ async def test_restart_keeps_pending_updates_approvals_and_what_was_said(
     assert running_digest(docker_client, approved.name) == approved_new
 
 
-async def test_dockwarden_run_serves_telegram_and_stops_on_sigterm(
-    flow_settings: Settings, telegram_standin: TelegramStandin, tmp_path: Path,
-) -> None:
+@asynccontextmanager
+async def dockwarden_run(
+    standin: TelegramStandin, settings: Settings, tmp_path: Path
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`dockwarden run` as a process talking to the stand-in; its log goes to daemon.log."""
     env = dict(os.environ)
     env.update({
-        "TELEGRAM_BOT_TOKEN": telegram_standin.token,
+        "TELEGRAM_BOT_TOKEN": standin.token,
         "TELEGRAM_CHAT_IDS": ",".join(str(c) for c in TELEGRAM_ALERT_CHATS),
         "TELEGRAM_ADMIN_IDS": str(TELEGRAM_ADMIN),
-        "TELEGRAM_API_BASE_URL": telegram_standin.url,
-        "DOCKER_HOST": str(flow_settings.docker_host),
-        "DOCKER_CONFIG": str(flow_settings.docker_config),
+        "TELEGRAM_API_BASE_URL": standin.url,
+        "DOCKER_HOST": str(settings.docker_host),
+        "DOCKER_CONFIG": str(settings.docker_config),
         "DOCKWARDEN_DB": str(tmp_path / "daemon.db"),
         "DOCKWARDEN_LABEL_ENABLE": "true",
     })
-    log_path = tmp_path / "daemon.log"
-    with log_path.open("wb") as log_file:
+    with (tmp_path / "daemon.log").open("wb") as log_file:
         daemon = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "run",
             cwd=tmp_path, env=env, stdout=log_file, stderr=asyncio.subprocess.STDOUT,
         )
         try:
-            await wait_for(lambda: telegram_standin.commands, "setMyCommands", timeout=60)
-            help_text = await command(telegram_standin, TELEGRAM_ADMIN, "/help")
-            daemon.send_signal(signal.SIGTERM)
-            status = await asyncio.wait_for(daemon.wait(), 60)
+            yield daemon
         finally:
             if daemon.returncode is None:
                 daemon.kill()
                 await daemon.wait()
 
-    output = log_path.read_text()
+
+async def test_dockwarden_run_serves_telegram_and_stops_on_sigterm(
+    flow_settings: Settings, telegram_standin: TelegramStandin, tmp_path: Path,
+) -> None:
+    async with dockwarden_run(telegram_standin, flow_settings, tmp_path) as daemon:
+        await wait_for(lambda: telegram_standin.commands, "setMyCommands", timeout=60)
+        help_text = await command(telegram_standin, TELEGRAM_ADMIN, "/help")
+        daemon.send_signal(signal.SIGTERM)
+        status = await asyncio.wait_for(daemon.wait(), 60)
+
+    output = (tmp_path / "daemon.log").read_text()
     assert status == 0, output
     assert "/status" in help_text and "/approve" in help_text
     assert telegram_standin.token not in output
@@ -385,36 +394,15 @@ async def test_stopping_the_daemon_mid_poll_is_quiet_and_exits_zero(
     # getUpdates waits behind it, as it does when Telegram is slow to notice the hang-up.
     standin = TelegramStandin(hold_polls=True)
     await standin.start()
-    env = dict(os.environ)
-    env.update({
-        "TELEGRAM_BOT_TOKEN": standin.token,
-        "TELEGRAM_CHAT_IDS": str(CHAT),
-        "TELEGRAM_ADMIN_IDS": str(TELEGRAM_ADMIN),
-        "TELEGRAM_API_BASE_URL": standin.url,
-        "DOCKER_HOST": str(flow_settings.docker_host),
-        "DOCKER_CONFIG": str(flow_settings.docker_config),
-        "DOCKWARDEN_DB": str(tmp_path / "daemon.db"),
-        "DOCKWARDEN_LABEL_ENABLE": "true",
-    })
-    log_path = tmp_path / "daemon.log"
     try:
-        with log_path.open("wb") as log_file:
-            daemon = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", "run",
-                cwd=tmp_path, env=env, stdout=log_file, stderr=asyncio.subprocess.STDOUT,
-            )
-            try:
-                await wait_for(lambda: standin.polling, "a long poll in flight", timeout=60)
-                daemon.send_signal(signal.SIGTERM)
-                status = await asyncio.wait_for(daemon.wait(), 60)
-            finally:
-                if daemon.returncode is None:
-                    daemon.kill()
-                    await daemon.wait()
+        async with dockwarden_run(standin, flow_settings, tmp_path) as daemon:
+            await wait_for(lambda: standin.polling, "a long poll in flight", timeout=60)
+            daemon.send_signal(signal.SIGTERM)
+            status = await asyncio.wait_for(daemon.wait(), 60)
     finally:
         await standin.close()
 
-    output = log_path.read_text()
+    output = (tmp_path / "daemon.log").read_text()
     assert status == 0, output
     assert "stopped" in output, output
     assert [line for line in output.splitlines() if " ERROR " in line] == [], output
