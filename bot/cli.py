@@ -28,7 +28,7 @@ def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    from bot.app import build_checker, build_engine, build_registry
+    from bot.app import build_checker, build_engine, build_registry, engine_insecure_registries
     from bot.domain import CheckReport
     from bot.errors import ContainerNotFound
     from bot.report import progress, render_table
@@ -36,7 +36,8 @@ def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     engine = build_engine(settings)
 
     async def one_pass() -> CheckReport:
-        async with build_registry(settings) as registry:
+        insecure = await asyncio.to_thread(engine_insecure_registries, engine)
+        async with build_registry(settings, engine_insecure=insecure) as registry:
             checker = build_checker(settings, engine, registry)
             async with progress(sys.stderr, "checking images"):
                 return await checker.check(args.names or None)
@@ -60,7 +61,13 @@ def _cmd_update(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    from bot.app import build_engine, build_registry, build_store, build_updater
+    from bot.app import (
+        build_engine,
+        build_registry,
+        build_store,
+        build_updater,
+        engine_insecure_registries,
+    )
     from bot.domain import UpdateOutcome, UpdateResult
 
     def ask(question: str) -> bool:
@@ -76,7 +83,8 @@ def _cmd_update(settings: Settings, args: argparse.Namespace) -> int:
         return answer.strip().lower() in ("y", "yes")
 
     async def update() -> UpdateResult | None:
-        async with build_registry(settings) as registry:
+        insecure = await asyncio.to_thread(engine_insecure_registries, engine)
+        async with build_registry(settings, engine_insecure=insecure) as registry:
             updater = build_updater(settings, engine, registry, store)
             for name in await updater.reconcile():
                 print(f"dockwarden: settled an interrupted update of {name}", file=sys.stderr)
@@ -120,7 +128,13 @@ def _cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
     """Check Docker access, registry auth per watched image, chat tokens."""
     import asyncio
 
-    from bot.app import build_checker, build_credentials, build_engine, build_registry
+    from bot.app import (
+        build_checker,
+        build_credentials,
+        build_engine,
+        build_registry,
+        engine_insecure_registries,
+    )
     from bot.doctor import (
         Finding,
         chat_findings,
@@ -138,7 +152,8 @@ def _cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
 
     async def registries() -> list[Finding]:
         assert engine is not None
-        async with build_registry(settings) as registry:
+        insecure = await asyncio.to_thread(engine_insecure_registries, engine)
+        async with build_registry(settings, engine_insecure=insecure) as registry:
             checker = build_checker(settings, engine, registry)
             refs = await watched_refs(checker)
             if not refs:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ from bot.config import Settings
 from bot.errors import DockWardenError, EngineError, RegistryError, UnsupportedChallenge
 from bot.reference import ImageRef
 from bot.registry.challenge import choose_challenge, parse_www_authenticate
+from bot.registry.tls import RegistryTls, verified_by
 from bot.registry.wire import scheme_for
 
 if TYPE_CHECKING:
@@ -111,11 +113,21 @@ def chat_findings(settings: Settings) -> list[Finding]:
     return findings
 
 
-async def offered_auth(ref: ImageRef, settings: Settings) -> str:
+async def offered_auth(
+    ref: ImageRef, settings: Settings, tls: RegistryTls | None = None
+) -> str:
     """What the registry's /v2/ asks for, in words (one unauthenticated request)."""
-    url = f"{scheme_for(ref.registry, settings.insecure_registries)}://{ref.api_host}/v2/"
+    insecure = tls.insecure if tls is not None else settings.insecure_registries
+    scheme = scheme_for(ref.registry, insecure)
+    url = f"{scheme}://{ref.api_host}/v2/"
+    verify: ssl.SSLContext | bool = True
+    if tls is not None and scheme == "https":
+        try:
+            verify = tls.context(ref.registry) or True
+        except RegistryError as exc:
+            return str(exc)
     try:
-        async with httpx.AsyncClient(timeout=settings.registry_timeout) as http:
+        async with httpx.AsyncClient(timeout=settings.registry_timeout, verify=verify) as http:
             response = await http.get(url)
     except httpx.HTTPError as exc:
         return f"no answer from {url} ({type(exc).__name__})"
@@ -141,14 +153,15 @@ async def registry_findings(
         by_registry.setdefault(ref.registry, []).append(ref)
 
     async def one(registry: str, its_refs: list[ImageRef]) -> Finding:
-        auth = await offered_auth(its_refs[0], settings)
+        auth = await offered_auth(its_refs[0], settings, client.tls)
         try:
             # A helper program may take seconds: in a thread, so the registries run side by side.
             found = await asyncio.to_thread(credentials.lookup, registry)
         except DockWardenError as exc:
             return Finding("registry", registry, False, f"{auth}; {len(its_refs)} image(s); {exc}")
         creds = "credentials found" if found else "no credentials"
-        head = f"{auth}; {creds}; {len(its_refs)} image(s)"
+        tls = await tls_summary(client.tls, its_refs[0], timeout=settings.registry_timeout)
+        head = f"{auth}; {creds}; {len(its_refs)} image(s); TLS: {tls}"
         try:
             await client.remote_digest(its_refs[0])
         except RegistryError as exc:
@@ -170,6 +183,18 @@ async def registry_findings(
             return Finding("registry", registry, False, f"{len(its_refs)} image(s); {exc}")
 
     return list(await asyncio.gather(*(alone(r, rs) for r, rs in sorted(by_registry.items()))))
+
+
+async def tls_summary(tls: RegistryTls, ref: ImageRef, *, timeout: float) -> str:
+    """How the registry's certificate is checked: insecure, or which CA verified it."""
+    reason = tls.insecure_reason(ref.registry)
+    if reason is not None:
+        return f"insecure ({reason}): plain HTTP or no certificate checks"
+    try:
+        setup = tls.setup(ref.registry)
+    except RegistryError as exc:
+        return str(exc)
+    return await verified_by(setup, ref.api_host, timeout=timeout)
 
 
 def _failure(exc: RegistryError) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from bot.chat import Alert, ChatAdapter, Dispatch
 from bot.errors import ConfigError, DockWardenError
@@ -23,6 +23,14 @@ log = logging.getLogger(__name__)
 FIRST_DELAY = 5.0  # seconds before the first retry; doubled after each failure
 MAX_DELAY = 300.0  # the longest wait between two tries
 ATTEMPT_TIMEOUT = 120.0  # one try of `start` may take this long before it counts as failed
+
+
+def backoff(first: float, cap: float) -> Iterator[float]:
+    """The waits between tries: `first`, doubled after each failure, never more than `cap`."""
+    delay = first
+    while True:
+        yield min(delay, cap)
+        delay = min(delay * 2, cap)
 
 
 def reason(exc: BaseException) -> str:
@@ -60,7 +68,8 @@ class Reconnecting:
         self._task = asyncio.create_task(self._retry(dispatch), name=f"reconnect-{self.name}")
 
     async def _retry(self, dispatch: Dispatch) -> None:
-        delay = self._first_delay
+        waits = backoff(self._first_delay, self._max_delay)
+        delay = next(waits)
         while True:
             await asyncio.sleep(delay)
             self.attempts += 1
@@ -74,7 +83,7 @@ class Reconnecting:
                 if isinstance(exc, TimeoutError):
                     with contextlib.suppress(Exception):
                         await self.adapter.stop()  # leave no half-started client behind
-                delay = min(delay * 2, self._max_delay)
+                delay = next(waits)
                 log.warning("the %s adapter still cannot connect (%s); next try in %.0fs",
                             self.name, reason(exc), delay)
                 continue

@@ -20,6 +20,7 @@ from bot.registry.auth import Authenticator, RegistryState
 from bot.registry.credentials import DockerCredentials
 from bot.registry.exchange import Exchange, unexpected
 from bot.registry.manifests import MANIFEST_ACCEPT, digest_of, is_valid_digest, looks_like_manifest
+from bot.registry.tls import RegistryTls
 from bot.registry.wire import next_link, scheme_for
 
 # Answers that mean "this registry will not do HEAD here": ask with GET instead.
@@ -53,13 +54,20 @@ class RegistryClient:
         max_per_registry: int = 64,
         max_retry_wait: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        tls: RegistryTls | None = None,
     ) -> None:
         self.stats: Counter[str] = Counter()
+        # Insecure registries and certs.d CAs; `insecure_registries` is used without `tls`.
+        self.tls = tls if tls is not None else RegistryTls(insecure=insecure_registries)
         self._exchange = Exchange(
-            stats=self.stats, timeout=timeout, max_retry_wait=max_retry_wait, transport=transport
+            stats=self.stats,
+            timeout=timeout,
+            max_retry_wait=max_retry_wait,
+            transport=transport,
+            tls=self.tls,
         )
         self._auth = Authenticator(self._exchange, credentials)
-        self._insecure = tuple(insecure_registries)
+        self._insecure = self.tls.insecure
         self._max_per_registry = max_per_registry
         self._registries: dict[str, RegistryState] = {}
 

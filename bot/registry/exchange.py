@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 
 from bot.errors import BadResponse, RateLimited, RegistryUnreachable
-from bot.registry.transport import NO_VERIFY, AiohttpTransport
+from bot.registry.tls import RegistryTls
+from bot.registry.transport import NO_VERIFY, SSL_CONTEXT, AiohttpTransport
 from bot.registry.wire import parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,11 @@ class Exchange:
         timeout: float,
         max_retry_wait: float,
         transport: httpx.AsyncBaseTransport | None,
+        tls: RegistryTls | None = None,
     ) -> None:
         self.stats = stats
+        # Per registry, the context its certificate is checked with (certs.d); None: default.
+        self._tls = tls
         # A registry that does not accept a connection quickly is down: say so soon.
         self._timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
         self._max_retry_wait = max_retry_wait
@@ -167,18 +171,27 @@ class Exchange:
         extensions: dict[str, Any] = {"trace": self._trace}
         if registry in self._no_verify:
             extensions[NO_VERIFY] = True
+        elif self._tls is not None and target.scheme == "https":
+            # The registry's own CA and client certificate also serve its token service.
+            context = self._tls.context(registry)
+            if context is not None:
+                extensions[SSL_CONTEXT] = context
         try:
             return await self._http.request(
                 method, target, headers=headers, data=data, extensions=extensions
             )
         except (httpx.ConnectError, httpx.ConnectTimeout) as error:
-            raise ConnectFailed(f"cannot reach {where}: {error}", registry=registry) from None
+            hint = self._tls.untrusted_hint(registry, str(error)) if self._tls else ""
+            raise ConnectFailed(f"cannot reach {where}: {error}{hint}", registry=registry) from None
         except httpx.TimeoutException as error:
             raise RegistryUnreachable(
                 f"{where} did not answer in time ({type(error).__name__})", registry=registry
             ) from None
         except httpx.TransportError as error:
-            raise RegistryUnreachable(f"cannot reach {where}: {error}", registry=registry) from None
+            hint = self._tls.untrusted_hint(registry, str(error)) if self._tls else ""
+            raise RegistryUnreachable(
+                f"cannot reach {where}: {error}{hint}", registry=registry
+            ) from None
         except httpx.RequestError as error:  # undecodable body, redirect loop
             raise BadResponse(
                 f"{where} answered unusably ({type(error).__name__})", registry=registry

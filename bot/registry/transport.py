@@ -20,6 +20,8 @@ from multidict import CIMultiDict
 _CHUNK = 64 * 1024
 # Request extension: skip certificate checks (Docker's "insecure registry" over HTTPS).
 NO_VERIFY = "dockwarden.no_verify"
+# Request extension: the ssl.SSLContext to verify with (a registry's own CA, client certificate).
+SSL_CONTEXT = "dockwarden.ssl_context"
 
 Trace = Callable[[str, dict[str, Any]], Any]
 
@@ -131,7 +133,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 allow_redirects=False,
                 timeout=_timeout(request),
                 trace_request_ctx=request.extensions.get("trace"),
-                ssl=False if request.extensions.get(NO_VERIFY) else True,
+                ssl=False
+                if request.extensions.get(NO_VERIFY)
+                else request.extensions.get(SSL_CONTEXT) or True,
                 skip_auto_headers=("Content-Type",),
             )
         except _ERRORS as exc:

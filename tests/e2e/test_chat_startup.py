@@ -93,6 +93,18 @@ async def test_run_with_a_discord_token_refused_exits_2_with_one_line_naming_it(
     assert discord_standin.calls("GET", "/users/@me"), "the token was put to Discord"
 
 
+async def test_run_with_an_unusable_channel_setting_exits_2_instead_of_falling_back(
+    tmp_path: Path, docker_host: str
+) -> None:
+    env = _daemon_env(tmp_path, docker_host,
+                      DOCKWARDEN_NOTIFY_URLS="json://127.0.0.1:9/x nosuch://user:hunter2@host")
+    status, out, err = await _run(env, tmp_path)
+
+    assert status == 2, err
+    assert err.splitlines()[-1].startswith("dockwarden: DOCKWARDEN_NOTIFY_URLS: URL #2"), err
+    assert "Traceback" not in err and "console" not in err + out and "hunter2" not in err + out
+
+
 @pytest.fixture
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retry an unreachable platform every 0.1-0.4 s instead of 5 s - 5 min."""
