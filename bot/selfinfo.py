@@ -97,7 +97,9 @@ def is_alive(identity: Mapping[str, Any]) -> bool:
     if identity.get("host") != socket.gethostname() or not identity.get("pid"):
         return False
     pid = int(identity["pid"])
-    if pid == os.getpid():
-        return True
     start = _start_time(pid)
+    if pid == os.getpid() and start is None:
+        return True  # no /proc to tell by: this process is the one that asks
+    # The same pid is not the same process: in a restarted container DockWarden is pid 1 again,
+    # and the journal its previous life left must not look like its own.
     return start is not None and start == identity.get("pid_start")

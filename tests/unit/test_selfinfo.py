@@ -109,6 +109,12 @@ def test_this_test_process_is_alive_and_a_foreign_one_is_not() -> None:
     assert not is_alive({})
 
 
+def test_an_earlier_process_with_this_very_pid_is_not_alive() -> None:
+    # A restarted container: DockWarden is pid 1 again, but not the process of the journal.
+    earlier = {**process_identity(), "pid_start": "1"}
+    assert not is_alive(earlier)
+
+
 def _journal(owner: dict[str, object], expires: float) -> JournalEntry:
     return JournalEntry(1, "web", "health", {"owner": owner, "expires": expires}, "", False, None)
 
