@@ -126,8 +126,10 @@ async def test_insecure_cidr_from_engine_info_speaks_plain_http_to_the_registry(
     }}
     from bot.registry.tls import engine_insecure_registries as from_info
 
-    tls = RegistryTls(tmp_path, engine_insecure=from_info(info))
-    async with RegistryClient(credentials=no_credentials, tls=tls) as client:
+    # The no_credentials fixture made tmp_path/docker-config.
+    settings = load_settings(certs_dir=str(tmp_path), docker_config=str(tmp_path / "docker-config"))
+    async with build_registry(settings, engine_insecure=from_info(info)) as client:
+        assert client.tls.insecure_reason(registry.host) == "insecure for the Docker engine"
         assert await client.remote_digest(ref_of(registry)) == registry.digest
     async with RegistryClient(credentials=no_credentials, tls=RegistryTls(tmp_path)) as client:
         with pytest.raises(RegistryUnreachable):
