@@ -54,6 +54,14 @@ SLOW_COMMANDS = frozenset({"approve", "pull", "check"})
 _CHOICES_LIMIT = 25
 
 
+def _refused() -> ConfigError:
+    """A token Discord refuses is a configuration error: retrying cannot fix it."""
+    return ConfigError(
+        "Discord refused the bot token (DISCORD_BOT_TOKEN): 401 Unauthorized; copy the token "
+        "again from the Developer Portal's Bot page"
+    )
+
+
 class _Client(discord.Client):
     """The discord.py client, with our command tree and press handling."""
 
@@ -247,11 +255,7 @@ class DiscordAdapter:
         if isinstance(failure, DockWardenError):
             raise failure
         if isinstance(failure, discord.LoginFailure):
-            # A configuration error, not an outage: retrying cannot fix it.
-            raise ConfigError(
-                "Discord refused the bot token (DISCORD_BOT_TOKEN): 401 Unauthorized; copy the "
-                "token again from the Developer Portal's Bot page"
-            ) from None
+            raise _refused() from None
         # discord.py fails an unanswered first gateway connection with an AttributeError of its
         # own, so say which gateway it was.
         raise DockWardenError(
@@ -269,10 +273,7 @@ class DiscordAdapter:
             await client.login(self._token)
         except discord.LoginFailure:
             await self.stop()
-            raise ConfigError(
-                "Discord refused the bot token (DISCORD_BOT_TOKEN): 401 Unauthorized; copy the "
-                "token again from the Developer Portal's Bot page"
-            ) from None
+            raise _refused() from None
         except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
             await self.stop()
             raise DockWardenError(
