@@ -63,6 +63,18 @@ def test_engine_info_gives_insecure_index_names_and_cidrs() -> None:
     )
 
 
+def test_podman_compat_info_gives_registries_conf_insecure_entries() -> None:
+    # Podman 4.3's /info through its Docker-compatible API, registries.conf marking one insecure.
+    info = {"RegistryConfig": {
+        "AllowNondistributableArtifactsCIDRs": [], "AllowNondistributableArtifactsHostnames": [],
+        "InsecureRegistryCIDRs": [],
+        "IndexConfigs": {"reg.lan:5000": {
+            "Name": "reg.lan:5000", "Mirrors": [], "Secure": False, "Official": False}},
+        "Mirrors": [],
+    }}
+    assert engine_insecure_registries(info) == ("reg.lan:5000",)
+
+
 def test_engine_insecure_cidr_makes_a_registry_in_it_plain_http() -> None:
     tls = RegistryTls(engine_insecure=engine_insecure_registries(ENGINE_INFO))
     assert scheme_for("10.20.3.4:5000", tls.insecure) == "http"
