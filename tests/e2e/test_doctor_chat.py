@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -112,3 +115,27 @@ async def test_apprise_urls_are_checked_without_sending(tmp_path: Path) -> None:
     assert good.ok and "#1 json, #2 ntfy" in good.text
     [bad] = await platform_findings(_settings(DOCKWARDEN_NOTIFY_URLS="nosuch://pw@x"))
     assert not bad.ok and "DOCKWARDEN_NOTIFY_URLS" in bad.text and "pw@" not in bad.text
+
+
+async def test_dockwarden_doctor_fails_on_a_refused_token_and_warns_when_nobody_may_approve(
+    telegram_standin: TelegramStandin, tmp_path: Path, docker_host: str
+) -> None:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TELEGRAM_", "DISCORD_", "DOCKWARDEN_", "DOCKER_"))}
+    (tmp_path / "docker-config").mkdir()
+    env.update(DOCKER_HOST=docker_host, DOCKER_CONFIG=str(tmp_path / "docker-config"),
+               DOCKWARDEN_LABEL_ENABLE="true", TELEGRAM_BOT_TOKEN="999:doctor-cli-refused",
+               TELEGRAM_CHAT_IDS="-1001", TELEGRAM_API_BASE_URL=telegram_standin.url)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "doctor", cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    lines = out.decode().splitlines()
+
+    assert proc.returncode == 1, out.decode() + err.decode()
+    assert any(line.startswith("FAIL") and "refused TELEGRAM_BOT_TOKEN" in line
+               for line in lines), lines
+    assert any(line.startswith("WARN") and "TELEGRAM_ADMIN_IDS is empty" in line
+               for line in lines), lines
+    assert "doctor-cli-refused" not in out.decode() + err.decode()
