@@ -13,8 +13,9 @@ import os
 import sys
 from typing import TextIO
 
-from bot.alerts import render_text
+from bot.alerts import PassSummary, render_text
 from bot.chat import Alert, Command, Dispatch, Reply, Sender
+from bot.report import pass_line
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,10 @@ class ConsoleAdapter:
     async def notify(self, alert: Alert) -> None:
         """Print one alert."""
         self._print(f"--- {alert.kind.value} ---\n{render_text(alert)}")
+
+    async def pass_finished(self, summary: PassSummary) -> None:
+        """One line after each full pass, so a quiet console still shows that passes run."""
+        self._print(f"check pass: {pass_line(summary.report)}")
 
     async def handle_line(self, line: str) -> Reply | None:
         """Dispatch one typed line and print the reply."""

@@ -61,6 +61,33 @@ def engine_finding(engine: DockerEngine) -> Finding:
     )
 
 
+def database_finding(db: str) -> Finding:
+    """Whether the SQLite file at DOCKWARDEN_DB can be written (and created, when missing)."""
+    import tempfile
+    from pathlib import Path
+
+    path = Path(db).absolute()
+    where = path.parent
+    problem = None
+    if path.is_dir():
+        problem = "is a directory"
+    elif not where.is_dir():
+        problem = f"directory {where} does not exist"
+    else:
+        try:
+            # SQLite writes journal files beside the database: the directory must take a file.
+            with tempfile.NamedTemporaryFile(dir=where, prefix=".dockwarden-doctor-"):
+                pass
+            if path.exists():
+                open(path, "r+b").close()  # opened for writing, nothing written
+        except OSError as exc:
+            problem = f"cannot write there: {exc.strerror or exc}"
+    if problem is not None:
+        return Finding("database", str(path), False, f"{problem} (DOCKWARDEN_DB)")
+    return Finding("database", str(path), True,
+                   "writable" + ("" if path.exists() else "; will be created"))
+
+
 def chat_findings(settings: Settings) -> list[Finding]:
     """Which chat adapters are configured; a token without anywhere to send alerts is broken."""
     findings = []

@@ -34,11 +34,12 @@ class Liveness:
         *,
         started_at: datetime | None = None,
         margin: timedelta = HEALTH_MARGIN,
+        tz: str = "UTC",
     ) -> None:
         from bot.scheduler import parse_schedule
 
         self.metrics = metrics
-        self.trigger = parse_schedule(schedule)
+        self.trigger = parse_schedule(schedule, tz)
         self.started_at = started_at or metrics.clock()
         self.margin = margin
 
@@ -112,8 +113,10 @@ class HttpServer:
         return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
-async def start_http(listen: str, schedule: str, metrics: Metrics) -> HttpServer:
+async def start_http(
+    listen: str, schedule: str, metrics: Metrics, *, tz: str = "UTC"
+) -> HttpServer:
     """The HTTP server for the daemon, listening (raises ConfigError when it cannot)."""
-    server = HttpServer(listen, metrics, Liveness(metrics, schedule))
+    server = HttpServer(listen, metrics, Liveness(metrics, schedule, tz=tz))
     await server.start()
     return server

@@ -1,4 +1,5 @@
-"""Check reports as people read them in a terminal: an aligned table and a progress line."""
+"""Check reports as people read them in a terminal: an aligned table, a one-line outcome of a
+pass, and a progress line."""
 
 from __future__ import annotations
 
@@ -72,22 +73,47 @@ def summary(report: CheckReport) -> str:
     return f"{len(report.results)} checked: " + ", ".join(parts)
 
 
+def pass_line(report: CheckReport) -> str:
+    """What a finished pass comes to: `all 12 up to date`, or the summary when not."""
+    if not report.results:
+        return "no running containers to check"
+    counts = Counter(r.status for r in report.results)
+    checked = len(report.results) - counts[CheckStatus.SKIPPED]
+    if checked and counts[CheckStatus.UP_TO_DATE] == checked:
+        skipped = counts[CheckStatus.SKIPPED]
+        return f"all {checked} up to date" + (f" ({skipped} skipped)" if skipped else "")
+    return summary(report)
+
+
+class Status:
+    """The progress line's label; the work under way changes it as it moves on."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+
 @contextlib.asynccontextmanager
-async def progress(stream: TextIO, label: str, *, after: float = 1.0) -> AsyncIterator[None]:
-    """A spinner with the elapsed time on `stream`, only on a terminal and only after `after` s."""
+async def progress(
+    stream: TextIO, label: str | Status, *, after: float = 1.0
+) -> AsyncIterator[Status]:
+    """A spinner with the elapsed time on `stream`, only on a terminal and only after `after` s.
+
+    Setting `.label` on the Status it yields (or was given) changes the text from the next frame.
+    """
+    status = label if isinstance(label, Status) else Status(label)
     if not stream.isatty():
-        yield
+        yield status
         return
-    task = asyncio.create_task(_spin(stream, label, after))
+    task = asyncio.create_task(_spin(stream, status, after))
     try:
-        yield
+        yield status
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
 
-async def _spin(stream: TextIO, label: str, after: float) -> None:
+async def _spin(stream: TextIO, status: Status, after: float) -> None:
     started = time.monotonic()
     await asyncio.sleep(after)
     frames = "|/-\\"
@@ -95,7 +121,7 @@ async def _spin(stream: TextIO, label: str, after: float) -> None:
     try:
         for tick in range(1_000_000):
             elapsed = time.monotonic() - started
-            stream.write(f"\r{frames[tick % len(frames)]} {label} {elapsed:.1f}s")
+            stream.write(f"\r\033[K{frames[tick % len(frames)]} {status.label} {elapsed:.1f}s")
             stream.flush()
             shown = True
             await asyncio.sleep(0.1)

@@ -119,13 +119,29 @@ def test_check_with_an_unknown_name_exits_2_naming_it(tmp_path: Path, docker_hos
     assert done.stdout == ""
 
 
-def test_check_without_an_engine_exits_3_saying_so(tmp_path: Path) -> None:
+def test_check_without_an_engine_exits_3_with_a_json_error_object(tmp_path: Path) -> None:
     where = f"unix://{tmp_path}/nothing.sock"
     done = _dockwarden(tmp_path, _env(tmp_path, where), "check", "--json")
     assert done.returncode == 3
     assert "no Docker engine answers" in done.stderr
     assert where in done.stderr
-    assert done.stdout == ""
+    error = json.loads(done.stdout)["error"]  # stdout holds one JSON document, even now
+    assert error["kind"] == "engine_unavailable" and where in error["message"]
+
+
+def test_env_file_after_the_subcommand_is_read_and_a_malformed_docker_host_is_exit_2(
+    tmp_path: Path,
+) -> None:
+    env = _env(tmp_path, "unused")
+    del env["DOCKER_HOST"]
+    settings = tmp_path / "conf" / "dockwarden.env"
+    settings.parent.mkdir()
+    settings.write_text("DOCKER_HOST=htp:/oops\n")
+    done = _dockwarden(tmp_path, env, "check", "--json", "--env-file", str(settings), "-v")
+    assert done.returncode == 2, done.stderr
+    assert "DOCKER_HOST: not a Docker engine address" in done.stderr
+    assert "Value error" not in done.stderr
+    assert json.loads(done.stdout)["error"]["kind"] == "config"
 
 
 def test_check_does_not_import_the_chat_libraries(
@@ -159,6 +175,23 @@ def test_doctor_reports_engine_registry_and_chat_without_printing_tokens(
     registry_lines = [line for line in lines if registries.anonymous.host in line]
     assert registry_lines and registry_lines[0].startswith("ok"), done.stdout
     assert any("TELEGRAM_BOT_TOKEN set" in line for line in lines)
+
+
+def test_check_logs_no_info_line_beside_the_table(
+    tmp_path: Path, docker_host: str, registries: Any, images: Any, containers: Any,
+    odd_registry: Any,
+) -> None:
+    from tests.services.registry import RegistryService
+
+    repo = f"dwcli/negotiate-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    images.push(registries.anonymous, repo, "v1", version=1)
+    images.pull(RegistryService(name="odd", host=odd_registry.host), repo, "v1")
+    odd = containers.run(f"{odd_registry.host}/{repo}:v1")
+    odd_registry.challenges = ['Negotiate realm="corp"']
+    done = _dockwarden(tmp_path, _env(tmp_path, docker_host), "check", odd.name)
+    assert done.returncode == 0, done.stderr
+    assert "unsupported_challenge" in done.stdout
+    assert " INFO " not in done.stderr, done.stderr
 
 
 def test_doctor_without_an_engine_fails(tmp_path: Path) -> None:

@@ -1,15 +1,18 @@
-"""The check table and the doctor's chat findings, on plain values."""
+"""The check table, a pass's outcome line, the progress line and the doctor's findings."""
 
 from __future__ import annotations
 
+import asyncio
+import io
 from datetime import UTC, datetime
+from pathlib import Path
 
 from pydantic import SecretStr
 
 from bot.config import load_settings
-from bot.doctor import chat_findings
+from bot.doctor import chat_findings, database_finding
 from bot.domain import CheckError, CheckReport, CheckResult, CheckStatus, SkipReason, short_digest
-from bot.report import detail, familiar_image, render_table
+from bot.report import detail, familiar_image, pass_line, progress, render_table
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64
@@ -70,3 +73,51 @@ def test_chat_findings_never_show_a_token_and_flag_a_token_without_a_destination
     assert "TELEGRAM_CHAT_IDS" in findings["telegram"].text
     assert findings["discord"].ok
     assert all(secret not in f.render() for f in findings.values())
+
+
+def test_pass_line_says_all_up_to_date_or_what_is_not() -> None:
+    up = CheckResult("web", "docker.io/library/nginx:1", CheckStatus.UP_TO_DATE, D1, D1)
+    new = CheckResult("api", "ghcr.io/o/api:2", CheckStatus.UPDATE_AVAILABLE, D1, D2)
+    skip = CheckResult("db", "postgres@" + D1, CheckStatus.SKIPPED, D1, None,
+                       reason=SkipReason.PINNED_DIGEST)
+    assert pass_line(_report(up, up)) == "all 2 up to date"
+    assert pass_line(_report(up, skip)) == "all 1 up to date (1 skipped)"
+    assert pass_line(_report(up, new)) == "2 checked: 1 up to date, 1 update available"
+    assert pass_line(_report()) == "no running containers to check"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+async def test_progress_label_can_change_while_the_work_goes_on() -> None:
+    terminal = _Terminal()
+    async with progress(terminal, "updating web: pulling", after=0) as status:
+        await asyncio.sleep(0.05)
+        status.label = "waiting for web to be healthy"
+        await asyncio.sleep(0.25)
+    shown = terminal.getvalue()
+    assert "updating web: pulling" in shown and "waiting for web to be healthy" in shown
+    assert shown.endswith("\r\033[K")  # the line is cleared for what follows
+
+
+async def test_progress_stays_silent_when_not_on_a_terminal() -> None:
+    piped = io.StringIO()
+    async with progress(piped, "checking images", after=0):
+        await asyncio.sleep(0.05)
+    assert piped.getvalue() == ""
+
+
+def test_doctor_says_whether_the_database_can_be_written(tmp_path: Path) -> None:
+    fine = database_finding(str(tmp_path / "state.db"))
+    assert fine.ok and "will be created" in fine.text
+    (tmp_path / "state.db").write_bytes(b"")
+    assert database_finding(str(tmp_path / "state.db")).ok
+    missing = database_finding(str(tmp_path / "nowhere" / "state.db"))
+    assert not missing.ok and "does not exist" in missing.text
+    assert "DOCKWARDEN_DB" in missing.text
+    directory = database_finding(str(tmp_path))
+    assert not directory.ok and "is a directory" in directory.text
+    under_a_file = database_finding(str(tmp_path / "state.db" / "x.db"))
+    assert not under_a_file.ok
