@@ -70,6 +70,10 @@ class AppriseAdapter:
             raise ConfigError("DOCKWARDEN_NOTIFY_URLS is not set")
         self._targets = parse_targets(settings.notify_urls.get_secret_value())
         self._partial: dict[tuple[str, ...], set[str]] = {}
+        # Apprise's DEBUG lines carry request URLs and headers (passwords, tokens): never those,
+        # whatever the log level asked for; its INFO and WARNING lines name hosts only.
+        library = logging.getLogger("apprise")
+        library.setLevel(max(library.level, logging.INFO))
 
     @property
     def labels(self) -> list[str]:

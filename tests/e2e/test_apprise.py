@@ -5,6 +5,7 @@ the stand-ins."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -159,3 +160,19 @@ async def test_an_alert_apprise_refuses_raises_naming_the_url(receiver: Receiver
 
 async def _refuse(command: object) -> object:
     raise AssertionError("an alert-only channel got a command")
+
+
+async def test_no_url_secret_reaches_the_log_even_at_debug(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    adapter = AppriseAdapter(_settings(
+        f"json://dwuser:hunter2pass@{receiver.hostport}/hook "
+        f"ntfy://{receiver.hostport}/dw?token=tk_secrettoken1"))
+    receiver.fail_next(1, path="/hook")
+    with pytest.raises(DockWardenError):
+        await adapter.notify(ALERT)
+    await adapter.notify(ALERT)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "hunter2pass" not in logged and "tk_secrettoken1" not in logged
+    assert receiver.at("/")[0].headers["Authorization"] == "Bearer tk_secrettoken1"
