@@ -83,6 +83,7 @@ def build_registry(
     return RegistryClient(
         credentials=build_credentials(settings),
         timeout=settings.registry_timeout,
+        pass_timeout=settings.registry_pass_timeout,
         max_per_registry=settings.registry_concurrency,
         transport=transport,
         tls=RegistryTls(

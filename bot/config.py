@@ -151,6 +151,9 @@ class Settings(BaseSettings):
     grace_period: Seconds = Field(default=5.0, validation_alias="DOCKWARDEN_GRACE_PERIOD")
     remove_old_images: bool = Field(default=False, validation_alias="DOCKWARDEN_REMOVE_OLD_IMAGES")
     registry_timeout: Seconds = Field(default=10.0, validation_alias="DOCKWARDEN_REGISTRY_TIMEOUT")
+    registry_pass_timeout: Seconds = Field(
+        default=120.0, validation_alias="DOCKWARDEN_REGISTRY_PASS_TIMEOUT"
+    )
     registry_concurrency: int = Field(
         default=64, ge=1, le=256, validation_alias="DOCKWARDEN_REGISTRY_CONCURRENCY"
     )

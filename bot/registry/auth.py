@@ -116,6 +116,8 @@ class Authenticator:
         self._fetches: dict[tuple[str, frozenset[str]], asyncio.Future[Token]] = {}
         # Pings and token fetches are shared (shielded) tasks: they outlive a cancelled caller.
         self._pending: set[asyncio.Future[Any]] = set()
+        # (registry, realm host) pairs already warned about: once per process, not per pass.
+        self._foreign_realms: set[tuple[str, str]] = set()
 
     async def cancel_pending(self) -> None:
         """Cancel shared pings and token fetches still running (the client is closing)."""
@@ -179,7 +181,8 @@ class Authenticator:
             elif offered:
                 # Try anonymously anyway; say "unsupported" only if that fails.
                 state.unsupported = (describe(offered), ", ".join(raw))
-                log.info("%s offers only %s authentication", state.name, describe(offered))
+                # Debug only: when it matters, the pass reports it (a table row, an alert).
+                log.debug("%s offers only %s authentication", state.name, describe(offered))
         elif response.status_code >= 500:
             raise unexpected(state.name, response, "answering /v2/")
         state.pinged = True
@@ -299,11 +302,32 @@ class Authenticator:
             del self._fetches[key]
         _retrieve(done)
 
+    def _check_realm(self, state: RegistryState, auth: Auth, creds: Credentials | None) -> None:
+        """Refuse a token realm that would be asked in clear text; warn about a foreign one."""
+        challenged = httpx.URL(auth.url)
+        realm = realm_url(auth.challenge.params["realm"], auth.url)
+        if challenged.scheme == "https" and realm.scheme != "https":
+            raise AuthFailed(
+                f"{state.name} is on https but names a token service on plain {realm.scheme} "
+                f"({realm.host}); DockWarden does not send credentials, or ask for tokens, "
+                "in clear text",
+                registry=state.name,
+            )
+        if realm.host != challenged.host and (state.name, realm.host) not in self._foreign_realms:
+            self._foreign_realms.add((state.name, realm.host))
+            log.warning(
+                "%s sends DockWarden to another host for its tokens: %s%s",
+                state.name,
+                realm.host,
+                "" if creds is None else " (the stored credentials for it go there)",
+            )
+
     async def _fetch_token(self, state: RegistryState, auth: Auth, scopes: list[str]) -> Token:
         """Ask the bearer realm for a token (OAuth2 refresh POST with an identitytoken)."""
         realm = auth.challenge.params["realm"]
         service = auth.challenge.params.get("service")
         creds = await self.credentials(state)
+        self._check_realm(state, auth, creds)
         response: httpx.Response | None = None
         if creds is not None and creds.identitytoken:
             response = await self._exchange.send(

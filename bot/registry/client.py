@@ -8,13 +8,15 @@ gave, so that a steady-state pass costs one HEAD per image and nothing more.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from types import TracebackType
 
 import httpx
 
-from bot.errors import BadResponse, ManifestNotFound, RegistryError
+from bot.errors import BadResponse, ManifestNotFound, RegistryError, RegistryUnreachable
 from bot.reference import DOCKER_HUB, ImageRef
 from bot.registry.auth import Authenticator, RegistryState
 from bot.registry.credentials import DockerCredentials
@@ -55,8 +57,13 @@ class RegistryClient:
         max_retry_wait: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
         tls: RegistryTls | None = None,
+        pass_timeout: float | None = 120.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.stats: Counter[str] = Counter()
+        # Each registry's share of a pass (and of one lookup or tag listing): a slow registry
+        # costs its own images their answer, never the pass. None: no share, requests only.
+        self._pass_timeout = pass_timeout
         # Insecure registries and certs.d CAs; `insecure_registries` is used without `tls`.
         self.tls = tls if tls is not None else RegistryTls(insecure=insecure_registries)
         self._exchange = Exchange(
@@ -65,6 +72,7 @@ class RegistryClient:
             max_retry_wait=max_retry_wait,
             transport=transport,
             tls=self.tls,
+            clock=clock,
         )
         self._auth = Authenticator(self._exchange, credentials)
         self._insecure = self.tls.insecure
@@ -97,8 +105,9 @@ class RegistryClient:
         """The digest of the manifest or index the tag points to (raises RegistryError)."""
         state = self._registry(ref)
         try:
-            await self._auth.ensure_ping(state)
-            return await self._digest(state, ref)
+            async with self._share(state):
+                await self._auth.ensure_ping(state)
+                return await self._digest(state, ref)
         except RegistryError as error:
             raise _for_repository(error, ref.repository) from None
 
@@ -124,14 +133,15 @@ class RegistryClient:
         query = f"?n={page_size}" if page_size is not None else ""
         url: str | None = f"{state.base}/v2/{ref.repository}/tags/list{query}"
         try:
-            await self._auth.ensure_ping(state)
-            while url is not None and url not in seen:
-                seen.add(url)  # a Link back to a page already read would loop forever
-                async with state.semaphore:
-                    response = await self._auth.send(state, ref, "GET", url, kind="tags")
-                found.extend(self._tag_page(state, ref, response))
-                link = next_link(response.headers.get("link"))
-                url = str(response.url.join(link)) if link else None
+            async with self._share(state):
+                await self._auth.ensure_ping(state)
+                while url is not None and url not in seen:
+                    seen.add(url)  # a Link back to a page already read would loop forever
+                    async with state.semaphore:
+                        response = await self._auth.send(state, ref, "GET", url, kind="tags")
+                    found.extend(self._tag_page(state, ref, response))
+                    link = next_link(response.headers.get("link"))
+                    url = str(response.url.join(link)) if link else None
         except RegistryError as error:
             raise _for_repository(error, ref.repository) from None
         return found
@@ -164,11 +174,38 @@ class RegistryClient:
             self._registries[ref.registry] = state
         return state
 
+    @asynccontextmanager
+    async def _share(self, state: RegistryState) -> AsyncIterator[None]:
+        """Within it, the registry's share of the pass; past it, RegistryUnreachable."""
+        try:
+            async with asyncio.timeout(self._pass_timeout):
+                yield
+        except TimeoutError:
+            raise RegistryUnreachable(
+                f"{state.name} did not answer within its {self._pass_timeout:g}s share of the pass",
+                registry=state.name,
+            ) from None
+
     async def _batch(
         self, refs: list[ImageRef], results: dict[ImageRef, str | RegistryError]
     ) -> None:
-        """All images of one registry: ping, one token for many scopes, then the HEADs."""
+        """All images of one registry within its share; past it, the rest are unreachable."""
         state = self._registry(refs[0])
+        try:
+            async with self._share(state):
+                await self._lookups(state, refs, results)
+        except RegistryUnreachable as late:
+            # Answers that came in time are kept; only the images still waiting get this.
+            for ref in refs:
+                results.setdefault(ref, _for_repository(late, ref.repository))
+
+    async def _lookups(
+        self,
+        state: RegistryState,
+        refs: list[ImageRef],
+        results: dict[ImageRef, str | RegistryError],
+    ) -> None:
+        """Ping, one token for many scopes, then the HEADs."""
         try:
             await self._auth.refresh_credentials(state)
             await self._auth.ensure_ping(state)

@@ -6,11 +6,13 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
-from bot.errors import BadResponse, RateLimited, RegistryUnreachable
+from bot.errors import AuthFailed, BadResponse, RateLimited, RegistryUnreachable
+from bot.registry.limits import body_limit, read_capped
 from bot.registry.tls import RegistryTls
 from bot.registry.transport import NO_VERIFY, SSL_CONTEXT, AiohttpTransport
 from bot.registry.wire import parse_retry_after
@@ -22,6 +24,8 @@ _RATE_RETRIES = 2
 _SERVER_RETRIES = 1
 _SERVER_RETRY_DELAY = 0.5
 _DEFAULT_RATE_WAIT = 1.0
+# Followed by hand, so that each hop is checked (no https to http) and no hop's body is read.
+_MAX_REDIRECTS = 5
 
 
 class ConnectFailed(RegistryUnreachable):
@@ -46,8 +50,13 @@ class Exchange:
         max_retry_wait: float,
         transport: httpx.AsyncBaseTransport | None,
         tls: RegistryTls | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.stats = stats
+        self._clock = clock
+        # The whole request (connect, answer, body): per-read timeouts alone let a registry
+        # that drips a byte at a time hold a request, and the pass behind it, forever.
+        self._deadline = timeout
         # Per registry, the context its certificate is checked with (certs.d); None: default.
         self._tls = tls
         # A registry that does not accept a connection quickly is down: say so soon.
@@ -107,7 +116,7 @@ class Exchange:
         while True:
             self._refuse_while_limited(registry)
             self.stats[kind] += 1
-            response = await self._once(registry, method, url, headers, data)
+            response = await self._once(registry, method, url, headers, data, kind)
             status = response.status_code
             remaining = response.headers.get("ratelimit-remaining")
             if remaining is not None:
@@ -123,7 +132,7 @@ class Exchange:
                 delay = _DEFAULT_RATE_WAIT if wait is None else wait
                 if rate_retries >= _RATE_RETRIES or waited + delay > self._max_retry_wait:
                     # The rest of this pass's requests to it would only be refused as well.
-                    self._limited_until[registry] = time.monotonic() + delay
+                    self._limited_until[registry] = self._clock() + delay
                     raise RateLimited(
                         f"{registry} is rate limiting DockWarden; it asks to wait {delay:.0f}s",
                         registry=registry,
@@ -145,7 +154,7 @@ class Exchange:
         until = self._limited_until.get(registry)
         if until is None:
             return
-        left = until - time.monotonic()
+        left = until - self._clock()
         if left <= 0:
             del self._limited_until[registry]
             return
@@ -162,7 +171,9 @@ class Exchange:
         url: str,
         headers: dict[str, str],
         data: dict[str, str] | None,
+        kind: str,
     ) -> httpx.Response:
+        """One request with its redirects, within the deadline, its body read up to the cap."""
         self.open()
         assert self._http is not None
         target = httpx.URL(url)
@@ -176,10 +187,16 @@ class Exchange:
             context = self._tls.context(registry)
             if context is not None:
                 extensions[SSL_CONTEXT] = context
+        request = self._http.build_request(
+            method, target, headers=headers, data=data, extensions=extensions
+        )
         try:
-            return await self._http.request(
-                method, target, headers=headers, data=data, extensions=extensions
-            )
+            async with asyncio.timeout(self._deadline):
+                return await self._follow(registry, request, kind, where)
+        except TimeoutError:
+            raise RegistryUnreachable(
+                f"{where} did not finish answering within {self._deadline:g}s", registry=registry
+            ) from None
         except (httpx.ConnectError, httpx.ConnectTimeout) as error:
             hint = self._tls.untrusted_hint(registry, str(error)) if self._tls else ""
             raise ConnectFailed(f"cannot reach {where}: {error}{hint}", registry=registry) from None
@@ -196,6 +213,34 @@ class Exchange:
             raise BadResponse(
                 f"{where} answered unusably ({type(error).__name__})", registry=registry
             ) from None
+
+    async def _follow(
+        self, registry: str, request: httpx.Request, kind: str, where: str
+    ) -> httpx.Response:
+        """Send, following redirects by hand, and read the final body up to its cap."""
+        assert self._http is not None
+        secure = request.url.scheme == "https"
+        for _ in range(_MAX_REDIRECTS + 1):
+            response = await self._http.send(request, stream=True, follow_redirects=False)
+            try:
+                following = response.next_request
+                if following is None:
+                    return await read_capped(response, body_limit(kind), registry)
+            finally:
+                await response.aclose()
+            if secure and following.url.scheme != "https":
+                # httpx drops Authorization there, but a 307 would still carry a POST's form.
+                refused = AuthFailed if kind == "token" else BadResponse
+                raise refused(
+                    f"{where} redirected DockWarden from https to plain "
+                    f"{following.url.scheme} ({following.url.host}); not followed, so that "
+                    "nothing is sent in clear text",
+                    registry=registry,
+                )
+            request = following
+        raise BadResponse(
+            f"{where} redirected more than {_MAX_REDIRECTS} times", registry=registry
+        )
 
     async def _trace(self, event: str, info: dict[str, Any]) -> None:
         """Count new connections (httpx's trace extension; the aiohttp transport feeds it too)."""

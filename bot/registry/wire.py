@@ -8,6 +8,9 @@ from collections.abc import Iterable
 from email.utils import parsedate_to_datetime
 
 _LINK_NEXT = re.compile(r'<([^>]*)>\s*;[^,]*?\brel\s*=\s*"?next"?', re.IGNORECASE)
+# The longest wait a Retry-After can impose: a registry asking for days (or for a date years
+# ahead) would otherwise be silenced until DockWarden restarts. After this it is asked again.
+MAX_RETRY_AFTER = 3600.0
 
 
 def split_host(registry: str) -> tuple[str, str | None]:
@@ -56,22 +59,27 @@ def scheme_for(registry: str, insecure: Iterable[str] = ()) -> str:
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After value (delta-seconds or HTTP-date); None if unusable."""
+    """Seconds to wait from a Retry-After value (either form, at most an hour); None if unusable."""
     if value is None:
         return None
     value = value.strip()
     if not value:
         return None
     if value.isascii() and value.isdigit():
-        # Bounded: a registry asking for centuries is asking for "not now" all the same.
-        return float(min(int(value), 10**9))
+        # Thousands of digits are not turned into an int: past five they can only mean "clamp".
+        digits = value.lstrip("0") or "0"
+        return MAX_RETRY_AFTER if len(digits) > 5 else min(float(digits), MAX_RETRY_AFTER)
     try:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if moment.tzinfo is None:
         return None
-    return max(0.0, moment.timestamp() - now)
+    try:
+        wait = moment.timestamp() - now
+    except (OverflowError, ValueError):
+        return MAX_RETRY_AFTER
+    return min(max(0.0, wait), MAX_RETRY_AFTER)
 
 
 def next_link(value: str | None) -> str | None:

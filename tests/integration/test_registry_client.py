@@ -47,8 +47,8 @@ def login(registry: RegistryService, **override: str) -> dict[str, dict[str, str
     return {registry.host: entry}
 
 
-@pytest.fixture
-async def make_client(docker_config: Callable[..., str]) -> AsyncIterator[MakeClient]:
+@pytest.fixture(name="make_client")
+async def _make_client(docker_config: Callable[..., str]) -> AsyncIterator[MakeClient]:
     """make_client(auths=None, **options): an entered RegistryClient, closed after the test."""
     made: list[RegistryClient] = []
 

@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.registry.wire import is_loopback, next_link, parse_retry_after, scheme_for, split_host
+from bot.registry.wire import (
+    MAX_RETRY_AFTER,
+    is_loopback,
+    next_link,
+    parse_retry_after,
+    scheme_for,
+    split_host,
+)
 
 NOW = 1_800_000_000.0
 
@@ -67,8 +74,17 @@ def test_retry_after_as_http_date_is_seconds_from_now() -> None:
     assert parse_retry_after(later, NOW) == pytest.approx(42.0)
 
 
-def test_absurd_retry_after_is_bounded() -> None:
-    assert parse_retry_after("9" * 400, NOW) == 1e9
+def test_absurd_retry_after_is_clamped_to_an_hour() -> None:
+    assert parse_retry_after("9" * 400, NOW) == MAX_RETRY_AFTER == 3600.0
+    assert parse_retry_after("999999999", NOW) == 3600.0
+    assert parse_retry_after("3601", NOW) == 3600.0
+    assert parse_retry_after("0000000000042", NOW) == 42.0
+
+
+def test_retry_after_date_far_ahead_is_clamped_to_an_hour() -> None:
+    assert parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", NOW) == 3600.0
+    in_a_year = format_datetime(datetime.fromtimestamp(NOW + 365 * 86400, UTC), usegmt=True)
+    assert parse_retry_after(in_a_year, NOW) == 3600.0
 
 
 def test_retry_after_in_the_past_means_now() -> None:
@@ -84,7 +100,18 @@ def test_unusable_retry_after_is_none(value: str | None) -> None:
 @given(st.text())
 def test_retry_after_parser_never_raises_and_never_goes_negative(value: str) -> None:
     wait = parse_retry_after(value, NOW)
-    assert wait is None or wait >= 0
+    assert wait is None or 0 <= wait <= MAX_RETRY_AFTER
+
+
+@given(st.integers(min_value=0, max_value=10**30))
+def test_retry_after_seconds_are_exact_up_to_an_hour_then_an_hour(seconds: int) -> None:
+    assert parse_retry_after(str(seconds), NOW) == min(float(seconds), MAX_RETRY_AFTER)
+
+
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_retry_after_dates_wait_at_most_an_hour(moment: datetime) -> None:
+    wait = parse_retry_after(format_datetime(moment, usegmt=True), NOW)
+    assert wait is not None and 0 <= wait <= MAX_RETRY_AFTER
 
 
 def test_next_link_finds_rel_next() -> None:
