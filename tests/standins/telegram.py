@@ -126,9 +126,6 @@ class TelegramStandin:
     # getChat / getChatMember: chats the bot is not in, and its membership where not "member"
     unknown_chats: set[int] = field(default_factory=set)
     bot_membership: dict[int, dict[str, Any]] = field(default_factory=dict)
-    # getChat / getChatMember: chats the bot is not in, and its membership where not "member"
-    unknown_chats: set[int] = field(default_factory=set)
-    bot_membership: dict[int, dict[str, Any]] = field(default_factory=dict)
     hold_polls: bool = False
 
     def __post_init__(self) -> None:
@@ -307,20 +304,6 @@ class TelegramStandin:
     def _api_getMe(self, params: dict[str, Any]) -> dict[str, Any]:
         return dict(BOT_USER, can_join_groups=True, can_read_all_group_messages=False,
                     supports_inline_queries=False)
-
-    def _api_getChat(self, params: dict[str, Any]) -> dict[str, Any]:
-        chat_id = int(params["chat_id"])
-        if chat_id in self.unknown_chats:
-            raise ApiError(400, "Bad Request: chat not found")
-        return self._chat(chat_id)
-
-    def _api_getChatMember(self, params: dict[str, Any]) -> dict[str, Any]:
-        chat_id, user_id = int(params["chat_id"]), int(params["user_id"])
-        if chat_id in self.unknown_chats:
-            raise ApiError(400, "Bad Request: chat not found")
-        member = self.bot_membership.get(chat_id, {"status": "member"})
-        user = BOT_USER if user_id == BOT_USER["id"] else self._user(user_id, None)
-        return {**member, "user": user}
 
     def _api_getChat(self, params: dict[str, Any]) -> dict[str, Any]:
         chat_id = int(params["chat_id"])
