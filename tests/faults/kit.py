@@ -121,7 +121,7 @@ def daemon_env(tmp_path: Path, docker_host: str, **extra: str) -> dict[str, str]
         "DOCKER_CONFIG": str(config_dir),
         "DOCKWARDEN_DB": str(tmp_path / "dockwarden.db"),
         "DOCKWARDEN_LABEL_ENABLE": "true",
-        "DOCKWARDEN_GRACE_PERIOD": "1",
+        "DOCKWARDEN_GRACE_PERIOD": "0.5",
         "DOCKWARDEN_HEALTH_TIMEOUT": "10",
         "PYTHONUNBUFFERED": "1",
         **extra,
@@ -199,3 +199,22 @@ def next_start(env: dict[str, str], cwd: Path) -> str:
             proc.wait()
     assert proc.returncode == 0, "".join(seen) + rest
     return "".join(seen) + rest
+
+
+async def next_start_here(env: dict[str, str]) -> None:
+    """What `next_start` does, in this process: the daemon's start (which settles interrupted
+    updates first) and its stop, with the settings `env` gives a `dockwarden` process."""
+    from bot.app import Daemon
+    from bot.config import Settings
+    from tests.unit.fakes import FakeAdapter
+
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        docker_host=env["DOCKER_HOST"], docker_config=env["DOCKER_CONFIG"],
+        db=env["DOCKWARDEN_DB"], label_enable=True,
+        grace_period=float(env["DOCKWARDEN_GRACE_PERIOD"]),
+        health_timeout=float(env["DOCKWARDEN_HEALTH_TIMEOUT"]),
+    )
+    daemon = Daemon(settings, first_pass_delay=-1, adapters=[FakeAdapter()])
+    await daemon.start()
+    await daemon.stop()
