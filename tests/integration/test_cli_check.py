@@ -167,7 +167,11 @@ def test_doctor_reports_engine_registry_and_chat_without_printing_tokens(
     tmp_path: Path, docker_host: str, four: dict[str, Any], registries: Any
 ) -> None:
     secret = f"123456:{uuid.uuid4().hex}"
-    env = _env(tmp_path, docker_host, TELEGRAM_BOT_TOKEN=secret, TELEGRAM_CHAT_IDS="42")
+    from tests.services.procs import free_port
+
+    # doctor asks Telegram: a local port where nothing listens keeps the test off the network.
+    env = _env(tmp_path, docker_host, TELEGRAM_BOT_TOKEN=secret, TELEGRAM_CHAT_IDS="42",
+               TELEGRAM_API_BASE_URL=f"http://127.0.0.1:{free_port()}")
     done = _dockwarden(tmp_path, env, "doctor")
     assert secret not in done.stdout + done.stderr
     lines = done.stdout.splitlines()
