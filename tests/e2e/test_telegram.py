@@ -127,6 +127,20 @@ async def test_unknown_command_goes_to_the_core_which_answers_it(
     assert reply["text"].startswith("Unknown command /frobnicate")
 
 
+async def test_a_silent_refusal_sends_nothing_to_the_chat(
+    adapter: TelegramAdapter, telegram_standin: TelegramStandin, core: ScriptedCore
+) -> None:
+    core.replies["status"] = Reply("not allowed", refused=True, silent=True)
+    core.replies["help"] = Reply("the list")
+    telegram_standin.push_message(CHAT, TELEGRAM_OTHER, "/status")
+    await wait_for(lambda: core.commands, "/status to reach dispatch")
+    telegram_standin.push_message(CHAT, TELEGRAM_OTHER, "/help")  # answered after /status was
+
+    [reply] = await wait_for(lambda: telegram_standin.sent_messages(CHAT), "the /help answer")
+    assert [c.name for c in core.commands] == ["status", "help"]
+    assert reply["text"] == "the list"
+
+
 async def test_failing_dispatch_is_answered_in_the_chat_and_logged_with_traceback(
     adapter: TelegramAdapter, telegram_standin: TelegramStandin, core: ScriptedCore,
     caplog: pytest.LogCaptureFixture,
