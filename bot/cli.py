@@ -69,7 +69,7 @@ def _cmd_update(settings: Settings, args: argparse.Namespace) -> int:
     from bot.domain import UpdateOutcome, UpdateResult
     from bot.report import Status, progress
 
-    status = Status(f"updating {args.name}: pulling the new image")
+    status = Status(f"updating {args.name}: pulling the new image, then stopping the old one")
 
     def moved_on(step: str) -> None:
         label = _STEP_LABELS.get(step)
