@@ -143,6 +143,10 @@ class Settings(BaseSettings):
     tz: str = Field(default="UTC", validation_alias="DOCKWARDEN_TZ")
     label_enable: bool = Field(default=False, validation_alias="DOCKWARDEN_LABEL_ENABLE")
     default_policy: Policy = Field(default="approve", validation_alias="DOCKWARDEN_DEFAULT_POLICY")
+    # Default tag rule (patch, minor, major) for containers without a dockwarden.semver label.
+    semver: Literal["patch", "minor", "major"] | None = Field(
+        default=None, validation_alias="DOCKWARDEN_SEMVER"
+    )
     insecure_registries: HostList = Field(
         default=(), validation_alias="DOCKWARDEN_INSECURE_REGISTRIES"
     )
@@ -207,6 +211,14 @@ class Settings(BaseSettings):
 
         cron_trigger(value, UTC)
         return value.strip()
+
+    @field_validator("semver", mode="before")
+    @classmethod
+    def _semver(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            return None if value in ("", "off") else value
+        return value
 
     @field_validator("tz")
     @classmethod

@@ -2,6 +2,7 @@
 
     DockWardenError
     ├── ConfigError                 settings that cannot work (bad cron, bad ids, ...)
+    ├── BadTagRule                  a container's tag rule labels cannot work (bad regex, level)
     ├── InvalidReference            (also a ValueError) text that is no image reference
     ├── RegistryError               carries registry and repository
     │   ├── UnsupportedChallenge    only auth schemes we cannot speak; carries scheme and header
@@ -17,6 +18,7 @@
     │   ├── UpdateInProgress        another update of the same container is running
     │   ├── StaleUpdate             the container no longer runs what the update was made for
     │   └── SelfUpdateRefused       the bot's own container cannot be recreated in place
+    │       └── SelfUpdateHandedOver    ...so a helper container from the new image does it
     ├── NotAuthorized               the sender may not change state
     └── StoreError                  the SQLite store is unusable
 
@@ -33,6 +35,14 @@ class DockWardenError(Exception):
 
 class ConfigError(DockWardenError):
     """The configuration cannot work; the message says which setting and why."""
+
+
+class BadTagRule(DockWardenError):
+    """A `dockwarden.semver` or `dockwarden.tags.*` label cannot work; `label` says which."""
+
+    def __init__(self, message: str, *, label: str) -> None:
+        super().__init__(message)
+        self.label = label
 
 
 class InvalidReference(DockWardenError, ValueError):
@@ -159,6 +169,14 @@ class StaleUpdate(UpdateError):
 
 class SelfUpdateRefused(UpdateError):
     """The bot's own container cannot be recreated from inside itself."""
+
+
+class SelfUpdateHandedOver(SelfUpdateRefused):
+    """The bot's own update was handed to a helper container; the bot that runs next reports."""
+
+    def __init__(self, message: str, *, helper: str) -> None:
+        super().__init__(message)
+        self.helper = helper  # the helper container's name
 
 
 class NotAuthorized(DockWardenError):
