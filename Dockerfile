@@ -35,7 +35,7 @@ ENV PATH=/opt/dockwarden/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     DOCKWARDEN_DB=/data/dockwarden.db \
     DOCKWARDEN_HTTP_LISTEN=0.0.0.0:8080
-RUN mkdir -p /data
+# WORKDIR makes /data; a relative DOCKWARDEN_DB (as in .env.example) lands there too.
 WORKDIR /data
 EXPOSE 8080
 # urllib raises on anything but a 2xx, so python exits 1 on a 503 or no answer: no curl needed.
