@@ -179,6 +179,8 @@ def test_doctor_reports_engine_registry_and_chat_without_printing_tokens(
     registry_lines = [line for line in lines if registries.anonymous.host in line]
     assert registry_lines and registry_lines[0].startswith("ok"), done.stdout
     assert any("TELEGRAM_BOT_TOKEN set" in line for line in lines)
+    assert any(line.startswith("ok") and "database" in line and "writable" in line
+               for line in lines)
 
 
 def test_check_logs_no_info_line_beside_the_table(
