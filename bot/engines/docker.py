@@ -25,6 +25,7 @@ DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 
 # `docker info`'s DriverStatus on an engine that keeps images in containerd's store.
 _CONTAINERD_DRIVER_TYPE = "io.containerd.snapshotter.v1"
+STORE_CLASSIC, STORE_CONTAINERD, STORE_PODMAN = "classic", "containerd", "podman"
 
 # Lost connections and timeouts mean the engine went away, not that it refused one request.
 _CONNECTION_ERRORS = (
@@ -53,7 +54,7 @@ class DockerEngine:
             )
         except (docker.errors.DockerException, *_CONNECTION_ERRORS) as exc:
             failure = self._unavailable(exc)
-        self._digests_prove_pull: bool | None = None
+        self._store: str | None = None
         if failure:
             # Raised outside the handler so the SDK's exception chain (and the socket its failed
             # connect left in a frame) is not kept alive by ours.
@@ -103,26 +104,28 @@ class DockerEngine:
             summaries: list[dict[str, Any]] = self.docker.api.containers()
         images = self._image_digests()
         inspected_images: set[str] = set()
-        proves_pull = self.digests_prove_pull()
+        store = self.store()
         workloads = []
         for summary in summaries:
-            workload = self._workload(summary, images, inspected_images, proves_pull)
+            workload = self._workload(summary, images, inspected_images, store)
             if workload is not None:
                 workloads.append(workload)
         return workloads
 
-    def digests_prove_pull(self) -> bool:
-        """Whether a RepoDigest here means the image came from a registry (asked once).
+    def store(self) -> str:
+        """Where the engine keeps images: "classic", "containerd" or "podman" (asked once).
 
         The classic store records RepoDigests only on pull and push; the containerd image store
         and Podman give every image, built or imported too, a RepoDigest of its own digest.
         """
-        if self._digests_prove_pull is None:
+        if self._store is None:
             with self._calls("reporting its version"):
                 components = self.docker.version().get("Components") or []
-            podman = any("podman" in str(c.get("Name", "")).lower() for c in components)
-            self._digests_prove_pull = not (podman or self._containerd_store())
-        return self._digests_prove_pull
+            if any("podman" in str(c.get("Name", "")).lower() for c in components):
+                self._store = STORE_PODMAN
+            else:
+                self._store = STORE_CONTAINERD if self._containerd_store() else STORE_CLASSIC
+        return self._store
 
     def list_services(self) -> list[Workload]:
         """Swarm services when this engine is a swarm manager; otherwise none."""
@@ -157,7 +160,12 @@ class DockerEngine:
         return {img["Id"]: tuple(img.get("RepoDigests") or ()) for img in listed}
 
     def _repo_digests(
-        self, image_id: str, image: str, known: dict[str, tuple[str, ...]], inspected: set[str]
+        self,
+        image_id: str,
+        image: str,
+        known: dict[str, tuple[str, ...]],
+        inspected: set[str],
+        store: str,
     ) -> tuple[str, ...]:
         # The containerd image store lists one RepoDigest per image: an image with a second
         # name may lack the container's repository there, though its inspect has them all.
@@ -171,6 +179,10 @@ class DockerEngine:
             except docker.errors.NotFound:
                 found = {}
         known[image_id] = tuple(found.get("RepoDigests") or ()) or known.get(image_id, ())
+        if not found and store == STORE_CONTAINERD:
+            # A pull over the tag removed the image the container still runs; on this store
+            # its id is the digest of the manifest (or index) it was pulled as.
+            return _own_digest(image, image_id)
         return known[image_id]
 
     def _workload(
@@ -178,7 +190,7 @@ class DockerEngine:
         summary: dict[str, Any],
         images: dict[str, tuple[str, ...]],
         inspected_images: set[str],
-        proves_pull: bool,
+        store: str,
     ) -> Workload | None:
         container_id: str = summary["Id"]
         image_id: str = summary.get("ImageID") or ""
@@ -200,10 +212,12 @@ class DockerEngine:
             image=image,
             image_id=image_id,
             repo_digests=(
-                self._repo_digests(image_id, image, images, inspected_images) if image_id else ()
+                self._repo_digests(image_id, image, images, inspected_images, store)
+                if image_id
+                else ()
             ),
             labels=dict(summary.get("Labels") or {}),
-            digests_prove_pull=proves_pull,
+            digests_prove_pull=store == STORE_CLASSIC,
         )
 
 
@@ -221,6 +235,14 @@ def _names_repository(repo_digests: tuple[str, ...], image: str) -> bool:
         if (have.registry, have.repository) == (wanted.registry, wanted.repository):
             return True
     return False
+
+
+def _own_digest(image: str, image_id: str) -> tuple[str, ...]:
+    """`repository@<image id>` for a reference (nothing when `image` is none)."""
+    try:
+        return (f"{parse_reference(image).name}@{image_id}",)
+    except InvalidReference:
+        return ()
 
 
 def container_name(names: list[str], container_id: str) -> str:

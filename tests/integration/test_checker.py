@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from bot.checker import Checker
@@ -19,6 +20,9 @@ from bot.engines.docker import DockerEngine
 from bot.errors import ContainerNotFound
 from bot.registry.client import RegistryClient
 from bot.registry.credentials import DockerCredentials
+from tests.integration.engines import *  # noqa: F403 - runs on each Docker engine
+from tests.integration.engines import EngineUnderTest
+from tests.services.images import MEDIA_TYPES
 from tests.services.registry import RegistryService
 
 
@@ -61,7 +65,7 @@ def _pushed_and_running(images: Any, containers: Any, registry: Any, stem: str,
 
 async def test_up_to_date_outdated_pinned_and_local_in_one_pass(
     engine: DockerEngine, registry: RegistryClient, registries: Any, images: Any,
-    containers: Any,
+    containers: Any, engine_under_test: EngineUnderTest,
 ) -> None:
     anon = registries.anonymous
     current, current_ref, current_digest = _pushed_and_running(images, containers, anon, "cur")
@@ -69,7 +73,9 @@ async def test_up_to_date_outdated_pinned_and_local_in_one_pass(
     new_digest = images.push(anon, outdated_ref.split("/", 1)[1].rsplit(":", 1)[0], "v1",
                              version=2)
     pinned = containers.run(f"{current_ref.rsplit(':', 1)[0]}@{current_digest}")
-    local_tag = f"dwcheck-local-{os.getpid()}-{uuid.uuid4().hex[:6]}:1"
+    # Built here under a registry's name, never pushed (the containerd store gives it a
+    # RepoDigest of its own; the registry does not know it).
+    local_tag = f"{anon.host}/dwcheck/local-{os.getpid()}-{uuid.uuid4().hex[:6]}:1"
     images.build_local(local_tag, 1)
     local = containers.run(local_tag)
 
@@ -87,20 +93,52 @@ async def test_up_to_date_outdated_pinned_and_local_in_one_pass(
 
     assert results[pinned.name].reason is SkipReason.PINNED_DIGEST
     assert results[pinned.name].local_digest == current_digest
-    assert results[local.name].reason is SkipReason.LOCAL_IMAGE
-    assert results[local.name].image == f"docker.io/library/{local_tag}"
-    # Two references looked up, each with one HEAD; no manifest was downloaded.
-    assert registry.stats["head"] == 2
+    assert (results[local.name].status, results[local.name].reason) == (
+        CheckStatus.SKIPPED, SkipReason.LOCAL_IMAGE)
+    assert results[local.name].error is None
+    assert results[local.name].image == local_tag
+    # One HEAD per reference looked up (the local one only where it has a RepoDigest);
+    # no manifest was downloaded.
+    assert registry.stats["head"] == (2 if engine_under_test.store == "classic" else 3)
     assert registry.stats["get"] == 0
 
 
+async def test_pull_over_the_tag_leaves_the_running_container_outdated_not_local(
+    engine: DockerEngine, registry: RegistryClient, registries: Any, images: Any,
+    containers: Any, docker_client: Any,
+) -> None:
+    # `docker compose pull` without `up`: the tag moves to the new image; on the containerd
+    # store the container's old image is gone and only its id (its digest) remains.
+    anon = registries.anonymous
+    c, ref, old = _pushed_and_running(images, containers, anon, "pulled")
+    repo = ref.split("/", 1)[1].rsplit(":", 1)[0]
+    new = images.push(anon, repo, "v2", version=2)
+    _retag_in_registry(anon, repo, "v2", "v1")
+    docker_client.api.remove_image(f"{anon.host}/{repo}:v2")
+    images.pull(anon, repo, "v1")
+    (result,) = (await _checker(engine, registry).check([c.name])).results
+    assert result.status is CheckStatus.UPDATE_AVAILABLE
+    assert (result.local_digest, result.remote_digest) == (old, new)
+
+
+def _retag_in_registry(registry: Any, repo: str, source: str, target: str) -> None:
+    """Point `target` at the manifest `source` names, in the registry only."""
+    accept = ", ".join(MEDIA_TYPES["oci"][:2] + MEDIA_TYPES["docker"][:2])
+    got = httpx.get(f"{registry.url}/v2/{repo}/manifests/{source}", headers={"Accept": accept})
+    got.raise_for_status()
+    put = httpx.put(f"{registry.url}/v2/{repo}/manifests/{target}", content=got.content,
+                    headers={"Content-Type": got.headers["Content-Type"]})
+    put.raise_for_status()
+
+
+@pytest.mark.parametrize("family", ["oci", "docker"])
 async def test_multiarch_image_pulled_by_tag_is_up_to_date_not_a_false_update(
     engine: DockerEngine, registry: RegistryClient, registries: Any, images: Any,
-    containers: Any,
+    containers: Any, family: str,
 ) -> None:
     anon = registries.anonymous
     repo = _repo("multi")
-    index_digest = images.push_multiarch(anon, repo, "v1")
+    index_digest = images.push_multiarch(anon, repo, "v1", family=family)
     images.pull(anon, repo, "v1")
     c = containers.run(f"{anon.host}/{repo}:v1")
     (result,) = (await _checker(engine, registry).check([c.name])).results
@@ -136,6 +174,9 @@ async def test_label_enable_mode_checks_only_opted_in_containers(
     assert results[plain.name].reason is SkipReason.DISABLED
 
 
+# The front is a Python server, which the containerd store's HTTPS-first pull cannot fall back
+# from; the challenge handling does not depend on the engine.
+@pytest.mark.parametrize("engine_under_test", ["classic"], indirect=True)
 async def test_unsupported_challenge_is_an_error_with_its_scheme_while_others_are_checked(
     engine: DockerEngine, registry: RegistryClient, registries: Any, images: Any,
     containers: Any, odd_registry: Any,

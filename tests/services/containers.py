@@ -21,8 +21,11 @@ _counter = itertools.count(1)
 class ContainerFactory:
     """Runs containers labelled with the session and removes them (and their volumes) later."""
 
-    def __init__(self, client: docker.DockerClient) -> None:
+    def __init__(self, client: docker.DockerClient,
+                 run_defaults: Mapping[str, Any] | None = None) -> None:
         self.client = client
+        # What every run() on this engine needs unless a test says otherwise (Podman: ulimits).
+        self.run_defaults = dict(run_defaults or {})
         self.created: list[Any] = []
         self.networks: list[Any] = []
         self.volumes: list[Any] = []
@@ -47,6 +50,8 @@ class ContainerFactory:
     def run(self, image: str, name: str | None = None, **kwargs: Any) -> Any:
         """`docker run -d` with the session label; returns the docker Container."""
         kwargs.setdefault("detach", True)
+        for key, value in self.run_defaults.items():
+            kwargs.setdefault(key, value)
         kwargs["labels"] = self._labels(kwargs.get("labels"))
         container = self.client.containers.run(image, name=name or self.unique_name(), **kwargs)
         self.created.append(container)

@@ -104,7 +104,7 @@ class Engine:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             lock.close()
-            self.root = self.root.parent / f"engine-{os.getpid()}"
+            self.root = self.root.parent / f"{self.root.name}-{os.getpid()}"
             self.root.mkdir(parents=True, exist_ok=True)
             self._private_root = True
             return
@@ -135,21 +135,33 @@ class Engine:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
-    def _start_own(self, *, another_engine: bool) -> None:
+    def _dockerd(self) -> str:
+        """The dockerd binary to start."""
         dockerd = shutil.which("dockerd")
         if dockerd is None:
             raise RuntimeError("no Docker engine answers and dockerd is not installed: "
                                "run `python -m tests.services prepare` as root")
+        return dockerd
+
+    def _daemon_options(self) -> list[str]:
+        """Storage and containerd options of this engine's dockerd."""
+        return ["--storage-driver=vfs", "--containerd-namespace=dockwarden-test",
+                "--containerd-plugins-namespace=dockwarden-test-plugins"]
+
+    def _daemon_env(self) -> dict[str, str] | None:
+        """The environment dockerd runs with (None: ours)."""
+        return None
+
+    def _start_own(self, *, another_engine: bool) -> None:
+        dockerd = self._dockerd()
         self._take_root()
         sock = self.root / "docker.sock"
         with contextlib.suppress(FileNotFoundError):
             sock.unlink()
         argv = [
-            dockerd, "--storage-driver=vfs",
+            dockerd, *self._daemon_options(),
             f"--data-root={self.root / 'data'}", f"--exec-root={self.root / 'exec'}",
             f"-H=unix://{sock}", f"--pidfile={self.root / 'docker.pid'}",
-            "--containerd-namespace=dockwarden-test",
-            "--containerd-plugins-namespace=dockwarden-test-plugins",
         ]
         if another_engine:
             # The other daemon owns docker0 and the iptables chains: keep off both. Not
@@ -157,7 +169,7 @@ class Engine:
             argv += [f"--bridge={self._make_bridge()}", "--iptables=false"]
         logfile = self.root / "dockerd.log"
         log.info("starting dockerd on %s (log %s)", sock, logfile)
-        self.proc = spawn(argv, logfile)
+        self.proc = spawn(argv, logfile, env=self._daemon_env())
         self.started = True
         self.url = f"unix://{sock}"
         try:

@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import shutil
 import tarfile
 from collections.abc import Mapping, Sequence
@@ -29,6 +30,15 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+# (index, manifest, config, layer) media types of the two families.
+MEDIA_TYPES = {
+    "oci": (OCI_INDEX, OCI_MANIFEST, OCI_CONFIG, OCI_LAYER),
+    "docker": (DOCKER_LIST, DOCKER_MANIFEST, DOCKER_CONFIG, DOCKER_LAYER),
+}
 
 
 def busybox_path() -> Path:
@@ -164,6 +174,10 @@ class ImageFactory:
             aux = event.get("aux") or {}
             if "Digest" in aux:
                 digest = aux["Digest"]
+            # The containerd image store says it only in words: "v1: digest: sha256:... size: N".
+            said = re.search(r"\bdigest: (sha256:[0-9a-f]{64})", str(event.get("status") or ""))
+            if said and not digest:
+                digest = said.group(1)
         if not digest:
             raise RuntimeError(f"push of {name}:{tag} reported no digest")
         return digest
@@ -174,8 +188,12 @@ class ImageFactory:
                                        auth_config=registry.auth_config)
 
     def push_multiarch(self, registry: RegistryService, repository: str, tag: str = "latest",
-                       version: int = 1) -> str:
-        """Push an OCI index of linux/amd64 and linux/arm64 manifests; returns the index digest."""
+                       version: int = 1, family: str = "oci") -> str:
+        """Push an index of linux/amd64 and linux/arm64 manifests; returns the index digest.
+
+        `family` "oci" makes an OCI index of OCI manifests, "docker" a Docker manifest list.
+        """
+        index_type, manifest_type, config_type, layer_type = MEDIA_TYPES[family]
         headers = registry_headers(registry, repository)
         with httpx.Client(base_url=registry.url, headers=headers, timeout=30) as http:
             entries = []
@@ -191,19 +209,19 @@ class ImageFactory:
                 for blob in (layer, config):
                     _upload_blob(http, repository, blob)
                 manifest = json.dumps({
-                    "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                    "config": {"mediaType": OCI_CONFIG, "digest": _sha256(config),
+                    "schemaVersion": 2, "mediaType": manifest_type,
+                    "config": {"mediaType": config_type, "digest": _sha256(config),
                                "size": len(config)},
-                    "layers": [{"mediaType": OCI_LAYER, "digest": _sha256(layer),
+                    "layers": [{"mediaType": layer_type, "digest": _sha256(layer),
                                 "size": len(layer)}],
                 }).encode()
-                _put_manifest(http, repository, _sha256(manifest), manifest, OCI_MANIFEST)
-                entries.append({"mediaType": OCI_MANIFEST, "digest": _sha256(manifest),
+                _put_manifest(http, repository, _sha256(manifest), manifest, manifest_type)
+                entries.append({"mediaType": manifest_type, "digest": _sha256(manifest),
                                 "size": len(manifest),
                                 "platform": {"architecture": arch, "os": "linux"}})
-            index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
+            index = json.dumps({"schemaVersion": 2, "mediaType": index_type,
                                 "manifests": entries}).encode()
-            _put_manifest(http, repository, tag, index, OCI_INDEX)
+            _put_manifest(http, repository, tag, index, index_type)
             return _sha256(index)
 
 

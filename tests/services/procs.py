@@ -10,7 +10,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -63,14 +63,15 @@ def tail(logfile: Path | None, lines: int = 15) -> str:
     return "\n".join(text[-lines:])
 
 
-def spawn(argv: Sequence[str], logfile: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:
+def spawn(argv: Sequence[str], logfile: Path, cwd: Path | None = None,
+          env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start a service process detached from pytest's stdio, logging to `logfile`."""
     logfile.parent.mkdir(parents=True, exist_ok=True)
     with open(logfile, "ab") as out:
         # Own session: a Ctrl-C in the terminal reaches pytest, which then stops us in order.
         return subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            cwd=cwd, start_new_session=True, preexec_fn=_die_with_parent,
+            cwd=cwd, env=env, start_new_session=True, preexec_fn=_die_with_parent,
         )
 
 

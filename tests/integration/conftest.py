@@ -1,0 +1,69 @@
+"""The engines the check and update tests run on: Docker 20.10 (classic store), Docker 26.1
+with the containerd image store, and Podman. Each is started once per session; the registries
+are the session's own, shared by all three.
+
+A test module opts in to running on both Docker engines with
+`from tests.integration.engines import *` (see tests/integration/engines.py); the others keep
+the session's one engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import _stoppers
+from tests.integration.engines import EngineUnderTest
+from tests.services.engine import Engine, remove_session_resources
+from tests.services.images import ImageFactory
+from tests.services.newer_engine import ContainerdStoreEngine, NewerEngineUnavailable
+from tests.services.podman import RUN_DEFAULTS, PodmanEngine, PodmanUnavailable
+from tests.services.registry import Registries
+
+
+@pytest.fixture(scope="session")
+def containerd_engine(registries: Registries) -> Iterator[EngineUnderTest]:
+    """Docker 26.1 (Debian 13) with the containerd image store; skips where it cannot run."""
+    engine = ContainerdStoreEngine()
+    _stoppers.append(engine.stop)
+    try:
+        engine.start()
+    except (NewerEngineUnavailable, RuntimeError, OSError) as exc:
+        engine.stop()
+        pytest.skip(f"Docker 26.1 with the containerd image store cannot run here: {exc}")
+    remove_session_resources(engine.client, dead_only=True)
+    yield EngineUnderTest("containerd", engine.url, engine.client, ImageFactory(engine.client))
+    with contextlib.suppress(Exception):
+        remove_session_resources(engine.client, dead_only=False, session=os.getpid())
+    engine.stop()
+
+
+@pytest.fixture(scope="session")
+def podman_engine(registries: Registries, services_dir: Path) -> Iterator[EngineUnderTest]:
+    """Podman's Docker-compatible API (storage of the session's own); skips where it cannot
+    run."""
+    engine = PodmanEngine(services_dir / "podman")
+    _stoppers.append(engine.stop)
+    try:
+        engine.start()
+    except PodmanUnavailable as exc:
+        pytest.skip(f"Podman cannot run here: {exc}")
+    yield EngineUnderTest("podman", engine.url, engine.client, ImageFactory(engine.client),
+                          RUN_DEFAULTS)
+    engine.stop()
+
+
+@pytest.fixture(scope="session", params=["classic", "containerd"])
+def engine_under_test(request: pytest.FixtureRequest) -> EngineUnderTest:
+    """Each Docker engine in turn: the session's (classic store), then Docker 26.1's."""
+    if request.param == "containerd":
+        found: EngineUnderTest = request.getfixturevalue("containerd_engine")
+        return found
+    engine: Engine = request.getfixturevalue("_engine")
+    request.getfixturevalue("registries")
+    return EngineUnderTest("classic", engine.url, engine.client, ImageFactory(engine.client))
+
