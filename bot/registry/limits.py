@@ -38,9 +38,8 @@ def _declared(response: httpx.Response) -> int | None:
     value = str(response.headers.get("content-length", "")).strip()
     if not value.isascii() or not value.isdigit():
         return None
-    if len(value.lstrip("0")) > _MAX_LENGTH_DIGITS:
-        return _UNREASONABLE
-    return int(value)
+    digits = value.lstrip("0") or "0"
+    return _UNREASONABLE if len(digits) > _MAX_LENGTH_DIGITS else int(digits)
 
 
 async def read_capped(response: httpx.Response, limit: int, registry: str) -> httpx.Response:
