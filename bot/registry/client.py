@@ -22,6 +22,7 @@ from bot.registry.auth import Authenticator, RegistryState
 from bot.registry.credentials import DockerCredentials
 from bot.registry.exchange import Exchange, unexpected
 from bot.registry.manifests import MANIFEST_ACCEPT, digest_of, is_valid_digest, looks_like_manifest
+from bot.registry.tags import Repository, list_tags, next_page
 from bot.registry.tls import RegistryTls
 from bot.registry.wire import next_link, scheme_for
 
@@ -141,10 +142,16 @@ class RegistryClient:
                         response = await self._auth.send(state, ref, "GET", url, kind="tags")
                     found.extend(self._tag_page(state, ref, response))
                     link = next_link(response.headers.get("link"))
-                    url = str(response.url.join(link)) if link else None
+                    url = next_page(state.name, response.url, link) if link else None
         except RegistryError as error:
             raise _for_repository(error, ref.repository) from None
         return found
+
+    async def tag_lists(
+        self, refs: Iterable[ImageRef]
+    ) -> dict[Repository, list[str] | RegistryError]:
+        """One tag listing per distinct repository among `refs`; failures come back as values."""
+        return await list_tags(self, refs)
 
     def _tag_page(self, state: RegistryState, ref: ImageRef, response: httpx.Response) -> list[str]:
         if response.status_code == 404:

@@ -7,10 +7,12 @@ import datetime
 import hashlib
 import http.client
 import ipaddress
+import json
 import ssl
 import tempfile
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -52,6 +54,8 @@ class OddRegistry:
       `lie = "json"`: forwarded GET bodies are cut in half (broken JSON), headers kept.
     - `redirect(match, location)`: 307 to `location` for paths containing `match`.
     - `tls=True`: served over HTTPS with a self-signed certificate (`url` says https).
+    - `tag_pages = N`: tag lists are paged as Docker Hub and distribution 3 do: at most N tags
+      (fewer when `n` asks for fewer) after `last`, a relative `Link: <...>; rel="next"` to more.
     - `requests`: OddRequest log, oldest first.
     """
 
@@ -83,6 +87,7 @@ class OddRegistry:
         self.huge_declare = True
         self.huge_sent = 0
         self.redirects: dict[str, str] = {}
+        self.tag_pages = 0
         self.requests: list[OddRequest] = []
         self._limited = 0
         self._retry_after: str | None = "1"
@@ -220,6 +225,23 @@ def _huge_prefix_suffix(path: str) -> tuple[bytes, bytes]:
     )
 
 
+def _tag_page(path: str, data: bytes, cap: int) -> tuple[bytes, str | None]:
+    """One page of a full tag list after `last`, and the relative link to the next, if any."""
+    url = urllib.parse.urlsplit(path)
+    query = urllib.parse.parse_qs(url.query)
+    size = min(cap, int(query.get("n", [cap])[0]) or cap)
+    listing = json.loads(data)
+    tags = sorted(listing.get("tags") or [])
+    last = query.get("last", [""])[0]
+    rest = [t for t in tags if t > last] if last else tags
+    page = rest[:size]
+    listing["tags"] = page
+    link = None
+    if len(rest) > size:
+        link = f"{url.path}?" + urllib.parse.urlencode({"n": size, "last": page[-1]})
+    return json.dumps(listing).encode(), link
+
+
 def _handler_for(odd: OddRegistry) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -352,6 +374,10 @@ def _handler_for(odd: OddRegistry) -> type[BaseHTTPRequestHandler]:
                     return
                 out = [(k, v.replace(odd.upstream.host, odd.host)) if k.lower() == "location"
                        else (k, v) for k, v in out]
+                if odd.tag_pages and "/tags/list" in self.path and resp.status == 200:
+                    data, link = _tag_page(self.path, data, odd.tag_pages)
+                    if link:
+                        out.append(("Link", f'<{link}>; rel="next"'))
                 self._send(resp.status, out, data)
             finally:
                 conn.close()
