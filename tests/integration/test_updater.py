@@ -559,7 +559,6 @@ CRASHING_UPDATE = textwrap.dedent("""
     from bot.registry.credentials import DockerCredentials
     from bot.store import Store
     from bot.updater import Updater
-from tests.unit.fakes import FakeAdapter, cmd
 
     docker_host, db, name, crash_after = sys.argv[1:5]
 
