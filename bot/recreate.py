@@ -102,6 +102,8 @@ def build_create_spec(
             config.pop(key, None)
 
     host_config["Links"] = legacy_links(host_config.get("Links")) or None
+    if host_config.get("Ulimits"):
+        host_config["Ulimits"] = docker_ulimits(host_config["Ulimits"])
     _carry_anonymous_volumes(container, host_config, set(shared_destinations))
 
     body: dict[str, Any] = {**config, "Image": image, "HostConfig": host_config}
@@ -148,6 +150,17 @@ def strip_image_defaults(
 def _same(value: Any, default: Any) -> bool:
     """Equal, counting None, "" and empty collections as the same unset value."""
     return (value or None) == (default or None)
+
+
+def docker_ulimits(ulimits: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Ulimits as create takes them: Podman's inspect says "RLIMIT_NOFILE" for "nofile"."""
+    named = []
+    for entry in ulimits:
+        name = str(entry.get("Name") or "")
+        if name.upper().startswith("RLIMIT_"):
+            name = name[len("RLIMIT_"):].lower()
+        named.append({**entry, "Name": name})
+    return named
 
 
 def legacy_links(links: Iterable[str] | None) -> list[str]:

@@ -7,8 +7,10 @@ parametrizes over the classic store and the containerd image store.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -59,3 +61,18 @@ def containers(engine_under_test: EngineUnderTest) -> Iterator[ContainerFactory]
     factory = engine_under_test.containers()
     yield factory
     factory.cleanup()
+
+
+def proc_files_of(container: Any, where: Path) -> str:
+    """A directory holding the container's /proc/self/cgroup and mountinfo, as its own process
+    printed them (its command: cat cgroup, a line "=====", cat mountinfo, then sleep)."""
+    deadline = time.monotonic() + 30
+    while True:
+        cgroup, sep, mountinfo = container.logs().decode().partition("=====\n")
+        if sep and mountinfo.endswith("\n"):
+            break
+        assert time.monotonic() < deadline, "the container printed nothing"
+        time.sleep(0.1)
+    (where / "cgroup").write_text(cgroup)
+    (where / "mountinfo").write_text(mountinfo)
+    return str(where)

@@ -21,7 +21,7 @@ from bot.domain import Workload
 from bot.engines.docker import DockerEngine
 from bot.errors import EngineError, EngineUnavailable
 from tests.integration.engines import *  # noqa: F403 - runs on each Docker engine
-from tests.integration.engines import EngineUnderTest
+from tests.integration.engines import EngineUnderTest, proc_files_of
 from tests.services.swarm import SwarmEngine
 
 
@@ -118,7 +118,7 @@ def test_processes_in_a_container_are_told_inside_it_and_the_host_is_not(
     script = "cat /proc/self/cgroup; echo =====; cat /proc/self/mountinfo; sleep 86400"
     inside = containers.run(name_tag, command=["sh", "-c", script])
     beside = containers.run(name_tag)
-    proc = _proc_of(inside, tmp_path)
+    proc = proc_files_of(inside, tmp_path)
     assert selfinfo.runs_inside(inside.id, proc=proc)
     assert not selfinfo.runs_inside(beside.id, proc=proc)
     # On the host (this test process) no container is ours, though with the containerd store
@@ -126,19 +126,6 @@ def test_processes_in_a_container_are_told_inside_it_and_the_host_is_not(
     assert not selfinfo.runs_inside(inside.id)
     assert not selfinfo.runs_inside(beside.id)
 
-
-def _proc_of(container: Any, where: Any) -> str:
-    """The container's /proc/self/cgroup and mountinfo, as its own process printed them."""
-    deadline = time.monotonic() + 30
-    while True:
-        cgroup, sep, mountinfo = container.logs().decode().partition("=====\n")
-        if sep and mountinfo.endswith("\n"):
-            break
-        assert time.monotonic() < deadline, "the container printed nothing"
-        time.sleep(0.1)
-    (where / "cgroup").write_text(cgroup)
-    (where / "mountinfo").write_text(mountinfo)
-    return str(where)
 
 
 def test_stopped_containers_are_not_listed(

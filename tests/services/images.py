@@ -155,6 +155,8 @@ class ImageFactory:
         if not status or not status[-1].startswith("sha256:"):
             raise RuntimeError(f"docker import of {name_tag} failed: {out!r}")
         image_id: str = status[-1]
+        # Podman's compatible API imports without the name it was given.
+        self.client.api.tag(image_id, repo, tag)
         return image_id
 
     def build_local(self, name_tag: str, version: int = 1, **options: Any) -> str:
