@@ -17,6 +17,7 @@ import pytest
 from bot.app import Core, build_checker, build_core
 from bot.chat import AlertKind, Sender
 from bot.config import Settings
+from bot.domain import UpdateOutcome
 from bot.engines.docker import DockerEngine
 from bot.registry.client import RegistryClient
 from bot.registry.credentials import DockerCredentials
@@ -109,3 +110,24 @@ async def test_a_journal_write_failing_after_the_stop_restores_the_container_and
     assert "in progress" not in again.text and "updated" in again.text, again.text
     assert assert_left_running_intact(docker_client, app, app_image) == "new"
     assert core.store.journal_open() == []
+
+
+async def test_a_journal_that_cannot_be_opened_fails_the_update_and_gives_the_tag_back(
+    wired: tuple[Core, Updater, FakeAdapter], app_image: AppImage,
+    docker_client: docker.DockerClient, containers: Any,
+) -> None:
+    _, updater, _ = wired
+    app = start_app(docker_client, containers, app_image)
+    locker = sqlite3.connect(updater.store.path, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")  # locked before the update journals anything
+    try:
+        result = await updater.update(app.name)
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+
+    assert result.outcome is UpdateOutcome.FAILED, result.message
+    assert "locked" in result.message and "nothing was changed" in result.message
+    assert docker_client.api.inspect_container(app.name)["Id"] == app.id
+    assert docker_client.images.get(app_image.ref).id == app_image.old_id  # tag given back
+    assert assert_left_running_intact(docker_client, app, app_image) == "old"
