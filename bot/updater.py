@@ -253,8 +253,27 @@ class Updater:
     async def _target(self, old: Mapping[str, Any]) -> tuple[ImageRef, dict[str, Any]]:
         """The reference to update `old` along, and its current image's inspect data."""
         ref = self._reference(old, str((old.get("Config") or {}).get("Image") or ""))
-        image = await self.engine.call("inspecting the image", "inspect_image", old["Image"])
-        return ref, dict(image)
+        return ref, await self._old_image(old, ref)
+
+    async def _old_image(self, old: Mapping[str, Any], ref: ImageRef) -> dict[str, Any]:
+        """The inspect data of the image `old` runs; pulled back by digest when it is gone."""
+        image_id = str(old["Image"])
+        try:
+            return dict(await asyncio.to_thread(self.engine.api.inspect_image, image_id))
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            raise EngineError(f"inspecting the image: {exc.explanation or exc}") from None
+        # On the containerd image store a pull over the tag removes the image a container still
+        # runs, and its id is the digest it was pulled as: pulled back, it gives the image's own
+        # settings (not to be pinned on the new container) and a rollback its image.
+        try:
+            await self._pull(ref, image_id)
+        except EngineError as exc:
+            raise _Failed(f"the image {container_name(old)} runs ({short_digest(image_id)}) is "
+                          f"no longer here and could not be pulled back: {exc}") from None
+        image = await self.engine.call("inspecting the image", "inspect_image", image_id)
+        return dict(image)
 
     async def _update(
         self, old: Mapping[str, Any], expected: str | None, made_for: Basis | None

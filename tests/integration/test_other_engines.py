@@ -165,3 +165,24 @@ def test_process_in_a_container_is_told_inside_it_and_the_host_is_not(
     # This test process, on the host: in none of them (updates are not refused as its own).
     assert not selfinfo.runs_inside(inside.id)
     assert not selfinfo.runs_inside(beside.id)
+
+
+@pytest.mark.parametrize("other", ["containerd"], indirect=True)
+async def test_update_after_a_pull_over_the_tag_removed_the_running_image(
+    other: EngineUnderTest, made: ContainerFactory, engine: DockerEngine,
+    registry: RegistryClient, registries: Any, db: Store, registry_credentials: Any,
+) -> None:
+    # `docker compose pull` without `up`: on the containerd store the old image is gone.
+    anon = registries.anonymous
+    ref, old, new = _outdated(other, anon, "pulled")
+    name = made.unique_name("dwt-other")
+    made.run(ref, name=name)
+    repo = ref.split("/", 1)[1].rsplit(":", 1)[0]
+    other.images.pull(anon, repo, "1")
+    updater = Updater(engine, registry, db, health_timeout=30, grace_period=1.0,
+                      credentials=registry_credentials)
+
+    result = await updater.update(name)
+
+    assert result.outcome is UpdateOutcome.UPDATED, result.message
+    assert (result.old_digest, result.new_digest) == (old, new)
