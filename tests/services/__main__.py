@@ -65,8 +65,7 @@ def fetch_newer_engine() -> int:
     from tests.services import newer_engine
 
     if newer_engine.unpacked():
-        print(f"test services: Debian 13 Docker unpacked in {newer_engine.TRIXIE_ROOT}")
-        return 0
+        return 0  # cached from an earlier run: nothing to do, nothing to say
     WORK_ROOT.mkdir(parents=True, exist_ok=True)
     logfile = WORK_ROOT / "prepare-trixie.log"
     print(f"test services: fetching Debian 13 docker.io and containerd into "
