@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import docker
 import pytest
 
+from bot.checker import Checker
+from bot.domain import CheckStatus
+from bot.engines.docker import DockerEngine
 from bot.errors import AuthFailed, BadResponse, ManifestNotFound, RateLimited, RegistryUnreachable
+from bot.registry.client import RegistryClient
+from bot.registry.credentials import DockerCredentials
 from bot.registry.limits import MAX_MANIFEST_BYTES
 from bot.registry.wire import MAX_RETRY_AFTER
 from tests.integration.test_registry_client import (
@@ -21,6 +28,7 @@ from tests.integration.test_registry_client import (
     ref,
     unique,
 )
+from tests.services.containers import ContainerFactory
 from tests.services.images import ImageFactory
 from tests.services.odd_registry import OddRegistry
 from tests.services.registry import Registries
@@ -100,6 +108,39 @@ async def test_registry_slower_than_its_share_of_the_pass_costs_only_its_own_ima
     # Those that came in time keep their own answer (these tags do not exist).
     assert all(isinstance(results[r], ManifestNotFound) for r in slow if r not in late)
     assert sum(r.method == "HEAD" for r in odd_registry.requests) < len(slow)
+
+
+async def test_check_pass_ends_with_a_dripping_registry_and_keeps_the_other_answers(
+    images: ImageFactory,
+    registries: Registries,
+    odd_registry: OddRegistry,
+    containers: ContainerFactory,
+    docker_client: docker.DockerClient,
+    docker_host: str,
+    docker_config: Callable[..., Any],
+) -> None:
+    repository = unique("drip-pass")
+    pushed = images.push(registries.anonymous, repository, "v1")
+    # The same image pulled through the front (while it still behaves): a RepoDigest of its own.
+    docker_client.images.pull(f"{odd_registry.host}/{repository}", tag="v1")
+    fine = containers.run(f"{registries.anonymous.host}/{repository}:v1")
+    slow = containers.run(f"{odd_registry.host}/{repository}:v1")
+    odd_registry.drip(0.2)
+    engine = DockerEngine(docker_host)
+    credentials = DockerCredentials(docker_config({}))
+    try:
+        async with RegistryClient(credentials=credentials, timeout=1.0) as client:
+            checker = Checker(engine, client, label_enable=False, default_policy="approve")
+            async with asyncio.timeout(HANG):
+                report = await checker.check([fine.name, slow.name])
+    finally:
+        engine.close()
+    results = {r.container: r for r in report.results}
+    assert results[fine.name].status is CheckStatus.UP_TO_DATE
+    assert results[fine.name].remote_digest == pushed
+    assert results[slow.name].status is CheckStatus.ERROR
+    error = results[slow.name].error
+    assert error is not None and error.kind == "unreachable"
 
 
 # ---- huge answers: caps by kind, refused by Content-Length or cut off --------------------
