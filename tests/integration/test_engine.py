@@ -147,6 +147,7 @@ def test_api_version_is_negotiated_with_the_engine(
 ) -> None:
     assert engine.api_version == docker_client.version()["ApiVersion"]
     assert engine.version()["ApiVersion"] == engine.api_version
+    assert engine.store() == engine_under_test.store
     if engine_under_test.store == "containerd":
         # Docker 29 refuses anything below 1.44: a fixed old version would stop working there.
         major, minor = (int(part) for part in engine.api_version.split("."))

@@ -111,6 +111,7 @@ async def test_check_tells_current_outdated_and_built_here_apart(
     other.images.build_local(local_tag, 1)
     local = made.run(local_tag)
 
+    assert engine.store() == other.store
     checker = Checker(engine, registry, label_enable=False, default_policy="approve")
     results = {r.container: r for r in
                (await checker.check([current.name, outdated.name, local.name])).results}
