@@ -40,7 +40,9 @@ from bot.domain import (
     UpdateResult,
     short_digest,
 )
+from bot.image_info import brings_fields
 from bot.store import PendingUpdate, Store, utcnow
+from bot.versions import change_level, parse_version
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,10 @@ ADVICE: dict[str, str] = {
     ),
     "not_found": "The repository or tag is not in the registry any more; check the image name.",
     "bad_response": "The registry answered something DockWarden cannot read; see the logs.",
+    "bad_rule": (
+        "Fix the container's dockwarden.semver or dockwarden.tags.include/exclude label (a "
+        "regular expression matching whole tag names); its digest is not checked meanwhile."
+    ),
 }
 
 PROBLEM_TITLES: dict[str, str] = {
@@ -86,6 +92,7 @@ PROBLEM_TITLES: dict[str, str] = {
     "rate_limited": "Registry rate limit",
     "not_found": "Image not found in registry",
     "bad_response": "Registry answered garbage",
+    "bad_rule": "Bad tag rule label",
 }
 
 
@@ -161,16 +168,19 @@ def update_alert(update: PendingUpdate, *, with_actions: bool) -> Alert:
         if with_actions
         else f"Policy {update.policy}: to update, send /pull {update.container}."
     )
+    newer = newer_tag_line(update)
     return Alert(
         kind=AlertKind.UPDATE_AVAILABLE,
         title=f"Update available: {update.container}",
-        text=f"{update.image} has a newer digest. {how}",
+        text=f"{newer or update.image + ' has a newer digest.'} {how}",
         fields=(
             Field("Container", update.container),
             Field("Image", update.image),
             Field("Registry", registry_of(update.image)),
             Field("Running", short_digest(update.old_digest)),
             Field("New", short_digest(update.remote_digest)),
+            *((Field("New tag", update.new_tag),) if update.new_tag else ()),
+            *brings_fields(update),
             Field("Policy", update.policy),
             Field("Update id", update.id),
         ),
@@ -179,6 +189,17 @@ def update_alert(update: PendingUpdate, *, with_actions: bool) -> Alert:
         container=update.container,
         extra={"digest": update.remote_digest, "image": update.image},
     )
+
+
+def newer_tag_line(update: PendingUpdate) -> str | None:
+    """"nginx 1.27.3 → 1.28.0 available (minor)" for a newer tag; None for a new digest."""
+    if not update.new_tag:
+        return None
+    name, _, tag = update.image.rpartition(":")
+    old, new = parse_version(tag), parse_version(update.new_tag)
+    level = f" ({change_level(old, new)})" if old is not None and new is not None else ""
+    short = name.rsplit("/", 1)[-1]
+    return f"{short} {tag} → {update.new_tag} available{level}."
 
 
 def problem_alert(registry: str, kind: str, results: Sequence[CheckResult]) -> Alert:
@@ -351,7 +372,8 @@ class Alerter:
         digest = result.remote_digest or ""
         policy = result.policy or "approve"
         update, _ = self.store.add_update(
-            result.container, result.image, result.local_digest, digest, policy
+            result.container, result.image, result.local_digest, digest, policy,
+            new_tag=result.new_tag,
         )
         self.store.set_seen_digest(result.container, result.image, digest)
         key = f"update|{result.container}|{digest}"

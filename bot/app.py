@@ -97,12 +97,14 @@ def build_registry(
 def build_checker(settings: Settings, engine: DockerEngine, registry: RegistryClient) -> Checker:
     """The check pass over the engine's workloads."""
     from bot.checker import Checker
+    from bot.versions import LEVELS
 
     return Checker(
         engine,
         registry,
         label_enable=settings.label_enable,
         default_policy=settings.default_policy,
+        semver=LEVELS[settings.semver] if settings.semver else None,
     )
 
 

@@ -223,7 +223,7 @@ class UpdateService:
             if action != "update":  # an approval is recorded by approve(); a pull or auto here
                 self.store.record(action, "requested", container=container, actor=actor,
                                   detail=update.id if update else "")
-            made_for = Basis(update.image, update.old_digest) if update else None
+            made_for = Basis(update.image, update.old_digest, update.new_tag) if update else None
             result = await self.updater.update(
                 container, expected_digest=expected, actor=actor, made_for=made_for
             )

@@ -14,7 +14,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import docker.errors
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SWARM_TASK_LABEL = "com.docker.swarm.task.id"
+COMPOSE_FILES_LABEL = "com.docker.compose.project.config_files"
 
 
 class _Failed(UpdateError):
@@ -291,7 +292,13 @@ class Updater:
         digest = await self._digest_to_apply(name, ref, old_digest, expected)
         if isinstance(digest, UpdateResult):
             return digest
-        if digest in old_digests:
+        image_text = str((old.get("Config") or {}).get("Image") or "")
+        if made_for is not None and made_for.new_tag and made_for.new_tag != ref.tag:
+            # A newer version tag: the container is recreated on REPO:NEW_TAG, that digest.
+            image_text, ref = _with_tag(image_text, ref, made_for.new_tag), ref.with_tag(
+                made_for.new_tag
+            )
+        elif digest in old_digests:
             return UpdateResult(
                 name, UpdateOutcome.UP_TO_DATE, old_digest, digest,
                 f"{name} already runs {ref.familiar} at {short_digest(digest)}; "
@@ -304,7 +311,10 @@ class Updater:
                 name, UpdateOutcome.FAILED, old_digest, digest,
                 f"could not pull {ref.name}@{digest}: {exc}; nothing was changed",
             )
-        return await self._replace(old, old_image, ref, digest, old_digest, new_image_id)
+        result = await self._replace(
+            old, old_image, ref, digest, old_digest, new_image_id, image_text
+        )
+        return _compose_note(result, old, ref)
 
     def _reference(self, old: Mapping[str, Any], image_text: str) -> ImageRef:
         name = container_name(old)
@@ -374,9 +384,11 @@ class Updater:
         digest: str,
         old_digest: str | None,
         new_image_id: str,
+        image_text: str | None = None,
     ) -> UpdateResult:
         name = container_name(old)
-        image_text = str(old["Config"]["Image"])
+        # The reference as written; for a newer version tag, the same with the new tag.
+        image_text = image_text or str(old["Config"]["Image"])
         dependents = await self._dependents(old)
         spec = build_create_spec(
             old, old_image, image=image_text,
@@ -585,6 +597,34 @@ def _refuse_stale(
             "update was found; nothing was changed"
         ),
     )
+
+
+def _with_tag(image_text: str, ref: ImageRef, new_tag: str) -> str:
+    """The reference as the container was created with, naming `new_tag` instead."""
+    if ref.tag and image_text.endswith(f":{ref.tag}"):
+        return image_text[: -len(ref.tag)] + new_tag
+    return str(ref.with_tag(new_tag))
+
+
+def _compose_note(result: UpdateResult, old: Mapping[str, Any], ref: ImageRef) -> UpdateResult:
+    """After a move to a newer tag: say when a compose file still names the old one."""
+    labels = (old.get("Config") or {}).get("Labels") or {}
+    files = labels.get(COMPOSE_FILES_LABEL)
+    old_tag = _tag_of(str((old.get("Config") or {}).get("Image") or ""))
+    if result.outcome is not UpdateOutcome.UPDATED or not files or old_tag == ref.tag:
+        return result
+    note = (
+        f"; {files} still names {old_tag}: change it to {ref.tag}, or the next "
+        "`docker compose up` goes back to the old version"
+    )
+    return replace(result, message=result.message + note)
+
+
+def _tag_of(image_text: str) -> str | None:
+    try:
+        return parse_reference(image_text).tag
+    except InvalidReference:
+        return None
 
 
 def _tagged(image: Mapping[str, Any], ref: ImageRef) -> bool:

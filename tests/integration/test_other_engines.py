@@ -83,12 +83,13 @@ def _published(other: EngineUnderTest, registry: Any, repo: str, tag: str, versi
     return digest
 
 
-def _outdated(other: EngineUnderTest, registry: Any, stem: str) -> tuple[str, str, str]:
+def _outdated(other: EngineUnderTest, registry: Any, stem: str,
+              new_cmd: list[str] = SLEEPER) -> tuple[str, str, str]:
     """v1 pulled here, v2 under the same tag in the registry only: (reference, v1, v2)."""
     repo = _repo(stem)
     ref = f"{registry.host}/{repo}:1"
     old = _published(other, registry, repo, "1", 1)
-    new = other.images.push(registry, repo, "2", version=2, cmd=SLEEPER)
+    new = other.images.push(registry, repo, "2", version=2, cmd=new_cmd)
     accept = ", ".join(MEDIA_TYPES["oci"][:2] + MEDIA_TYPES["docker"][:2])
     got = httpx.get(f"{registry.url}/v2/{repo}/manifests/2", headers={"Accept": accept})
     httpx.put(f"{registry.url}/v2/{repo}/manifests/1", content=got.content,
@@ -187,3 +188,22 @@ async def test_update_after_a_pull_over_the_tag_removed_the_running_image(
 
     assert result.outcome is UpdateOutcome.UPDATED, result.message
     assert (result.old_digest, result.new_digest) == (old, new)
+
+
+async def test_new_image_that_exits_at_once_is_rolled_back_to_the_old_container(
+    other: EngineUnderTest, made: ContainerFactory, engine: DockerEngine,
+    registry: RegistryClient, registries: Any, db: Store, registry_credentials: Any,
+) -> None:
+    ref, old, new = _outdated(other, registries.anonymous, "exits", ["sh", "-c", "exit 3"])
+    name = made.unique_name("dwt-other")
+    before = made.run(ref, name=name)
+    updater = Updater(engine, registry, db, health_timeout=30, grace_period=1.0,
+                      credentials=registry_credentials)
+
+    result = await updater.update(name)
+
+    assert result.outcome is UpdateOutcome.ROLLED_BACK, result.message
+    after = other.client.api.inspect_container(name)
+    assert after["Id"] == before.id and after["State"]["Running"]
+    assert {c["Names"][0].lstrip("/") for c in other.client.api.containers(
+        all=True, filters={"name": name})} == {name}
