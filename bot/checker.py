@@ -17,7 +17,9 @@ from typing import Protocol
 from bot.domain import CheckError, CheckReport, CheckResult, CheckStatus, SkipReason, Workload
 from bot.engines.swarm import SERVICE_ID_LABEL
 from bot.errors import ContainerNotFound, InvalidReference, RegistryError
+from bot.newer import newer_tags, proposed_refs, with_newer
 from bot.reference import ImageRef, parse_reference
+from bot.versions import Level
 
 log = logging.getLogger(__name__)
 
@@ -228,11 +230,13 @@ class Checker:
         *,
         label_enable: bool,
         default_policy: str,
+        semver: Level | None = None,
     ) -> None:
         self.engine = engine
         self.registry = registry
         self.label_enable = label_enable
         self.default_policy = default_policy
+        self.semver = semver  # the default tag rule level; None: digest checks only
 
     async def workloads(self) -> list[Workload]:
         """Running containers and, on a swarm manager, services instead of their tasks."""
@@ -256,12 +260,20 @@ class Checker:
             plan_workload(w, label_enable=self.label_enable, default_policy=self.default_policy)
             for w in chosen
         ]
+        # Newer version tags first (one listing per repository), so that the proposed tags'
+        # digests are asked for in the same batch as the running ones.
+        found = await newer_tags(plans, self.registry, self.semver)
         refs = list(dict.fromkeys(p.lookup for p in plans if p.lookup is not None))
+        refs = list(dict.fromkeys(refs + proposed_refs(plans, found)))
         answers: Mapping[ImageRef, str | RegistryError] = {}
         if refs:
             answers = await self.registry.remote_digests(refs)
         results = tuple(
-            decide(p, answers.get(p.lookup) if p.lookup is not None else None) for p in plans
+            with_newer(
+                decide(p, answers.get(p.lookup) if p.lookup is not None else None),
+                p, found.get(p.workload.id), answers,
+            )
+            for p in plans
         )
         log.debug("checked %d workloads, %d distinct references", len(results), len(refs))
         return CheckReport(checked_at=checked_at, results=results)

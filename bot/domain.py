@@ -86,6 +86,9 @@ class CheckResult:
     error: CheckError | None = None
     policy: str | None = None
     kind: str = "container"
+    new_tag: str | None = None  # a newer version tag proposed (remote_digest is its digest)
+    current_version: str | None = None  # org.opencontainers.image.version of what runs
+    new_version: str | None = None  # ... and of what the update brings
 
     def as_json(self) -> dict[str, Any]:
         """The contract's result object."""
@@ -97,6 +100,9 @@ class CheckResult:
             "remote_digest": self.remote_digest,
             "reason": self.reason.value if self.reason else None,
             "error": self.error.as_json() if self.error else None,
+            "new_tag": self.new_tag,
+            "current_version": self.current_version,
+            "new_version": self.new_version,
         }
 
 
@@ -145,6 +151,7 @@ class Basis:
 
     image: str
     digest: str | None
+    new_tag: str | None = None  # a newer version tag the update moves the container to
 
 
 def short_digest(digest: str | None) -> str:

@@ -106,6 +106,49 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    # version 3: safer automation (bot/safety_store.py reads and writes these)
+    """
+    CREATE TABLE previous_images (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        container TEXT NOT NULL,
+        image TEXT NOT NULL,
+        old_image_id TEXT NOT NULL,
+        old_digest TEXT,
+        new_image_id TEXT NOT NULL,
+        new_digest TEXT,
+        updated_at TEXT NOT NULL,
+        keep_until TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'kept'
+    );
+    CREATE INDEX previous_images_container ON previous_images (container, state, id);
+    CREATE TABLE rolled_back_digests (
+        container TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (container, digest)
+    );
+    CREATE TABLE digests_first_seen (
+        container TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        PRIMARY KEY (container, digest)
+    );
+    CREATE TABLE auto_waits (
+        update_id TEXT PRIMARY KEY,
+        container TEXT NOT NULL,
+        run_at TEXT NOT NULL
+    );
+    """,
+    # version 4: newer version tags and what an update brings (bot/image_info.py)
+    """
+    ALTER TABLE updates ADD COLUMN new_tag TEXT;
+    ALTER TABLE updates ADD COLUMN brings TEXT NOT NULL DEFAULT '{}';
+    CREATE TABLE image_configs (
+        digest TEXT PRIMARY KEY,
+        info TEXT NOT NULL,
+        fetched_at TEXT NOT NULL
+    );
+    """,
 )
 
 # Update states: pending -> approved -> applied | failed; pending -> ignored; a newer digest
@@ -161,6 +204,8 @@ class PendingUpdate:
     created_at: str
     updated_at: str
     detail: str
+    new_tag: str | None = None  # a newer version tag: the update moves the container to it
+    brings: str = "{}"  # JSON: what the new image says about itself (bot/image_info.py)
 
     @property
     def is_current(self) -> bool:
@@ -386,6 +431,7 @@ class Store:
         old_digest: str | None,
         remote_digest: str,
         policy: str,
+        new_tag: str | None = None,
     ) -> tuple[PendingUpdate, bool]:
         """The update row for (container, remote_digest), created if new; (row, created).
 
@@ -407,8 +453,10 @@ class Store:
             update_id = self._new_update_id(db)
             db.execute(
                 "INSERT INTO updates (id, container, image, old_digest, remote_digest, policy,"
-                " state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
-                (update_id, container, image, old_digest, remote_digest, policy, now, now),
+                " state, created_at, updated_at, new_tag)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+                (update_id, container, image, old_digest, remote_digest, policy, now, now,
+                 new_tag),
             )
             row = db.execute("SELECT * FROM updates WHERE id = ?", (update_id,)).fetchone()
             return _update(row), True

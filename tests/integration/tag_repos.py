@@ -13,7 +13,7 @@ from tests.services.registry import RegistryService
 
 TAGS = ("1.2.3", "1.2.4", "1.3.0", "1.3.1-rc1", "2.0.0", "1.2.5-alpine", "latest")
 # Tags pushed as images of their own (distinct digests); the others name one of these.
-DISTINCT = ("1.2.3", "1.3.0", "2.0.0")
+DISTINCT = ("1.2.3", "1.2.4", "1.3.0", "2.0.0")
 
 _names = itertools.count()
 
@@ -44,3 +44,14 @@ def push_versions(images: ImageFactory, registry: RegistryService, repository: s
         digests[tag] = images.push(registry, repository, tag, version=version, **options)
     copy_tag(registry, repository, "1.2.3", [t for t in TAGS if t not in DISTINCT])
     return digests
+
+
+_shared: dict[str, tuple[str, dict[str, str]]] = {}
+
+
+def shared_versions(images: ImageFactory, registry: RegistryService) -> tuple[str, dict[str, str]]:
+    """One repository of TAGS per registry for the whole session: (repository, tag -> digest)."""
+    if registry.host not in _shared:
+        repository = unique("versions")
+        _shared[registry.host] = (repository, push_versions(images, registry, repository))
+    return _shared[registry.host]

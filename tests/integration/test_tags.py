@@ -10,7 +10,7 @@ import pytest
 from bot.reference import ImageRef, parse_reference
 from bot.registry.client import RegistryClient
 from bot.registry.credentials import DockerCredentials
-from tests.integration.tag_repos import TAGS, copy_tag, push_versions, unique
+from tests.integration.tag_repos import TAGS, copy_tag, shared_versions, unique
 from tests.services.images import ImageFactory
 from tests.services.odd_registry import OddRegistry
 from tests.services.registry import Registries
@@ -35,9 +35,7 @@ async def _make_client(docker_config: Callable[..., str]) -> AsyncIterator[MakeC
 @pytest.fixture(scope="module")
 def versions_repo(images: ImageFactory, registries: Registries) -> str:
     """A repository of the anonymous registry holding TAGS."""
-    repository = unique("versions")
-    push_versions(images, registries.anonymous, repository)
-    return repository
+    return shared_versions(images, registries.anonymous)[0]
 
 
 def _ref(host: str, repository: str, tag: str = "1.2.3") -> ImageRef:
