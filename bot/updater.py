@@ -15,6 +15,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import docker.errors
@@ -37,6 +38,7 @@ from bot.errors import (
 from bot.recreate import build_create_spec, container_name, shares_network_of
 from bot.reference import ImageRef, parse_reference
 from bot.replace import Engine, Replacer
+from bot.rollback import keep_previous
 from bot.service_update import ServiceUpdater
 from bot.store import JournalEntry, Store
 
@@ -79,12 +81,15 @@ class Updater:
         credentials: DockerCredentials | None = None,
         remove_old_images: bool = False,
         after_step: Callable[[str], None] | None = None,
+        rollback_keep: timedelta = timedelta(0),
     ) -> None:
         self.registry = registry
         self.store = store
         # Without credentials, the Docker SDK reads Docker's own config.json for the pull.
         self.credentials = credentials
         self.remove_old_images = remove_old_images
+        # How long the image an update replaced is kept for a rollback (bot/rollback.py).
+        self.rollback_keep = rollback_keep
         self.engine = Engine(engine.docker.api)
         self.replacer = Replacer(
             self.engine,
@@ -432,8 +437,10 @@ class Updater:
         finally:
             if dependents:
                 await self.replacer.finish(done.journal_id, "updated")
-        if self.remove_old_images and old["Image"] != new_image_id:
-            notes += await self._remove_old_image(str(old["Image"]))
+        if old["Image"] != new_image_id:
+            # Recorded for a rollback; removed now or after DOCKWARDEN_ROLLBACK_KEEP when asked.
+            notes += await keep_previous(self, name, image_text, str(old["Image"]), old_digest,
+                                         new_image_id, digest)
         return UpdateResult(
             name, UpdateOutcome.UPDATED, old_digest, digest,
             f"{name} now runs {ref.familiar} at {short_digest(digest)}; {done.detail}{notes}",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import logging
 import time
 from dataclasses import dataclass, field
@@ -313,7 +314,10 @@ class Authenticator:
                 "in clear text",
                 registry=state.name,
             )
-        if realm.host != challenged.host and (state.name, realm.host) not in self._foreign_realms:
+        if (
+            not same_site(realm.host, challenged.host)
+            and (state.name, realm.host) not in self._foreign_realms
+        ):
             self._foreign_realms.add((state.name, realm.host))
             log.warning(
                 "%s sends DockWarden to another host for its tokens: %s%s",
@@ -456,3 +460,21 @@ class Authenticator:
         if basic == sent:
             raise AuthFailed(f"{state.name} refused the stored credentials", registry=state.name)
         return basic
+
+
+def same_site(a: str, b: str) -> bool:
+    """Whether two hosts belong to one site: equal, or sharing their last two DNS labels.
+
+    Docker Hub's registry (registry-1.docker.io) sends clients to auth.docker.io for tokens;
+    that is the registry's own token service, not another party.
+    """
+    a, b = a.lower().rstrip("."), b.lower().rstrip(".")
+    if a == b:
+        return True
+    try:
+        ipaddress.ip_address(a)
+        return False
+    except ValueError:
+        pass
+    labels_a, labels_b = a.split("."), b.split(".")
+    return len(labels_a) >= 2 and len(labels_b) >= 2 and labels_a[-2:] == labels_b[-2:]

@@ -442,3 +442,22 @@ async def test_requests_in_flight_per_registry_stay_within_the_configured_concur
         results = await client.remote_digests(refs)
     assert all(results[r] == DIGEST for r in refs)
     assert most == 3
+
+
+@pytest.mark.parametrize(
+    ("realm_host", "registry_host", "same"),
+    [
+        ("auth.docker.io", "registry-1.docker.io", True),
+        ("ghcr.io", "ghcr.io", True),
+        ("Quay.IO", "quay.io", True),
+        ("evil.example", "registry.corp.example.com", False),
+        ("localhost", "127.0.0.1", False),
+        ("127.0.0.2", "127.0.0.1", False),
+    ],
+)
+def test_token_realm_of_the_registrys_own_site_is_not_foreign(
+    realm_host: str, registry_host: str, same: bool
+) -> None:
+    from bot.registry.auth import same_site
+
+    assert same_site(realm_host, registry_host) is same
