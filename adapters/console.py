@@ -75,7 +75,8 @@ class ConsoleAdapter:
         # returns at once instead of waiting for the operator to press Enter.
         self._fd = self._stdin.fileno()
         asyncio.get_running_loop().add_reader(self._fd, self._readable)
-        self._print("Commands: /help, /status, /check, /updates, /approve <id> ...")
+        self._print("Commands: /help, /status, /check, /updates, /approve <id>, "
+                    "/rollback <name> ...")
 
     async def stop(self) -> None:
         """Stop reading; let commands under way finish briefly."""

@@ -50,7 +50,7 @@ Completions = Callable[[str, str, Sender], Awaitable[list[str]]]
 
 # Commands that may run long (registry round trips, pulls, health gates): acknowledged at once
 # with a deferred response, answered by a follow-up.
-SLOW_COMMANDS = frozenset({"approve", "pull", "check"})
+SLOW_COMMANDS = frozenset({"approve", "pull", "check", "rollback"})
 _CHOICES_LIMIT = 25
 
 
@@ -166,6 +166,12 @@ def _add_commands(tree: _Tree, adapter: DiscordAdapter) -> None:
         interaction: discord.Interaction[_Client], name: str, duration: str
     ) -> None:
         await adapter._command(interaction, "snooze", (name, duration))
+
+    @tree.command(name="rollback", description="Back to the image before the last update")
+    @app_commands.describe(name="Container")
+    @app_commands.autocomplete(name=containers)
+    async def rollback_(interaction: discord.Interaction[_Client], name: str) -> None:
+        await adapter._command(interaction, "rollback", (name,))
 
     @tree.command(name="history", description="Recent updates")
     @app_commands.describe(name="Container (all when omitted)")

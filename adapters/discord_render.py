@@ -44,6 +44,7 @@ _STYLES: dict[str, discord.ButtonStyle] = {
     "approve": discord.ButtonStyle.success,
     "ignore": discord.ButtonStyle.secondary,
     "snooze": discord.ButtonStyle.secondary,
+    "rollback": discord.ButtonStyle.danger,
 }
 
 

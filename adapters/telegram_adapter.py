@@ -66,6 +66,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("pull", "Update a container now: /pull <name>"),
     ("ignore", "Stop alerting about a container: /ignore <name>"),
     ("snooze", "Silence a container for a while: /snooze <name> <duration>"),
+    ("rollback", "Back to the image before the last update: /rollback <name>"),
     ("history", "What was done: /history [name]"),
     ("help", "What each command does"),
 )

@@ -26,7 +26,7 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -41,6 +41,8 @@ from bot.domain import (
     short_digest,
 )
 from bot.image_info import brings_fields
+from bot.policy import ready_at
+from bot.safety_store import SafetyStore
 from bot.store import PendingUpdate, Store, utcnow
 from bot.versions import change_level, parse_version
 
@@ -300,11 +302,15 @@ def result_alert(result: UpdateResult, *, update_id: str | None, actor: str | No
     ]
     if actor:
         fields.append(Field("By", actor))
+    # Back to the previous image in one tap (admins only, like Approve): bot/rollback.py.
+    actions = ((Action("rollback", result.container, "Roll back"),)
+               if result.outcome is UpdateOutcome.UPDATED else ())
     return Alert(
         kind=AlertKind.UPDATE_SUCCEEDED if ok else AlertKind.UPDATE_FAILED,
         title=title,
         text=text.strip(),
         fields=tuple(fields),
+        actions=actions,
         update_id=update_id,
         container=result.container,
         extra={"outcome": result.outcome.value, "message": result.message},
@@ -370,6 +376,9 @@ class Alerter:
         self, result: CheckResult, now: datetime, alerts: list[Alert], auto: list[PendingUpdate]
     ) -> None:
         digest = result.remote_digest or ""
+        safety = SafetyStore(self.store)
+        if now < ready_at(safety.first_seen(result.container, digest, now), result.min_age):
+            return  # younger than its minimum age: proposed later (a pulled release never is)
         policy = result.policy or "approve"
         update, _ = self.store.add_update(
             result.container, result.image, result.local_digest, digest, policy,
@@ -383,13 +392,19 @@ class Alerter:
             return
         if self.store.snoozed_until(result.container, now) is not None:
             return  # said (or applied, for auto) once the snooze ends, if still pending then
-        if update.policy == "auto":
+        rolled_back = safety.is_blocked(result.container, digest)
+        if update.policy == "auto" and not rolled_back:
             # Said by the update's own succeeded/failed alert; attempted once per digest.
             self.store.mark_said(key, update.id)
             auto.append(update)
             return
         self.store.mark_said(key, update.id)
-        alerts.append(update_alert(update, with_actions=update.policy == "approve"))
+        # A digest rolled back from is offered for approval, whatever `auto` says.
+        alert = update_alert(update, with_actions=update.policy in ("approve", "auto"))
+        if rolled_back:
+            alert = replace(alert, text=f"{alert.text} {result.container} was rolled back from "
+                            "this digest once, so it is not applied automatically.")
+        alerts.append(alert)
 
     def _settle(self, result: CheckResult) -> None:
         """An up-to-date container closes its open update rows (applied elsewhere or obsolete)."""

@@ -28,8 +28,10 @@ if TYPE_CHECKING:
     from bot.engines.docker import DockerEngine
     from bot.http_server import HttpServer
     from bot.metrics import Metrics
+    from bot.policy import AutoWindow
     from bot.registry.client import RegistryClient
     from bot.registry.credentials import DockerCredentials
+    from bot.rollback import Rollbacks
     from bot.scheduler import PassRunner, PassScheduler
     from bot.store import Store
     from bot.updater import Updater
@@ -105,6 +107,7 @@ def build_checker(settings: Settings, engine: DockerEngine, registry: RegistryCl
         label_enable=settings.label_enable,
         default_policy=settings.default_policy,
         semver=LEVELS[settings.semver] if settings.semver else None,
+        min_age=settings.min_age,
     )
 
 
@@ -135,6 +138,7 @@ def build_updater(
         credentials=build_credentials(settings),
         remove_old_images=settings.remove_old_images,
         after_step=after_step,
+        rollback_keep=settings.rollback_keep,
     )
 
 
@@ -166,6 +170,16 @@ class Core:
     router: CommandRouter
 
 
+def auto_window(settings: Settings) -> AutoWindow | None:
+    """DOCKWARDEN_AUTO_WINDOW in DOCKWARDEN_TZ, when set."""
+    if settings.auto_window is None:
+        return None
+    from bot.policy import AutoWindow
+    from bot.scheduler import zone
+
+    return AutoWindow(settings.auto_window, zone(settings.tz))
+
+
 def build_core(
     settings: Settings,
     store: Store,
@@ -175,6 +189,7 @@ def build_core(
     *,
     engine_label: str = "Docker engine",
     retry_delay: float = 1.0,
+    rollbacks: Rollbacks | None = None,
 ) -> Core:
     """Wire the core around its ports (the daemon and the tests use this same wiring)."""
     from bot.alerts import Notifier
@@ -192,7 +207,8 @@ def build_core(
     notifier = Notifier(list(adapters), store, retry_delay=retry_delay, secrets=secrets)
     updates = UpdateService(store, updater, notifier)
     runner = PassRunner(
-        checker, store, notifier, updates, history_retention=settings.history_retention
+        checker, store, notifier, updates, history_retention=settings.history_retention,
+        auto_window=auto_window(settings),
     )
     updates.recheck = runner.run  # a stale approval is followed by a fresh check
     router = CommandRouter(
@@ -203,6 +219,7 @@ def build_core(
         engine_label=engine_label,
         schedule=settings.schedule,
         pass_running=lambda: runner.running,
+        rollbacks=rollbacks,
     )
     return Core(store=store, notifier=notifier, updates=updates, runner=runner, router=router)
 
@@ -339,9 +356,12 @@ class Daemon:
         checker = build_checker(settings, engine, registry)
         label = await asyncio.to_thread(_engine_label, engine, settings)
         from bot.metrics import metered
+        from bot.rollback import Rollbacks
 
+        rollbacks = Rollbacks(updater)
         core = self.core = build_core(
-            settings, store, *metered(checker, updater, self.metrics), engine_label=label
+            settings, store, *metered(checker, updater, self.metrics), engine_label=label,
+            rollbacks=rollbacks,
         )
         wanted = list(self._given) if self._given is not None else build_adapters(settings, core)
         await _start_adapters(wanted, core, self.adapters)
@@ -352,7 +372,7 @@ class Daemon:
         )
         self.scheduler.start()
         self._reconciling = asyncio.create_task(
-            _keep_reconciling(updater, core.updates, self.reconcile_interval)
+            _keep_reconciling(updater, core.updates, self.reconcile_interval, rollbacks)
         )
         if settings.http_listen and self.metrics is not None:
             from bot.http_server import start_http
@@ -447,13 +467,18 @@ async def _shutdown(
         await core.updates.stop(0)  # one a command started meanwhile, before the store closes
 
 
-async def _keep_reconciling(updater: Updater, updates: UpdateService, interval: float) -> None:
-    """Settle interrupted updates while the daemon runs, not only at its start."""
+async def _keep_reconciling(
+    updater: Updater, updates: UpdateService, interval: float, rollbacks: Rollbacks | None = None
+) -> None:
+    """Settle interrupted updates while the daemon runs, not only at its start; let previous
+    images go once DOCKWARDEN_ROLLBACK_KEEP has passed."""
     while True:
         await asyncio.sleep(interval)
         try:
             settled = await updater.reconcile()
             updates.settle_leftovers()
+            if rollbacks is not None:
+                await rollbacks.expire()
         except DockWardenError:
             log.exception("could not look for interrupted updates; trying again later")
             continue

@@ -11,13 +11,14 @@ import functools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from bot.domain import CheckError, CheckReport, CheckResult, CheckStatus, SkipReason, Workload
 from bot.engines.swarm import SERVICE_ID_LABEL
 from bot.errors import ContainerNotFound, InvalidReference, RegistryError
 from bot.newer import newer_tags, proposed_refs, with_newer
+from bot.policy import min_age_of
 from bot.reference import ImageRef, parse_reference
 from bot.versions import Level
 
@@ -117,9 +118,16 @@ class Plan:
     result: CheckResult | None = None  # decided without the registry
     lookup: ImageRef | None = None
     local: tuple[str, ...] = ()  # digests of the same repository in RepoDigests
+    min_age: timedelta | None = None  # DOCKWARDEN_MIN_AGE or the dockwarden.min_age label
 
 
-def plan_workload(workload: Workload, *, label_enable: bool, default_policy: str) -> Plan:
+def plan_workload(
+    workload: Workload,
+    *,
+    label_enable: bool,
+    default_policy: str,
+    min_age: timedelta | None = None,
+) -> Plan:
     """Apply the rules that need no registry: disabled, not a reference, pinned, local."""
     policy = policy_of(workload.labels, default_policy)
 
@@ -152,7 +160,8 @@ def plan_workload(workload: Workload, *, label_enable: bool, default_policy: str
     if not local:
         # Built here, or pulled by a platform digest: no index digest to compare with.
         return skipped(image, SkipReason.LOCAL_IMAGE)
-    return Plan(workload, policy, image, lookup=ref, local=local)
+    return Plan(workload, policy, image, lookup=ref, local=local,
+                min_age=min_age_of(workload.labels, min_age))
 
 
 def _result(
@@ -172,6 +181,7 @@ def _result(
         error=error,
         policy=plan.policy,
         kind=plan.workload.kind,
+        min_age=plan.min_age,
     )
 
 
@@ -231,11 +241,13 @@ class Checker:
         label_enable: bool,
         default_policy: str,
         semver: Level | None = None,
+        min_age: timedelta | None = None,
     ) -> None:
         self.engine = engine
         self.registry = registry
         self.label_enable = label_enable
         self.default_policy = default_policy
+        self.min_age = min_age  # DOCKWARDEN_MIN_AGE (bot/policy.py)
         self.semver = semver  # the default tag rule level; None: digest checks only
 
     async def workloads(self) -> list[Workload]:
@@ -257,7 +269,8 @@ class Checker:
         checked_at = datetime.now(UTC)
         chosen = select(await self.workloads(), names)
         plans = [
-            plan_workload(w, label_enable=self.label_enable, default_policy=self.default_policy)
+            plan_workload(w, label_enable=self.label_enable, default_policy=self.default_policy,
+                          min_age=self.min_age)
             for w in chosen
         ]
         # Newer version tags first (one listing per repository), so that the proposed tags'

@@ -138,6 +138,13 @@ _STEP_LABELS = {
 }
 
 
+def _cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
+    """Put a container back on the image it ran before its last update (bot/rollback_cli.py)."""
+    from bot.rollback_cli import run
+
+    return run(settings, args, cli_actor())
+
+
 def cli_actor() -> str:
     """How the history names whoever ran the command: `cli:alice`."""
     import getpass
@@ -232,6 +239,7 @@ def _cmd_notify(settings: Settings, args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "check": _cmd_check,
     "update": _cmd_update,
+    "rollback": _cmd_rollback,
     "run": _cmd_run,
     "doctor": _cmd_doctor,
     "notify": _cmd_notify,
@@ -316,6 +324,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     update.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     update.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    rollback = command(
+        "rollback", "put a container back on the image it ran before its last update",
+        "Roll one container (or Swarm service) back to the image and digest it ran before its "
+        "last update, keeping its configuration and volumes, with the same health gate as an "
+        "update. The digest rolled back from is offered for approval only from then on. "
+        "Exit 0 when rolled back, 1 when there was nothing to roll back or it failed.",
+    )
+    rollback.add_argument("name", metavar="NAME", help="the container or Swarm service")
+    rollback.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    rollback.add_argument("--json", action="store_true", help="one JSON document on stdout")
 
     command(
         "run", "the daemon: scheduled checks and chat commands",

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot import durations
 from bot.alerts import SNOOZE_BUTTON, AlertSink, PassSummary, result_alert, safe_text
@@ -37,8 +37,13 @@ from bot.errors import (
     StoreError,
     UpdateInProgress,
 )
+from bot.policy import wait_note
+from bot.safety_store import SafetyStore
 from bot.store import PendingUpdate, Store, utcnow
 from bot.throttle import Cooldown, SenderLimiter, Verdict
+
+if TYPE_CHECKING:
+    from bot.rollback import Rollbacks
 
 log = logging.getLogger(__name__)
 
@@ -387,6 +392,7 @@ class CommandRouter:
         schedule: str = "",
         pass_running: Callable[[], bool] = lambda: False,
         check_cooldown: float = CHECK_COOLDOWN,
+        rollbacks: Rollbacks | None = None,
     ) -> None:
         self.store = store
         self.authorizer = authorizer
@@ -398,6 +404,7 @@ class CommandRouter:
         self.refusals = SenderLimiter()
         # Non-admins share one cool-down: a crowd in an alert chat cannot take turns either.
         self.open_checks = Cooldown(check_cooldown)
+        self.rollbacks = rollbacks  # None where no engine is at hand (unit tests)
         self.routes: dict[str, Route] = {
             "status": Route(self.status, False, "/status"),
             "check": Route(self.check, False, "/check [name...]"),
@@ -406,6 +413,7 @@ class CommandRouter:
             "pull": Route(self.pull, True, "/pull <name>"),
             "ignore": Route(self.ignore, True, "/ignore <id|name>"),
             "snooze": Route(self.snooze, True, "/snooze <id|name> [30m|2h|1d]"),
+            "rollback": Route(self.rollback, True, "/rollback <name>"),
             "history": Route(self.history, False, "/history [name]"),
             "help": Route(self.help, False, "/help"),
         }
@@ -542,7 +550,8 @@ class CommandRouter:
         page = min(max(page, 1), pages)
         shown = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
         lines = [f"Pending updates (page {page}/{pages}):"]
-        lines.extend(_update_line(u) for u in shown)
+        waits = {w.update_id: w.run_at for w in SafetyStore(self.store).waits()}
+        lines.extend(_update_line(u) + wait_note(waits.get(u.id)) for u in shown)
         if page < pages:
             lines.append(f"/updates {page + 1} for more")
         return Reply("\n".join(lines))
@@ -649,6 +658,10 @@ class CommandRouter:
             f"({short_digest(update.remote_digest)}); a newer digest will be alerted again."
         )
 
+    async def rollback(self, command: Command) -> Reply:
+        """Put a container back on the image it ran before its last update."""
+        return await _rollback(self, command)
+
     async def snooze(self, command: Command) -> Reply:
         """No update alerts for a container for a while (default 1d)."""
         if not command.args or len(command.args) > 2:
@@ -663,6 +676,26 @@ class CommandRouter:
             detail=f"until {until.isoformat(timespec='minutes')}",
         )
         return Reply(f"Snoozed {container} until {until.strftime('%Y-%m-%d %H:%M UTC')}.")
+
+
+async def _rollback(router: CommandRouter, command: Command) -> Reply:
+    """Put a container back on the image it ran before its last update."""
+    from bot.rollback import RollbackOutcome, rollback_alert
+
+    name = _one_arg(command)
+    if router.rollbacks is None:
+        return Reply("/rollback is not available here.")
+    actor = actor_of(command.sender)
+    try:
+        result = await router.rollbacks.rollback(name, actor=actor)
+    except (UpdateInProgress, ContainerNotFound, SelfUpdateRefused) as exc:
+        return Reply(f"/rollback {name} not started: {exc}")
+    if result.outcome is not RollbackOutcome.NOTHING:
+        try:
+            await router.updates.sink.send([rollback_alert(result, actor)])
+        except DockWardenError:
+            log.exception("could not announce the rollback of %s", result.container)
+    return Reply(f"{result.container}: {result.outcome.value}. {safe_text(result.message)}")
 
 
 def _one_arg(command: Command) -> str:

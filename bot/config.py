@@ -154,6 +154,12 @@ class Settings(BaseSettings):
     health_timeout: Seconds = Field(default=60.0, validation_alias="DOCKWARDEN_HEALTH_TIMEOUT")
     grace_period: Seconds = Field(default=5.0, validation_alias="DOCKWARDEN_GRACE_PERIOD")
     remove_old_images: bool = Field(default=False, validation_alias="DOCKWARDEN_REMOVE_OLD_IMAGES")
+    # Safer automation (bot/rollback.py, bot/policy.py).
+    rollback_keep: timedelta = Field(
+        default=timedelta(days=7), validation_alias="DOCKWARDEN_ROLLBACK_KEEP"
+    )
+    min_age: timedelta | None = Field(default=None, validation_alias="DOCKWARDEN_MIN_AGE")
+    auto_window: str | None = Field(default=None, validation_alias="DOCKWARDEN_AUTO_WINDOW")
     registry_timeout: Seconds = Field(default=10.0, validation_alias="DOCKWARDEN_REGISTRY_TIMEOUT")
     registry_pass_timeout: Seconds = Field(
         default=120.0, validation_alias="DOCKWARDEN_REGISTRY_PASS_TIMEOUT"
@@ -276,6 +282,38 @@ class Settings(BaseSettings):
         if not timedelta(days=1) <= value <= RETENTION_LIMIT:
             raise ValueError("must be between 1d and 3650d")
         return value
+
+    @field_validator("rollback_keep", mode="before")
+    @classmethod
+    def _keep(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.strip() == "0":
+                return timedelta(0)  # no keeping: old images go at once, as before
+            return parse_duration(value, maximum=RETENTION_LIMIT)
+        return value
+
+    @field_validator("min_age", mode="before")
+    @classmethod
+    def _min_age(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.strip() in ("", "0"):
+                return None
+            from bot.policy import parse_age
+
+            return parse_age(value)
+        return value
+
+    @field_validator("auto_window")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from datetime import UTC
+
+        from bot.cron import cron_trigger
+
+        cron_trigger(value, UTC)
+        return value.strip()
 
     @field_validator("http_listen")
     @classmethod

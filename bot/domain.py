@@ -7,7 +7,7 @@ CLI speak the same language without importing each other.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -89,6 +89,7 @@ class CheckResult:
     new_tag: str | None = None  # a newer version tag proposed (remote_digest is its digest)
     current_version: str | None = None  # org.opencontainers.image.version of what runs
     new_version: str | None = None  # ... and of what the update brings
+    min_age: timedelta | None = None  # a new digest is proposed once seen this long
 
     def as_json(self) -> dict[str, Any]:
         """The contract's result object."""

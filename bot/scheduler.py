@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -25,6 +25,8 @@ from bot.commands import CheckerPort, UpdateService
 from bot.cron import cron_trigger
 from bot.domain import CheckStatus
 from bot.errors import ConfigError, EngineError
+from bot.policy import AutoWindow
+from bot.safety_store import SafetyStore
 from bot.store import PendingUpdate, Store, utcnow
 
 log = logging.getLogger(__name__)
@@ -51,12 +53,18 @@ class PassRunner:
         updates: UpdateService,
         *,
         history_retention: timedelta | None = None,
+        auto_window: AutoWindow | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.checker = checker
         self.store = store
         self.sink = sink
         self.updates = updates
         self.history_retention = history_retention
+        # DOCKWARDEN_AUTO_WINDOW: `auto` updates found outside it wait for it (bot/policy.py).
+        self.auto_window = auto_window
+        self.clock = clock  # the time minimum ages and the window are judged by
+        self.safety = SafetyStore(store)
         self.alerter = Alerter(store)
         self.passes = 0
         self._lock = asyncio.Lock()
@@ -119,9 +127,10 @@ class PassRunner:
         except EngineError as exc:
             await self.sink.send(self.alerter.engine_unreachable(str(exc)))
             raise
-        summary = self.alerter.observe(report)
+        summary = self.alerter.observe(report, now=self.clock())
         self._remember(summary)
         await self.sink.send(summary.alerts)
+        await self._run_waiting()
         for update in summary.auto:
             await self._auto(update)
         log.info(
@@ -172,7 +181,40 @@ class PassRunner:
         except Exception:
             log.exception("check pass failed; the next one runs on schedule")
 
+    async def run_window(self) -> int:
+        """At the update window: apply the `auto` updates waiting for it (between passes)."""
+        async with self._lock:
+            return await self._run_waiting()
+
+    async def _run_waiting(self) -> int:
+        """Apply waiting `auto` updates when the window is open; the number started."""
+        waits = self.safety.waits()
+        if not waits:
+            return 0
+        now = self.clock()
+        window = self.auto_window
+        if window is not None and not window.contains(now):
+            for wait in waits:
+                if wait.run_at <= now:  # a window missed while stopped: the next one
+                    self.safety.wait(wait.update_id, wait.container, window.next_start(now))
+            return 0
+        started = 0
+        for wait in waits:
+            self.safety.drop_wait(wait.update_id)
+            update = self.store.get_update(wait.update_id)
+            if update is not None and update.state == "pending":
+                await self._auto(update)
+                started += 1
+        return started
+
     async def _auto(self, update: PendingUpdate) -> None:
+        now = self.clock()
+        if self.auto_window is not None and not self.auto_window.contains(now):
+            run_at = self.auto_window.next_start(now)
+            self.safety.wait(update.id, update.container, run_at)
+            log.info("auto update %s of %s waits for the update window (%s)",
+                     update.id, update.container, run_at.isoformat(timespec="minutes"))
+            return
         if not self.store.approve_update(update.id, AUTO_ACTOR):
             return
         try:
@@ -246,6 +288,9 @@ class PassScheduler:
             "misfire_grace_time": 300,
         }
         scheduler.add_job(self._job, trigger, id="pass", **job_options)
+        window = self.runner.auto_window
+        if window is not None:
+            scheduler.add_job(self._window_job, window.trigger, id="auto-window", **job_options)
         if self.first_pass_delay >= 0:
             first = datetime.now(UTC) + timedelta(seconds=self.first_pass_delay)
             scheduler.add_job(self._job, DateTrigger(first), id="first-pass", **job_options)
@@ -253,6 +298,14 @@ class PassScheduler:
         self._scheduler = scheduler
         log.info("check schedule %r (%s); next pass at %s", self.schedule, self.tz,
                  self._remember_next())
+
+    async def _window_job(self) -> None:
+        try:
+            await self.runner.run_window()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("auto updates at the window failed; they are tried again at the next")
 
     async def _job(self) -> None:
         await self.runner.run_scheduled()

@@ -439,8 +439,8 @@ class Updater:
                 await self.replacer.finish(done.journal_id, "updated")
         if old["Image"] != new_image_id:
             # Recorded for a rollback; removed now or after DOCKWARDEN_ROLLBACK_KEEP when asked.
-            notes += await keep_previous(self, name, image_text, str(old["Image"]), old_digest,
-                                         new_image_id, digest)
+            notes += await keep_previous(self, name, str(old["Config"]["Image"]),
+                                         str(old["Image"]), old_digest, new_image_id, digest)
         return UpdateResult(
             name, UpdateOutcome.UPDATED, old_digest, digest,
             f"{name} now runs {ref.familiar} at {short_digest(digest)}; {done.detail}{notes}",

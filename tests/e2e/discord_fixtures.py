@@ -17,7 +17,7 @@ DISCORD_ADMIN = 2100000000000000001
 DISCORD_ROLE_ADMIN = 2100000000000000002  # admin only through ADMIN_ROLE_ID
 DISCORD_MEMBER = 2100000000000000003
 
-STATE_CHANGING = frozenset({"approve", "pull", "ignore", "snooze"})
+STATE_CHANGING = frozenset({"approve", "pull", "ignore", "snooze", "rollback"})
 
 
 @dataclass

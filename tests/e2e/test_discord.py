@@ -40,7 +40,8 @@ discord_standin = discord_fixtures.discord_standin
 discord_settings = discord_fixtures.discord_settings
 discord_bot = discord_fixtures.discord_bot
 
-COMMANDS = {"status", "check", "updates", "approve", "pull", "ignore", "snooze", "history", "help"}
+COMMANDS = {"status", "check", "updates", "approve", "pull", "ignore", "snooze", "rollback",
+            "history", "help"}
 
 
 def update_alert(update_id: str = "u-1") -> Alert:

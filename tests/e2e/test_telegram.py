@@ -73,7 +73,8 @@ async def test_start_registers_every_command_with_a_description(
 ) -> None:
     names = [c["command"] for c in telegram_standin.commands]
     assert names == [
-        "status", "check", "updates", "approve", "pull", "ignore", "snooze", "history", "help"
+        "status", "check", "updates", "approve", "pull", "ignore", "snooze", "rollback", "history",
+        "help",
     ]
     assert names == [name for name, _ in COMMANDS]
     assert all(c["description"] for c in telegram_standin.commands)
