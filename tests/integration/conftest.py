@@ -57,13 +57,15 @@ def podman_engine(registries: Registries, services_dir: Path) -> Iterator[Engine
     engine.stop()
 
 
+@pytest.fixture(scope="session")
+def classic_engine(_engine: Engine, registries: Registries) -> EngineUnderTest:
+    """The session's engine (Docker 20.10 here, classic store)."""
+    return EngineUnderTest("classic", _engine.url, _engine.client, ImageFactory(_engine.client))
+
+
 @pytest.fixture(scope="session", params=["classic", "containerd"])
 def engine_under_test(request: pytest.FixtureRequest) -> EngineUnderTest:
     """Each Docker engine in turn: the session's (classic store), then Docker 26.1's."""
-    if request.param == "containerd":
-        found: EngineUnderTest = request.getfixturevalue("containerd_engine")
-        return found
-    engine: Engine = request.getfixturevalue("_engine")
-    request.getfixturevalue("registries")
-    return EngineUnderTest("classic", engine.url, engine.client, ImageFactory(engine.client))
+    found: EngineUnderTest = request.getfixturevalue(f"{request.param}_engine")
+    return found
 

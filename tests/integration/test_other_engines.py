@@ -207,3 +207,33 @@ async def test_new_image_that_exits_at_once_is_rolled_back_to_the_old_container(
     assert after["Id"] == before.id and after["State"]["Running"]
     assert {c["Names"][0].lstrip("/") for c in other.client.api.containers(
         all=True, filters={"name": name})} == {name}
+
+
+@pytest.mark.parametrize("other", ["classic", "containerd", "podman"], indirect=True)
+@pytest.mark.parametrize("family", ["oci", "docker"])
+async def test_multiarch_index_of_either_family_is_updated_along_its_index_digest(
+    other: EngineUnderTest, made: ContainerFactory, engine: DockerEngine,
+    registry: RegistryClient, registries: Any, db: Store, registry_credentials: Any,
+    family: str,
+) -> None:
+    anon = registries.anonymous
+    repo = _repo(f"multi-{family}")
+    old = other.images.push_multiarch(anon, repo, "1", version=1, family=family)
+    other.images.pull(anon, repo, "1")
+    name = made.unique_name("dwt-other")
+    # busybox sleep as PID 1 ignores SIGTERM: SIGKILL keeps the stop quick.
+    made.run(f"{anon.host}/{repo}:1", name=name, stop_signal="SIGKILL")
+    new = other.images.push_multiarch(anon, repo, "1", version=2, family=family)
+    checker = Checker(engine, registry, label_enable=False, default_policy="approve")
+    (found,) = (await checker.check([name])).results
+    assert (found.status, found.remote_digest) == (CheckStatus.UPDATE_AVAILABLE, new)
+    if other.store != "podman":  # Podman lists the platform manifest's digest first
+        assert found.local_digest == old
+    updater = Updater(engine, registry, db, health_timeout=30, grace_period=1.0,
+                      credentials=registry_credentials)
+
+    result = await updater.update(name, expected_digest=new)
+
+    assert result.outcome is UpdateOutcome.UPDATED, result.message
+    (again,) = (await checker.check([name])).results
+    assert (again.status, again.local_digest) == (CheckStatus.UP_TO_DATE, new)
