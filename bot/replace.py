@@ -292,6 +292,12 @@ class Replacer:
 
     async def restore(self, journal: Mapping[str, Any], new_id: str | None) -> str:
         """Remove the new container, rename the old one back, restart it; never raises."""
+        return (await self._restore_all(journal, new_id))[1]
+
+    async def _restore_all(
+        self, journal: Mapping[str, Any], new_id: str | None
+    ) -> tuple[bool, str]:
+        """Whether everything was restored, and what was done."""
         done: list[str] = []
         problems: list[str] = []
         try:
@@ -301,7 +307,7 @@ class Replacer:
         text = "rolled back: " + (", ".join(done) if done else "nothing needed undoing")
         if problems:
             text += "; could not restore everything: " + "; ".join(problems)
-        return text
+        return not problems, text
 
     async def _restore(
         self, journal: Mapping[str, Any], new_id: str | None, done: list[str], problems: list[str]
@@ -387,9 +393,8 @@ class Replacer:
                 if problem:
                     return "failed", f"{text}; but {problem}"
                 return "updated", text
-        restored = await self.restore(data, data.get("new_id"))
-        outcome = "failed" if "could not restore" in restored else "rolled_back"
-        return outcome, f"{name}: {restored}"
+        ok, restored = await self._restore_all(data, data.get("new_id"))
+        return "rolled_back" if ok else "failed", f"{name}: {restored}"
 
 
 def _running(container: Mapping[str, Any]) -> bool:
