@@ -13,7 +13,10 @@ from typing import Any
 
 import pytest
 
-RESULT_KEYS = {"container", "image", "status", "local_digest", "remote_digest", "reason", "error"}
+RESULT_KEYS = {
+    "container", "image", "status", "local_digest", "remote_digest", "reason", "error",
+    "new_tag", "current_version", "new_version",
+}
 ERROR_KEYS = {"kind", "message", "registry", "scheme"}
 STATUSES = {"up_to_date", "update_available", "skipped", "error"}
 REASONS = {"pinned_digest", "local_image", "disabled"}
