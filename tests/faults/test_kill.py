@@ -41,7 +41,9 @@ def _driver(env: dict[str, str], tmp_path: Path, name: str,
     """The daemon told to /pull `name` and freeze after `step`; SIGKILLed on leaving."""
     with open(tmp_path / "driver.log", "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.faults.driver", name, step], cwd=ROOT, env=env,
+            # Run from the test's directory (no stray .env is read), the repository on the path.
+            [sys.executable, "-m", "tests.faults.driver", name, step], cwd=tmp_path,
+            env={**env, "PYTHONPATH": str(ROOT)},
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, text=True,
         )
         try:

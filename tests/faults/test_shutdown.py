@@ -21,7 +21,6 @@ from bot.app import Daemon
 from bot.chat import Sender
 from bot.config import Settings
 from tests.faults.kit import (
-    ROOT,
     AppImage,
     assert_left_running_intact,
     daemon_env,
@@ -88,7 +87,7 @@ def test_sigterm_of_dockwarden_run_mid_update_exits_cleanly_and_the_next_start_s
     env = daemon_env(tmp_path, docker_host, DOCKWARDEN_GRACE_PERIOD="60")
     controller, terminal = pty.openpty()  # the console adapter reads commands from a terminal
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "run"], cwd=ROOT, env=env, stdin=terminal,
+        [sys.executable, "-m", "bot", "run"], cwd=tmp_path, env=env, stdin=terminal,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     try:
