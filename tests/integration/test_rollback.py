@@ -39,12 +39,12 @@ class Released:
     """A tag whose registry holds v2 while the engine runs v1 (a release came out)."""
 
     def __init__(self, client: docker.DockerClient, images: Any, registry: Any, stem: str,
-                 **options: Any) -> None:
+                 v1: dict[str, Any] | None = None, **options: Any) -> None:
         self.repo = f"dwrollback/{stem}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.name = f"{registry.host}/{self.repo}"
         self.ref = f"{self.name}:1"
         self.old_digest = images.push(registry, self.repo, "1", version=1, cmd=SLEEPER,
-                                      env={"APP_MODE": "v1"}, **options)
+                                      env={"APP_MODE": "v1"}, **{**options, **(v1 or {})})
         self.old_id = client.images.get(self.ref).id
         self.new_digest = images.push(registry, self.repo, "1", version=2, cmd=SLEEPER,
                                       env={"APP_MODE": "v2"}, **options)
@@ -177,18 +177,26 @@ async def test_update_then_rollback_runs_the_old_digest_keeping_configuration_an
     assert docker_client.api.inspect_container(name)["Id"] == container["Id"]
 
 
-async def test_rollback_of_a_container_never_updated_says_there_is_nothing_to_roll_back(
+async def test_a_rollback_whose_old_image_fails_its_health_check_leaves_the_new_one_running(
     updater: Updater, docker_client: docker.DockerClient, images: Any, registries: Any,
     containers: Any,
 ) -> None:
-    image = Released(docker_client, images, registries.anonymous, "never")
+    image = Released(docker_client, images, registries.anonymous, "unhealthy",
+                     v1={"healthcheck": ["false"]}, healthcheck=["true"])
     old = containers.run(image.ref)
+    assert (await updater.update(old.name)).outcome is UpdateOutcome.UPDATED
+    updated = docker_client.api.inspect_container(old.name)["Id"]
 
     result = await Rollbacks(updater).rollback(old.name)
 
-    assert result.outcome is RollbackOutcome.NOTHING
-    assert "nothing to roll back" in result.message
-    assert docker_client.api.inspect_container(old.name)["Id"] == old.id
+    assert result.outcome is RollbackOutcome.FAILED, result.message
+    assert (result.old_digest, result.new_digest) == (image.new_digest, image.new_digest)
+    container, running = _runs(docker_client, old.name)
+    assert container["Id"] == updated and container["State"]["Running"]
+    assert f"{image.name}@{image.new_digest}" in running["RepoDigests"]
+    assert docker_client.images.get(image.ref).id == container["Image"]  # the tag went back
+    assert {c.name for c in docker_client.containers.list(
+        all=True, filters={"name": old.name})} == {old.name}
 
 
 async def test_previous_image_goes_after_the_keep_time_and_then_there_is_nothing_to_roll_back(
