@@ -25,7 +25,7 @@ _ENGINE_FILES = frozenset({"/etc/hostname", "/etc/hosts", "/etc/resolv.conf"})
 def ids_from_cgroup(text: str) -> frozenset[str]:
     """Container ids naming the cgroups this process is in (/proc/self/cgroup text)."""
     found: set[str] = set()
-    for line in text.splitlines():
+    for line in text.split("\n"):  # not splitlines: a path may hold a carriage return
         path = line.split(":", 2)[-1]
         for part in path.split("/"):
             # Podman's conmon sits in libpod-conmon-<id>: beside the container, not in it.
@@ -41,7 +41,7 @@ def ids_from_mountinfo(text: str) -> frozenset[str]:
     running container's root filesystem, so an id elsewhere in it proves nothing.
     """
     found: set[str] = set()
-    for line in text.splitlines():
+    for line in text.split("\n"):  # not splitlines: a path may hold a carriage return
         fields = line.split(" ", 5)
         if len(fields) < 5 or _unescape(fields[4]) not in _ENGINE_FILES:
             continue

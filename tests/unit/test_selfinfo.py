@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.selfinfo import (
     ids_from_cgroup,
@@ -99,6 +101,43 @@ def test_mount_point_with_escaped_characters_is_read_unescaped() -> None:
 def test_empty_id_or_unreadable_proc_is_never_inside(tmp_path: Path) -> None:
     assert not runs_inside("", proc=str(tmp_path))
     assert not runs_inside(_cid("classic"), proc=str(tmp_path / "missing"))
+
+
+_HEX64 = st.text("0123456789abcdef", min_size=64, max_size=64)
+_COMPONENT = st.text(st.characters(blacklist_characters="/\n", blacklist_categories=("Cs",)),
+                     min_size=1, max_size=12)
+_ESCAPES = {" ": "\\040", "\t": "\\011", "\\": "\\134"}
+
+
+def _escape(path: str) -> str:
+    return "".join(_ESCAPES.get(c, c) for c in path)
+
+
+@given(cid=_HEX64, before=st.lists(_COMPONENT, max_size=4),
+       file=st.sampled_from(["hostname", "hosts", "resolv.conf"]))
+def test_id_in_the_source_of_an_engine_file_mount_is_found_wherever_the_data_root_is(
+    cid: str, before: list[str], file: str
+) -> None:
+    source = "/" + "/".join([*before, "containers", cid, file])
+    line = f"88 71 254:0 {_escape(source)} /etc/{file} rw,relatime - ext4 /dev/vda rw\n"
+    assert cid in ids_from_mountinfo(line)
+
+
+@given(cid=_HEX64, target=st.lists(_COMPONENT, min_size=1, max_size=4))
+def test_id_in_any_other_mount_is_never_taken_for_our_own(cid: str, target: list[str]) -> None:
+    mount_point = "/" + "/".join(target)
+    if mount_point in ("/etc/hostname", "/etc/hosts", "/etc/resolv.conf"):
+        return
+    line = (f"44 43 254:0 /data/snapshots/5 {_escape(mount_point)}/{cid} rw shared:2 - ext4 "
+            f"/dev/vda rw\n55 27 254:0 /containers/{cid}/hostname {_escape(mount_point)} rw - "
+            "ext4 /dev/vda rw\n")
+    assert ids_from_mountinfo(line) == frozenset()
+
+
+@given(st.text())
+def test_any_text_parses_without_error(text: str) -> None:
+    assert isinstance(ids_from_mountinfo(text), frozenset)
+    assert isinstance(ids_from_cgroup(text), frozenset)
 
 
 def test_this_test_process_is_alive_and_a_foreign_one_is_not() -> None:
