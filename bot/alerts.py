@@ -40,7 +40,7 @@ from bot.domain import (
     UpdateResult,
     short_digest,
 )
-from bot.image_info import brings_fields
+from bot.image_info import brings_fields, update_brings
 from bot.policy import ready_at
 from bot.safety_store import SafetyStore
 from bot.store import PendingUpdate, Store, utcnow
@@ -399,6 +399,7 @@ class Alerter:
             auto.append(update)
             return
         self.store.mark_said(key, update.id)
+        update = update_brings(self.store, update)  # what the new image says, said once
         # A digest rolled back from is offered for approval, whatever `auto` says.
         alert = update_alert(update, with_actions=update.policy in ("approve", "auto"))
         if rolled_back:

@@ -96,10 +96,20 @@ def build_registry(
     )
 
 
-def build_checker(settings: Settings, engine: DockerEngine, registry: RegistryClient) -> Checker:
-    """The check pass over the engine's workloads."""
+def build_checker(
+    settings: Settings, engine: DockerEngine, registry: RegistryClient, store: Store | None = None
+) -> Checker:
+    """The check pass over the engine's workloads (what updates bring kept in `store`)."""
     from bot.checker import Checker
+    from bot.image_info import Describer, MemoryCache, StoreCache, engine_platform, local_inspect
     from bot.versions import LEVELS
+
+    describer = Describer(
+        registry,
+        StoreCache(store) if store is not None else MemoryCache(),
+        platform=lambda: engine_platform(engine),
+        local=lambda reference: local_inspect(engine, reference),
+    )
 
     return Checker(
         engine,
@@ -108,6 +118,7 @@ def build_checker(settings: Settings, engine: DockerEngine, registry: RegistryCl
         default_policy=settings.default_policy,
         semver=LEVELS[settings.semver] if settings.semver else None,
         min_age=settings.min_age,
+        describer=describer,
     )
 
 
@@ -353,7 +364,7 @@ class Daemon:
         for update in store.reopen_interrupted():
             log.warning("update %s of %s was interrupted; it is pending again",
                         update.id, update.container)
-        checker = build_checker(settings, engine, registry)
+        checker = build_checker(settings, engine, registry, store)
         label = await asyncio.to_thread(_engine_label, engine, settings)
         from bot.metrics import metered
         from bot.rollback import Rollbacks

@@ -17,6 +17,7 @@ from typing import Protocol
 from bot.domain import CheckError, CheckReport, CheckResult, CheckStatus, SkipReason, Workload
 from bot.engines.swarm import SERVICE_ID_LABEL
 from bot.errors import ContainerNotFound, InvalidReference, RegistryError
+from bot.image_info import Describer
 from bot.newer import newer_tags, proposed_refs, with_newer
 from bot.policy import min_age_of
 from bot.reference import ImageRef, parse_reference
@@ -242,6 +243,7 @@ class Checker:
         default_policy: str,
         semver: Level | None = None,
         min_age: timedelta | None = None,
+        describer: Describer | None = None,
     ) -> None:
         self.engine = engine
         self.registry = registry
@@ -249,6 +251,8 @@ class Checker:
         self.default_policy = default_policy
         self.min_age = min_age  # DOCKWARDEN_MIN_AGE (bot/policy.py)
         self.semver = semver  # the default tag rule level; None: digest checks only
+        # Reads what found updates bring (bot/image_info.py); None: digests and tags only.
+        self.describer = describer
 
     async def workloads(self) -> list[Workload]:
         """Running containers and, on a swarm manager, services instead of their tasks."""
@@ -288,5 +292,7 @@ class Checker:
             )
             for p in plans
         )
+        if self.describer is not None:
+            results = await self.describer.describe(results)
         log.debug("checked %d workloads, %d distinct references", len(results), len(refs))
         return CheckReport(checked_at=checked_at, results=results)

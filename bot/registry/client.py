@@ -13,12 +13,14 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
+from typing import Any
 
 import httpx
 
 from bot.errors import BadResponse, ManifestNotFound, RegistryError, RegistryUnreachable
 from bot.reference import DOCKER_HUB, ImageRef
 from bot.registry.auth import Authenticator, RegistryState
+from bot.registry.config_blob import Platform, read_config
 from bot.registry.credentials import DockerCredentials
 from bot.registry.exchange import Exchange, unexpected
 from bot.registry.manifests import MANIFEST_ACCEPT, digest_of, is_valid_digest, looks_like_manifest
@@ -146,6 +148,23 @@ class RegistryClient:
         except RegistryError as error:
             raise _for_repository(error, ref.repository) from None
         return found
+
+    async def image_config(
+        self, ref: ImageRef, digest: str, platform: Platform
+    ) -> dict[str, Any]:
+        """The config blob of the image at `digest` for the platform (raises RegistryError)."""
+        state = self._registry(ref)
+
+        async def get(url: str, kind: str, accept: str | None) -> httpx.Response:
+            async with state.semaphore:
+                return await self._auth.send(state, ref, "GET", url, kind=kind, accept=accept)
+
+        try:
+            async with self._share(state):
+                await self._auth.ensure_ping(state)
+                return await read_config(state.name, state.base, ref, digest, platform, get)
+        except RegistryError as error:
+            raise _for_repository(error, ref.repository) from None
 
     async def tag_lists(
         self, refs: Iterable[ImageRef]
