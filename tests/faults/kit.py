@@ -17,6 +17,8 @@ from typing import Any
 
 import docker
 
+from tests.services.engine import session_labels
+
 ROOT = Path(__file__).resolve().parents[2]
 # PID 1 ignores SIGTERM unless it traps it: this keeps `docker stop` quick.
 SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 86400 & wait"]
@@ -70,8 +72,6 @@ def start_app(client: docker.DockerClient, containers: Any, image: AppImage,
     named = containers.volume()
     binds = {named.name: {"bind": "/named", "mode": "rw"}, **create.pop("binds", {})}
     name = containers.unique_name("dwt-fault")
-    from tests.services.engine import session_labels
-
     made = client.api.create_container(
         image.ref, name=name, environment={"KEEP": "mine"},
         labels={**session_labels(), "team": "a"},
