@@ -8,6 +8,10 @@ Environment:
   DOCKER_HOST                      the engine to use; where none answers, dockerd is started
   DOCKWARDEN_TEST_FORCE_ENGINE=1   start a private dockerd even when one answers (own socket,
                                    data root and bridge): pins the path CI takes
+  DOCKWARDEN_TEST_TRIXIE_MIRROR    the Debian mirror Docker 26.1 and containerd are fetched
+                                   from for the containerd-store engine (newer_engine.py;
+                                   default http://deb.debian.org/debian); its dockerd log is
+                                   engine-c8d/dockerd.log, Podman's session-<pid>/podman/
   DOCKWARDEN_TEST_ROOT             state and logs (default /var/tmp/dockwarden-test): the
                                    dockerd log is engine/dockerd.log, registries' logs are
                                    session-<pid>/registries/<name>/registry.log
