@@ -4,6 +4,8 @@ image store, and Podman's Docker-compatible API."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ from bot.registry.credentials import DockerCredentials
 from bot.store import Store
 from bot.updater import Updater
 from tests.integration.engines import EngineUnderTest, proc_files_of
+from tests.services import newer_engine
 from tests.services.containers import ContainerFactory
 from tests.services.images import MEDIA_TYPES
 
@@ -237,3 +240,16 @@ async def test_multiarch_index_of_either_family_is_updated_along_its_index_diges
     assert result.outcome is UpdateOutcome.UPDATED, result.message
     (again,) = (await checker.check([name])).results
     assert (again.status, again.local_digest) == (CheckStatus.UP_TO_DATE, new)
+
+
+def test_debian13_docker_is_unpacked_beside_the_systems_not_over_it() -> None:
+    if not newer_engine.unpacked():
+        pytest.skip("Debian 13's Docker is not unpacked (python -m tests.services prepare)")
+    version = subprocess.run([str(newer_engine.DOCKERD), "--version"], capture_output=True,
+                             text=True, check=True).stdout
+    assert "26.1" in version
+    assert shutil.which("dockerd") != str(newer_engine.DOCKERD)
+    assert "trixie" in (newer_engine.TRIXIE_ROOT / "apt" / "sources.list").read_text()
+    # Cached: a second prepare does nothing (no apt run, so it is quick and offline-safe).
+    newer_engine.fetch(newer_engine.TRIXIE_ROOT / "unused.log")
+    assert not (newer_engine.TRIXIE_ROOT / "unused.log").exists()
