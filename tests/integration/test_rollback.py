@@ -287,3 +287,42 @@ def test_dockwarden_rollback_json_says_when_there_is_nothing_to_roll_back(
         "new_digest": None, "message": document["message"],
     }
     assert docker_client.api.inspect_container(old.name)["Id"] == old.id
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_a_swarm_service_goes_back_to_its_previous_spec_once(
+    swarm: Any, registries: Any, images: Any, tmp_path: Path,
+) -> None:
+    from tests.integration.test_service_update import running_service, spec_of, wait_running
+
+    swarm.mirror(registries.anonymous)
+    manager = swarm.client
+    anon = registries.anonymous
+    service, repository, old = running_service(manager, images, anon, "rb", command=SLEEPER,
+                                               env=["KEEP=me"])
+    tagged = f"{anon.host}/{repository}:v1"
+    new = images.push(anon, repository, "v1", version=2)
+    engine = DockerEngine(swarm.url)
+    store = Store(tmp_path / "swarm.db")
+    credentials = DockerCredentials(str(tmp_path))
+    try:
+        async with RegistryClient(credentials=credentials) as registry:
+            updater = Updater(engine, registry, store, health_timeout=30.0, grace_period=1.0,
+                              credentials=credentials)
+            assert (await updater.update(service.name)).outcome is UpdateOutcome.UPDATED
+
+            result = await Rollbacks(updater).rollback(service.name)
+
+            assert result.outcome is RollbackOutcome.ROLLED_BACK, result.message
+            assert (result.old_digest, result.new_digest) == (new, old)
+            wait_running(manager, service.id, f"{tagged}@{old}")
+            container_spec = spec_of(manager, service.id)["TaskTemplate"]["ContainerSpec"]
+            assert container_spec["Env"] == ["KEEP=me"]
+            # The swarm's previous spec is now the one rolled back from: not gone back to.
+            again = await Rollbacks(updater).rollback(service.name)
+            assert again.outcome is RollbackOutcome.NOTHING
+    finally:
+        store.close()
+        engine.close()
+        service.remove()
