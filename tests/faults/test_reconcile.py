@@ -11,11 +11,12 @@ from typing import Any
 import docker
 
 from bot.app import Daemon
+from bot.chat import Sender
 from bot.config import Settings
 from bot.replace import aside_name
 from bot.store import Store
 from tests.faults.kit import AppImage, assert_left_running_intact, start_app
-from tests.unit.fakes import FakeAdapter
+from tests.unit.fakes import FakeAdapter, cmd
 
 
 async def test_a_journal_that_expires_while_the_daemon_runs_is_settled_without_a_restart(
@@ -54,3 +55,30 @@ async def test_a_journal_that_expires_while_the_daemon_runs_is_settled_without_a
     finally:
         await daemon.stop()
     assert assert_left_running_intact(docker_client, app, app_image) == "old"
+
+
+async def test_the_periodic_look_leaves_an_update_this_daemon_is_carrying_out_alone(
+    app_image: AppImage, docker_client: docker.DockerClient, containers: Any,
+    docker_host: str, tmp_path: Path,
+) -> None:
+    app = start_app(docker_client, containers, app_image)
+    config_dir = tmp_path / "docker-config"
+    config_dir.mkdir()
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        docker_host=docker_host, docker_config=str(config_dir),
+        db=str(tmp_path / "state.db"), label_enable=True, grace_period=1.0,
+    )
+    daemon = Daemon(settings, first_pass_delay=-1, adapters=[FakeAdapter()],
+                    reconcile_interval=0.05)
+    core = await daemon.start()
+    try:
+        reply = await core.router.dispatch(
+            cmd("pull", app.name, sender=Sender("console", 0, "operator", in_alert_place=True))
+        )
+        history = core.store.history(app.name)
+    finally:
+        await daemon.stop()
+    assert f"{app.name}: updated" in reply.text, reply.text
+    assert not [h for h in history if h.action == "reconcile"]
+    assert assert_left_running_intact(docker_client, app, app_image) == "new"
