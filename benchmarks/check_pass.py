@@ -42,7 +42,7 @@ from tests.services.images import ImageFactory  # noqa: E402
 from tests.services.registry import RegistryProcess  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-KINDS = ("ping", "token", "head", "get")
+KINDS = ("ping", "token", "head", "get", "tags", "blob")
 
 
 @dataclass
@@ -199,6 +199,58 @@ async def in_process_passes(docker_host: str, names: list[str], config_dir: str,
         engine.close()
 
 
+def setup_versions(client: Any, proxy_host: str, k: int) -> list[str]:
+    """One repository with tags 1.0.0 and 1.1.0 (OCI-labelled); k containers on 1.0.0 with
+    dockwarden.semver=minor. Their names."""
+    repo = f"{proxy_host}/bench/versions"
+    images = ImageFactory(client)
+    for version, tag in enumerate(("1.0.0", "1.1.0"), start=1):
+        labels = {"org.opencontainers.image.version": tag,
+                  "org.opencontainers.image.revision": f"rev{version}"}
+        images.build_local(f"{repo}:{tag}", version, labels=labels)
+        for event in client.api.push(repo, tag=tag, stream=True, decode=True):
+            if "error" in event:
+                raise RuntimeError(f"push of {repo}:{tag} failed: {event['error']}")
+    names = [f"dwbench-{os.getpid()}-semver-{i}" for i in range(k)]
+    host_config = client.api.create_host_config(network_mode="none")
+    for name in names:
+        created = client.api.create_container(
+            f"{repo}:1.0.0", name=name, host_config=host_config,
+            labels={**session_labels(), "dockwarden.bench": "1", "dockwarden.semver": "minor"},
+        )
+        client.api.start(created["Id"])
+    return names
+
+
+async def request_budget(docker_host: str, config_dir: str, plain: list[str],
+                         semver: list[str], db_path: Path) -> dict[str, Counter[str]]:
+    """Requests by kind: containers without a tag rule alone, then with the semver ones, twice
+    (what updates bring kept in a store, as the daemon does)."""
+    from bot.app import build_checker
+    from bot.config import Settings
+    from bot.store import Store
+
+    engine = DockerEngine(docker_host)
+    store = Store(db_path)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    figures: dict[str, Counter[str]] = {}
+    try:
+        async with RegistryClient(credentials=DockerCredentials(config_dir)) as registry:
+            checker = build_checker(settings, engine, registry, store)
+            for label, names in (("no rule", plain), ("semver 1", plain + semver),
+                                 ("semver 2", plain + semver)):
+                before = Counter(registry.stats)
+                report = await checker.check(names)
+                figures[label] = Counter(registry.stats) - before
+                found = {r.new_tag for r in report.results if r.container in semver}
+                if names is not plain and found != {"1.1.0"}:
+                    raise RuntimeError(f"the semver containers were offered {found}")
+    finally:
+        store.close()
+        engine.close()
+    return figures
+
+
 def median(values: list[float]) -> float:
     """The median (the machine is shared: medians of a few runs, not single runs)."""
     return statistics.median(values)
@@ -216,6 +268,9 @@ def main() -> int:
                         help="also measure the in-process pass with this many requests at once "
                              "per registry (repeatable; default 64; the client's own default is "
                              "always measured)")
+    parser.add_argument("--semver-containers", type=int, default=20,
+                        help="containers of one repository with dockwarden.semver=minor, for "
+                             "the request budget")
     args = parser.parse_args()
     if args.per_registry is None:
         args.per_registry = [64]
@@ -242,8 +297,12 @@ def main() -> int:
         }
         env.update(DOCKER_HOST=engine.url, DOCKER_CONFIG=str(root / "docker-config"),
                    HOME=str(root / "home"), PYTHONPATH=str(REPO_ROOT))
+        semver = setup_versions(client, proxy.host, args.semver_containers)
         proxy.set_delay(args.delay)
         report(measure(args, env, root, refs, names, engine.url))
+        budget = asyncio.run(request_budget(engine.url, str(root / "docker-config"), names,
+                                            semver, root / "budget.db"))
+        report_budget(budget, len(names), len(semver))
     finally:
         proxy.close()
         remove_session_resources(client, dead_only=False, session=os.getpid())
@@ -335,6 +394,16 @@ def report(f: dict[str, Any]) -> None:
         per = " ".join(f"{counts.get(k, 0) / n:>7.3f}" for k in KINDS)
         totals = ", ".join(f"{k} {counts.get(k, 0)}" for k in KINDS)
         print(f"{label:<6} {per}   {totals}")
+
+
+def report_budget(budget: dict[str, Counter[str]], plain: int, semver: int) -> None:
+    """Print the requests each kind of pass made."""
+    kinds = ("head", "tags", "get", "blob")
+    print(f"\nrequest budget: {plain} containers without a tag rule, {semver} containers of one "
+          "repository with dockwarden.semver=minor (1.0.0 -> 1.1.0 offered):")
+    print(f"{'pass':<10} " + " ".join(f"{k:>6}" for k in kinds))
+    for label, counts in budget.items():
+        print(f"{label:<10} " + " ".join(f"{counts.get(k, 0):>6}" for k in kinds))
 
 
 if __name__ == "__main__":
