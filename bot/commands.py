@@ -705,9 +705,10 @@ def _one_arg(command: Command) -> str:
 
 
 def _update_line(update: PendingUpdate) -> str:
+    to_tag = f" (tag {update.new_tag})" if update.new_tag else ""
     return (
         f"{update.id} {update.container} {update.image} "
-        f"{short_digest(update.old_digest)} -> {short_digest(update.remote_digest)} "
+        f"{short_digest(update.old_digest)} -> {short_digest(update.remote_digest)}{to_tag} "
         f"[{update.state}, {update.policy}]"
     )
 
