@@ -36,7 +36,8 @@ def detail(result: CheckResult) -> str:
     if result.status is CheckStatus.UP_TO_DATE:
         return short_digest(result.remote_digest)
     if result.status is CheckStatus.UPDATE_AVAILABLE:
-        return f"{short_digest(result.local_digest)} -> {short_digest(result.remote_digest)}"
+        digests = f"{short_digest(result.local_digest)} -> {short_digest(result.remote_digest)}"
+        return f"tag {result.new_tag}: {digests}" if result.new_tag else digests
     if result.status is CheckStatus.SKIPPED and result.reason is not None:
         return _SKIP_TEXT[result.reason]
     if result.error is not None:

@@ -128,3 +128,14 @@ def test_proposal_is_newer_same_form_within_level_and_the_newest(
 def test_any_text_either_parses_or_is_none_never_raises(tag: str) -> None:
     version = parse_version(tag)
     assert version is None or version.tag == tag
+
+
+def test_check_table_names_the_newer_tag() -> None:
+    import dataclasses
+
+    from bot.report import detail
+    from tests.unit.fakes import outdated
+
+    result = dataclasses.replace(outdated("app"), new_tag="1.3.0")
+    assert detail(result).startswith("tag 1.3.0: ")
+    assert not detail(outdated("app")).startswith("tag")
