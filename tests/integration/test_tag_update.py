@@ -94,3 +94,26 @@ async def test_approved_tag_update_recreates_the_container_on_the_new_tag_with_i
     assert "/srv/app/compose.yaml still names 1.2.3" in reply.text, reply.text
     update = db.get_update(alert.update_id or "")
     assert update is not None and update.state == "applied" and update.new_tag == "1.3.0"
+
+
+async def test_tag_update_whose_new_image_exits_is_rolled_back_to_the_old_tag(
+    core: tuple[Core, FakeAdapter], docker_client: docker.DockerClient, images: Any,
+    registries: Any, containers: Any,
+) -> None:
+    bot, _ = core
+    registry = registries.anonymous
+    repository = unique("rollback")
+    name = f"{registry.host}/{repository}"
+    images.push(registry, repository, "1.2.3", version=1, cmd=SLEEPER)
+    images.push(registry, repository, "1.2.4", version=2, cmd=["sh", "-c", "exit 3"])
+    old = containers.run(f"{name}:1.2.3")
+
+    found = await bot.runner.run([old.name])
+    [alert] = [a for a in found.alerts if a.container == old.name]
+    assert "1.2.3 → 1.2.4 available (patch)." in alert.text
+    reply = await bot.router.dispatch(cmd("approve", alert.update_id or "", sender=OPERATOR))
+
+    now = docker_client.api.inspect_container(old.name)
+    assert now["Id"] == old.id and now["State"]["Running"], reply.text
+    assert now["Config"]["Image"] == f"{name}:1.2.3"
+    assert "rolled_back" in reply.text and "exited with code 3" in reply.text

@@ -100,3 +100,14 @@ async def test_a_missing_repository_is_that_repository_s_error_only(
     errors = [v for v in lists.values() if not isinstance(v, list)]
     assert len(errors) == 1 and errors[0].kind == "not_found"
     assert isinstance(lists[(host, versions_repo)], list)
+
+
+async def test_a_429_on_the_listing_is_waited_out_as_for_manifests(
+    versions_repo: str, odd_registry: OddRegistry, make_client: MakeClient
+) -> None:
+    client = make_client()
+    await client.tag_lists([_ref(odd_registry.host, versions_repo)])  # the ping is behind us
+    odd_registry.rate_limit(1, retry_after="0")
+    lists = await client.tag_lists([_ref(odd_registry.host, versions_repo)])
+    assert sorted(lists[(odd_registry.host, versions_repo)]) == sorted(TAGS)  # type: ignore[arg-type]
+    assert (client.stats["rate_limited"], client.stats["tags"]) == (1, 3)
