@@ -123,3 +123,30 @@ async def test_an_index_is_read_for_the_engine_s_platform_and_unlabelled_images_
     # The index, the platform's manifest, its config: and the config was kept.
     assert (registry.stats["get"], registry.stats["blob"]) == (2, 1)
     assert StoreCache(db).get(new_digest) is not None
+
+
+async def test_a_config_blob_redirected_to_another_host_is_followed(
+    registry: RegistryClient, images: ImageFactory, registries: Registries,
+    odd_registry: Any,
+) -> None:
+    import httpx
+
+    from bot.reference import parse_reference
+    from bot.registry.config_blob import Platform
+    from bot.registry.manifests import MANIFEST_ACCEPT
+
+    anon = registries.anonymous
+    repository = unique("redirect")
+    digest = images.push(anon, repository, "1", version=1,
+                         labels=_labels("4.5.6", "ccc", "2026-11-03T00:00:00Z"))
+    manifest = httpx.get(f"{anon.url}/v2/{repository}/manifests/{digest}",
+                         headers={"Accept": MANIFEST_ACCEPT}).json()
+    blob = manifest["config"]["digest"]
+    # Storage elsewhere, as S3 or a CDN behind Docker Hub: another host and port.
+    odd_registry.redirect("/blobs/", f"{anon.url}/v2/{repository}/blobs/{blob}")
+
+    ref = parse_reference(f"{odd_registry.host}/{repository}:1")
+    config = await registry.image_config(ref, digest, Platform())
+
+    assert config["config"]["Labels"]["org.opencontainers.image.version"] == "4.5.6"
+    assert [r.status for r in odd_registry.requests if "/blobs/" in r.path] == [307]
