@@ -315,7 +315,8 @@ class PassScheduler:
         """When the next scheduled pass starts (jitter included)."""
         if self._scheduler is None:
             return None
-        times = [job.next_run_time for job in self._scheduler.get_jobs() if job.next_run_time]
+        times = [job.next_run_time for job in self._scheduler.get_jobs()
+                 if job.next_run_time and job.id != "auto-window"]  # that job checks nothing
         return min(times) if times else None
 
     def _remember_next(self) -> datetime | None:

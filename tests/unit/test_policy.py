@@ -212,3 +212,22 @@ async def test_a_window_missed_while_stopped_moves_to_the_next_one(store: Store)
     clock.now = datetime(2026, 12, 3, 3, 0, tzinfo=UTC)
     await core.runner.run()  # a pass inside the window applies what waits
     assert updater.calls == [("web", NEW, "policy:auto")]
+
+
+async def test_the_scheduler_opens_the_window_on_its_own_job_apart_from_the_passes(
+    store: Store,
+) -> None:
+    from bot.scheduler import PassScheduler
+
+    core, _ = _auto_core(store, Clock(T0), FakeUpdater(store=store))
+    scheduler = PassScheduler(core.runner, "0 0 1 1 *", first_pass_delay=-1, jitter=0)
+    scheduler.start()
+    try:
+        assert scheduler._scheduler is not None
+        jobs = {job.id: job for job in scheduler._scheduler.get_jobs()}
+        assert set(jobs) == {"pass", "auto-window"}
+        # The window (daily 03:00) comes before the yearly pass; /status names the pass.
+        assert jobs["auto-window"].next_run_time < jobs["pass"].next_run_time
+        assert scheduler.next_pass() == jobs["pass"].next_run_time
+    finally:
+        scheduler.stop()
