@@ -42,8 +42,10 @@ async def newer_tags(
     wanted: list[tuple[Plan, ImageRef, TagRule]] = []
     for plan in plans:
         ref = plan.lookup
-        if ref is None:
-            continue  # decided without the registry: pinned, local, disabled
+        if ref is None or plan.workload.kind != "container":
+            # Decided without the registry (pinned, local, disabled); or a Swarm service, which
+            # is updated along its own tag's digest only.
+            continue
         try:
             rule = rule_of(plan.workload.labels, default)
         except BadTagRule as error:
