@@ -23,7 +23,7 @@ from bot.domain import UpdateOutcome
 from bot.engines.docker import DockerEngine
 from bot.registry.client import RegistryClient
 from bot.registry.credentials import DockerCredentials
-from bot.rollback import RollbackOutcome, Rollbacks
+from bot.rollback import RollbackOutcome, RollbackPlan, Rollbacks
 from bot.store import Store, utcnow
 from bot.updater import Updater
 from tests.unit.fakes import FakeAdapter, cmd
@@ -154,6 +154,9 @@ async def test_update_then_rollback_runs_the_old_digest_keeping_configuration_an
     assert docker_client.images.get(image.old_id).id == image.old_id
     _exec(docker_client, name, "echo anon-v2 >> /anon/f && echo named-v2 >> /named/f")
 
+    plan = await Rollbacks(updater).plan(name)  # what `dockwarden rollback` asks about
+    assert plan == RollbackPlan(name, image.ref, image.new_digest, image.old_digest)
+
     result = await Rollbacks(updater).rollback(name, actor="test")
 
     assert result.outcome is RollbackOutcome.ROLLED_BACK, result.message
@@ -172,6 +175,7 @@ async def test_update_then_rollback_runs_the_old_digest_keeping_configuration_an
     assert db.journal_open() == []
     assert db.history(name)[0].action == "rollback"
     # Once is enough: the record is used, so a second rollback has nothing to do.
+    assert await Rollbacks(updater).plan(name) is None
     again = await Rollbacks(updater).rollback(name)
     assert again.outcome is RollbackOutcome.NOTHING
     assert docker_client.api.inspect_container(name)["Id"] == container["Id"]
