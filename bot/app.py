@@ -377,6 +377,14 @@ class Daemon:
         wanted = list(self._given) if self._given is not None else build_adapters(settings, core)
         await _start_adapters(wanted, core, self.adapters)
         core.notifier.adapters = self.adapters
+        from bot.selfupdate import SelfUpdateReport
+
+        # After a self-update (bot/selfupdate.py): the helper's outcome, said in chat.
+        report = SelfUpdateReport(
+            store, core.notifier, wait=settings.health_timeout + settings.grace_period + 120
+        )
+        report.start()
+        stack.push_async_callback(report.stop)
         self.scheduler = PassScheduler(
             core.runner, settings.schedule, first_pass_delay=self.first_pass_delay,
             jitter=self.jitter, tz=settings.tz,

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.process_collector import ProcessCollector
 
 from bot.domain import Basis, CheckReport, CheckStatus, UpdateResult
-from bot.errors import DockWardenError, SelfUpdateRefused
+from bot.errors import DockWardenError, SelfUpdateHandedOver, SelfUpdateRefused
 
 if TYPE_CHECKING:
     from bot.commands import CheckerPort, UpdaterPort
@@ -171,6 +171,9 @@ class MeteredUpdater:
             result = await self.updater.update(
                 name, expected_digest=expected_digest, actor=actor, made_for=made_for
             )
+        except SelfUpdateHandedOver:
+            self.metrics.update_finished("handed_over")  # the bot that comes up reports it
+            raise
         except SelfUpdateRefused:
             self.metrics.update_finished("refused")
             raise

@@ -316,6 +316,13 @@ class Updater:
                 name, UpdateOutcome.FAILED, old_digest, digest,
                 f"could not pull {ref.name}@{digest}: {exc}; nothing was changed",
             )
+        if selfinfo.runs_inside(str(old["Id"])):
+            # Stopping its own container would stop this update half-way: a helper container
+            # from the new image does it from outside (raises SelfUpdateHandedOver).
+            from bot.selfupdate import hand_over
+
+            await hand_over(self.engine, self.store, old, ref, digest, old_digest, new_image_id,
+                            None)
         result = await self._replace(
             old, old_image, ref, digest, old_digest, new_image_id, image_text
         )
@@ -325,12 +332,6 @@ class Updater:
         name = container_name(old)
         if SWARM_TASK_LABEL in ((old.get("Config") or {}).get("Labels") or {}):
             raise _Failed(f"{name} is a Swarm task; update its service instead")
-        if selfinfo.runs_inside(str(old["Id"])):
-            raise SelfUpdateRefused(
-                f"{name} is the container DockWarden itself runs in; recreating it would stop "
-                "the update half-way. Update it from outside (`docker compose pull && docker "
-                "compose up -d`, or `dockwarden update` run on the host)"
-            )
         if (old.get("HostConfig") or {}).get("AutoRemove"):
             raise _Failed(f"{name} was started with --rm: stopping it would delete it, so it "
                           "cannot be rolled back; recreate it yourself")

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
@@ -64,18 +65,30 @@ def _wheels(logfile: Path) -> Path:
     return wheels
 
 
-def _context(target: Path, wheels: Path, overlay: dict[str, str] | None) -> str:
-    """Copy the build context into `target`; returns the hash of its contents."""
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
+def _sources(workdir: Path) -> Path:
+    """This session's copy of the sources the image is built from, taken once: every image
+    of a session (v1 and v2 of the self-update tests too) is built from the same code, even
+    while the working tree changes under a long run."""
+    snapshot = workdir / "sources"
+    if snapshot.exists():
+        return snapshot
+    partial = workdir / "sources.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
     for name in CONTEXT_FILES:
-        shutil.copy2(ROOT / name, target / name)
+        shutil.copy2(ROOT / name, partial / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for name in CONTEXT_DIRS:
-        shutil.copytree(ROOT / name, target / name, ignore=ignore)
+        shutil.copytree(ROOT / name, partial / name, ignore=ignore)
+    partial.rename(snapshot)
+    return snapshot
+
+
+def _context(target: Path, sources: Path, wheels: Path) -> str:
+    """Copy the build context into `target`; returns the hash of its contents."""
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(sources, target)
     shutil.copytree(wheels, target / "build" / "wheels")
-    for relative, text in (overlay or {}).items():
-        (target / relative).write_text(text)
     digest = hashlib.sha256()
     for path in sorted(p for p in target.rglob("*") if p.is_file()):
         rel = path.relative_to(target).as_posix()
@@ -101,20 +114,15 @@ def build_image(
     client: docker.DockerClient,
     workdir: Path,
     *,
-    overlay: dict[str, str] | None = None,
     version: str = "0.1.0",
 ) -> str:
-    """DockWarden's image on `client`'s engine (built, or reused by hash); returns its tag.
-
-    `overlay` replaces files of the context (relative path -> text): the self-update tests
-    build a second version that way.
-    """
+    """DockWarden's image on `client`'s engine (built, or reused by hash); returns its tag."""
     logfile = workdir / "image-build.log"
     workdir.mkdir(parents=True, exist_ok=True)
     base = ensure_base_image(client)
     wheels = _wheels(logfile)
     context = workdir / f"context-{version}"
-    key = _context(context, wheels, overlay)
+    key = _context(context, _sources(workdir), wheels)
     base_id = client.images.get(base).id
     key = hashlib.sha256(f"{key} {base_id} {version}".encode()).hexdigest()[:16]
     tag = f"{REPOSITORY}:{key}"
@@ -137,6 +145,22 @@ def _forget_older(client: docker.DockerClient) -> None:
         for image in client.images.list(name=repository):
             for tag in image.tags:
                 repo, _, key = tag.rpartition(":")
-                if repo == repository and key not in _used:
+                if repo == repository and key.split("-")[0] not in _used:
                     with contextlib.suppress(docker.errors.APIError):
                         client.images.remove(tag, noprune=False)
+
+
+def derive(client: docker.DockerClient, image: str, variant: str, config: dict[str, Any]) -> str:
+    """`image` with its config changed (labels, health check) and nothing else: a commit of an
+    unstarted container, far cheaper than a build; tagged `<image>-<variant>` and reused."""
+    tag = f"{image}-{variant}"
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        client.images.get(tag)
+        return tag
+    repository, _, name = tag.rpartition(":")
+    container = client.containers.create(image, labels={})
+    try:
+        container.commit(repository=repository, tag=name, conf=config)
+    finally:
+        container.remove(force=True)
+    return tag
