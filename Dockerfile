@@ -35,8 +35,11 @@ ENV PATH=/opt/dockwarden/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     DOCKWARDEN_DB=/data/dockwarden.db \
     DOCKWARDEN_HTTP_LISTEN=0.0.0.0:8080
-# WORKDIR makes /data; a relative DOCKWARDEN_DB (as in .env.example) lands there too.
+# WORKDIR makes /data; a relative DOCKWARDEN_DB (as in .env.example) lands there too. As a
+# VOLUME, the state outlives the container even when it was started without -v, and an
+# update of DockWarden's own container (which keeps volumes) keeps it.
 WORKDIR /data
+VOLUME /data
 EXPOSE 8080
 # urllib raises on anything but a 2xx, so python exits 1 on a 503 or no answer: no curl needed.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \

@@ -70,6 +70,9 @@ def _helper_spec(
     for key in ("Binds", "Mounts", "NetworkMode", "ExtraHosts", "Dns", "SecurityOpt"):
         if host.get(key):
             host_config[key] = host[key]
+    mounts = _volumes_not_named(old, host_config)
+    if mounts:
+        host_config["Mounts"] = [*host_config.get("Mounts", ()), *mounts]
     env = list(config.get("Env") or ())
     if host_config.get("NetworkMode") == "host" and not _engine_over_network(env):
         # On the host's network the helper would share the bot's hostname, and a bot starting
@@ -86,6 +89,21 @@ def _helper_spec(
         "user": config.get("User") or "",
         "host_config": host_config,
     }
+
+
+def _volumes_not_named(
+    old: Mapping[str, Any], host_config: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """The bot's volumes that its HostConfig does not name (the image's VOLUME /data when run
+    without -v): the helper must open the very same store."""
+    covered = {str(m.get("Target")) for m in host_config.get("Mounts") or ()}
+    covered |= {b.split(":")[1] for b in host_config.get("Binds") or () if ":" in b}
+    return [
+        {"Type": "volume", "Source": m["Name"], "Target": m["Destination"],
+         "ReadOnly": not m.get("RW", True)}
+        for m in old.get("Mounts") or ()
+        if m.get("Type") == "volume" and m.get("Name") and m.get("Destination") not in covered
+    ]
 
 
 def _engine_over_network(env: list[str]) -> bool:

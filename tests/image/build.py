@@ -162,5 +162,5 @@ def derive(client: docker.DockerClient, image: str, variant: str, config: dict[s
     try:
         container.commit(repository=repository, tag=name, conf=config)
     finally:
-        container.remove(force=True)
+        container.remove(force=True, v=True)
     return tag

@@ -36,6 +36,7 @@ def test_image_has_oci_labels_state_in_data_and_no_build_tools(
     assert labels["org.opencontainers.image.revision"]
     assert "org.opencontainers.image.source" in labels
     assert "DOCKWARDEN_DB=/data/dockwarden.db" in config["Env"]
+    assert "/data" in config["Volumes"] and config["WorkingDir"] == "/data"
     assert "DOCKWARDEN_HTTP_LISTEN=0.0.0.0:8080" in config["Env"]
     assert config["Healthcheck"]["Test"][0] == "CMD"
     assert config["Entrypoint"] == ["dockwarden"] and config["Cmd"] == ["run"]

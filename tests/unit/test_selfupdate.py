@@ -119,3 +119,19 @@ def test_helper_of_a_bot_on_the_host_network_gets_a_hostname_of_its_own() -> Non
                                       "Env": ["DOCKER_HOST=tcp://127.0.0.1:2375"]}}
     spec = _helper_spec(over_tcp, "sha256:" + "2" * 64, NEW, "")
     assert spec["host_config"]["NetworkMode"] == "host"  # it needs the loopback to reach it
+
+
+def test_helper_gets_the_bots_anonymous_data_volume_too() -> None:
+    socket = "/var/run/docker.sock"
+    anonymous = {**OLD_INSPECT, "HostConfig": {"NetworkMode": "bridge",
+                                               "Binds": [f"{socket}:{socket}"]},
+                 "Mounts": [
+                     {"Type": "bind", "Source": "/var/run/docker.sock",
+                      "Destination": "/var/run/docker.sock", "RW": True},
+                     {"Type": "volume", "Name": "3f" * 32, "Destination": "/data", "RW": True},
+                 ]}
+    spec = _helper_spec(anonymous, "sha256:" + "2" * 64, NEW, "")
+    assert spec["host_config"]["Mounts"] == [
+        {"Type": "volume", "Source": "3f" * 32, "Target": "/data", "ReadOnly": False},
+    ]
+    assert "Mounts" not in _helper_spec(OLD_INSPECT, "sha256:" + "2" * 64, NEW, "")["host_config"]
