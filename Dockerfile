@@ -2,7 +2,8 @@
 # with Python 3.11+> .` The builder stage makes a virtualenv; the runtime stage gets only that
 # virtualenv (no pip, no compilers, no caches, no test tools) on the same base.
 
-ARG BASE_IMAGE=python:3.12-slim-bookworm
+# The Python of Debian bookworm (and of the wheels `make image` collects on such a machine).
+ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS builder
 # 1: install only from build/wheels in the build context (filled from the host's own pip
