@@ -67,7 +67,7 @@ def _cmd_update(settings: Settings, args: argparse.Namespace) -> int:
     from bot.cli_alerts import CommandAlerts
     from bot.commands import UpdateService
     from bot.domain import UpdateOutcome, UpdateResult
-    from bot.report import Status, progress
+    from bot.report import Status, confirm, progress
 
     status = Status(f"updating {args.name}: pulling the new image, then stopping the old one")
 
@@ -77,16 +77,8 @@ def _cmd_update(settings: Settings, args: argparse.Namespace) -> int:
             status.label = label.format(name=args.name, timeout=settings.health_timeout)
 
     def ask(question: str) -> bool:
-        if not sys.stdin.isatty():
-            print(f"dockwarden: not updating {args.name}: no terminal to confirm on; "
-                  "pass --yes to update without asking", file=sys.stderr)
-            return False
-        print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
-        try:
-            answer = input()
-        except EOFError:
-            answer = ""
-        return answer.strip().lower() in ("y", "yes")
+        return confirm(question, without_terminal=f"not updating {args.name}: no terminal to "
+                       "confirm on; pass --yes to update without asking")
 
     async def update() -> UpdateResult | None:
         insecure = await asyncio.to_thread(engine_insecure_registries, engine)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -130,3 +131,16 @@ async def _spin(stream: TextIO, status: Status, after: float) -> None:
         if shown:
             stream.write("\r\033[K")  # clear the line so the table starts clean
             stream.flush()
+
+
+def confirm(question: str, *, without_terminal: str) -> bool:
+    """Ask yes/no on the terminal (default no); without one, say why nothing is done."""
+    if not sys.stdin.isatty():
+        print(f"dockwarden: {without_terminal}", file=sys.stderr)
+        return False
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    try:
+        answer = input()
+    except EOFError:
+        answer = ""
+    return answer.strip().lower() in ("y", "yes")

@@ -19,16 +19,10 @@ EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def _ask(question: str, name: str) -> bool:
-    if not sys.stdin.isatty():
-        print(f"dockwarden: not rolling back {name}: no terminal to confirm on; pass --yes to "
-              "roll back without asking", file=sys.stderr)
-        return False
-    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
-    try:
-        answer = input()
-    except EOFError:
-        answer = ""
-    return answer.strip().lower() in ("y", "yes")
+    from bot.report import confirm
+
+    return confirm(question, without_terminal=f"not rolling back {name}: no terminal to "
+                   "confirm on; pass --yes to roll back without asking")
 
 
 def run(settings: Settings, args: argparse.Namespace, actor: str) -> int:
