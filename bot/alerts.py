@@ -55,7 +55,7 @@ PROBLEM_KINDS: dict[str, AlertKind] = {
     "auth_failed": AlertKind.AUTH_FAILED,
     "unreachable": AlertKind.REGISTRY_UNREACHABLE,
     "rate_limited": AlertKind.RATE_LIMITED,
-    # No kind of their own in DESIGN.md; said under the nearest one, with the real problem kept
+    # No kind of their own among the alert kinds; said under the nearest one, with the real problem kept
     # in Alert.extra["problem"] and in the title.
     "not_found": AlertKind.REGISTRY_UNREACHABLE,
     "bad_response": AlertKind.REGISTRY_UNREACHABLE,

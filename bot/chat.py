@@ -14,7 +14,7 @@ from typing import Protocol
 
 
 class AlertKind(StrEnum):
-    """The alert kinds of DESIGN.md."""
+    """The alert kinds (the README lists them)."""
 
     UPDATE_AVAILABLE = "update_available"
     UNSUPPORTED_CHALLENGE = "unsupported_challenge"

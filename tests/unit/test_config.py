@@ -1,4 +1,4 @@
-"""Settings: names from DESIGN.md, defaults, validation into a ConfigError naming the setting."""
+"""Settings: the documented names, defaults, validation into a ConfigError naming the setting."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The boundary of DESIGN.md: nothing under bot/ imports telegram or discord."""
+"""The core/adapter boundary: nothing under bot/ imports telegram or discord."""
 
 from __future__ import annotations
 
