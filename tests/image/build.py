@@ -15,6 +15,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,10 @@ BUILDER_REPOSITORY = "dockwarden-test-builder"
 # What the Dockerfile's .dockerignore lets in, besides the wheels.
 CONTEXT_FILES = ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md")
 CONTEXT_DIRS = ("bot", "adapters")
-_used: set[str] = set()  # keys of the images this process built or reused
+# When each image key was last used, by any session on this machine: another session may be
+# running on an image this one does not know, and only keys nobody used for a while go.
+USED_DIR = WORK_ROOT / "image-keys"
+FORGET_AFTER = 3 * 3600.0  # seconds
 
 
 class ImageBuildFailed(RuntimeError):
@@ -126,7 +130,7 @@ def build_image(
     base_id = client.images.get(base).id
     key = hashlib.sha256(f"{key} {base_id} {version}".encode()).hexdigest()[:16]
     tag = f"{REPOSITORY}:{key}"
-    _used.add(key)
+    _mark_used(key)
     with contextlib.suppress(docker.errors.ImageNotFound):
         client.images.get(tag)
         return tag
@@ -139,13 +143,25 @@ def build_image(
     return tag
 
 
+def _mark_used(key: str) -> None:
+    USED_DIR.mkdir(parents=True, exist_ok=True)
+    (USED_DIR / key).touch()
+
+
+def _recently_used(key: str) -> bool:
+    try:
+        return time.time() - (USED_DIR / key).stat().st_mtime < FORGET_AFTER
+    except OSError:
+        return False
+
+
 def _forget_older(client: docker.DockerClient) -> None:
-    """Remove earlier builds' tags (vfs keeps a full copy per layer); in-use ones stay."""
+    """Remove the tags of builds nobody used lately (vfs keeps a full copy per layer)."""
     for repository in (REPOSITORY, BUILDER_REPOSITORY):
         for image in client.images.list(name=repository):
             for tag in image.tags:
                 repo, _, key = tag.rpartition(":")
-                if repo == repository and key.split("-")[0] not in _used:
+                if repo == repository and not _recently_used(key.split("-")[0]):
                     with contextlib.suppress(docker.errors.APIError):
                         client.images.remove(tag, noprune=False)
 
