@@ -498,7 +498,7 @@ async def _keep_reconciling(
             updates.settle_leftovers()
             if rollbacks is not None:
                 await rollbacks.expire()
-        except DockWardenError:
+        except Exception:  # an engine or a store that is away now: the loop must go on
             log.exception("could not look for interrupted updates; trying again later")
             continue
         if settled:
