@@ -22,10 +22,11 @@ import json
 import logging
 import sys
 from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from bot.domain import UpdateOutcome, UpdateResult, short_digest
+from bot.domain import Basis, UpdateOutcome, UpdateResult, short_digest
 from bot.errors import DockWardenError, SelfUpdateHandedOver
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def _now() -> str:
 
 
 def _helper_spec(
-    old: Mapping[str, Any], image_id: str, digest: str, actor: str
+    old: Mapping[str, Any], image_id: str, digest: str, actor: str, made_for: Basis | None = None
 ) -> dict[str, Any]:
     """create_container arguments: the new image, the bot's env, mounts, network and user."""
     from bot.recreate import container_name
@@ -83,7 +84,8 @@ def _helper_spec(
         "image": image_id,
         "name": helper_name(name),
         "entrypoint": ["python3", "-m", "bot.selfupdate"],
-        "command": [name, digest, actor],
+        # What the update was found for goes along: a newer tag is applied, a stale one refused.
+        "command": [name, digest, actor, json.dumps(asdict(made_for)) if made_for else ""],
         "environment": env,
         "labels": labels,
         "user": config.get("User") or "",
@@ -124,6 +126,7 @@ async def hand_over(
     old_digest: str | None,
     image_id: str,
     actor: str | None,
+    made_for: Basis | None = None,
 ) -> NoReturn:
     """Start the helper that recreates the bot's own container; raises SelfUpdateHandedOver."""
     from bot.recreate import container_name
@@ -134,7 +137,7 @@ async def hand_over(
         "actor": actor or "", "state": "running", "started_at": _now(),
     }
     await asyncio.to_thread(store.set_meta, META_KEY, json.dumps(record))
-    spec = _helper_spec(old, image_id, digest, actor or "")
+    spec = _helper_spec(old, image_id, digest, actor or "", made_for)
     try:
         created = await engine.call("creating the self-update helper", "create_container",
                                     **spec)
@@ -156,7 +159,9 @@ async def hand_over(
 # -- the helper ----------------------------------------------------------------------------------
 
 
-async def carry_out(settings: Settings, name: str, digest: str, actor: str) -> UpdateResult:
+async def carry_out(
+    settings: Settings, name: str, digest: str, actor: str, made_for: Basis | None = None
+) -> UpdateResult:
     """In the helper: the ordinary update of the bot's container, its outcome recorded."""
     from bot.app import build_engine, build_registry, build_store, build_updater
 
@@ -168,7 +173,7 @@ async def carry_out(settings: Settings, name: str, digest: str, actor: str) -> U
                 updater = build_updater(settings, engine, registry, store)
                 try:
                     result = await updater.update(name, expected_digest=digest,
-                                                  actor=actor or None)
+                                                  actor=actor or None, made_for=made_for)
                 except DockWardenError as exc:
                     result = UpdateResult(name, UpdateOutcome.FAILED, None, digest, str(exc))
         finally:
@@ -192,21 +197,22 @@ def _finish(store: Store, result: UpdateResult) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m bot.selfupdate NAME DIGEST ACTOR`, the helper container's command."""
+    """`python -m bot.selfupdate NAME DIGEST ACTOR [BASIS]`, the helper container's command."""
     from bot.cli import configure_logging
     from bot.config import load_settings
 
-    if len(argv) != 4:
-        print("usage: python -m bot.selfupdate NAME DIGEST ACTOR", file=sys.stderr)
+    if len(argv) not in (4, 5):
+        print("usage: python -m bot.selfupdate NAME DIGEST ACTOR [BASIS]", file=sys.stderr)
         return 2
-    _, name, digest, actor = argv
+    _, name, digest, actor = argv[:4]
+    made_for = Basis(**json.loads(argv[4])) if len(argv) == 5 and argv[4] else None
     try:
         settings = load_settings()
     except DockWardenError as exc:
         print(f"dockwarden self-update: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, 0)
-    result = asyncio.run(carry_out(settings, name, digest, actor))
+    result = asyncio.run(carry_out(settings, name, digest, actor, made_for))
     print(json.dumps(result.as_json()), flush=True)
     return 0 if result.outcome is UpdateOutcome.UPDATED else 1
 

@@ -322,7 +322,7 @@ class Updater:
             from bot.selfupdate import hand_over
 
             await hand_over(self.engine, self.store, old, ref, digest, old_digest, new_image_id,
-                            None)
+                            None, made_for)
         result = await self._replace(
             old, old_image, ref, digest, old_digest, new_image_id, image_text
         )

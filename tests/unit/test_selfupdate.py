@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bot.alerts import Notifier
 from bot.chat import AlertKind
+from bot.domain import Basis
 from bot.selfupdate import META_KEY, SelfUpdateReport, _helper_spec, helper_name
 from bot.store import Store
 from tests.unit.fakes import NEW, OLD, FakeAdapter
@@ -33,7 +34,7 @@ def test_helper_runs_the_new_image_with_the_bots_env_mounts_and_network() -> Non
     assert spec["image"] == "sha256:" + "2" * 64
     assert spec["name"] == helper_name("dockwarden") == "dockwarden-dockwarden-selfupdate"
     assert spec["entrypoint"] == ["python3", "-m", "bot.selfupdate"]
-    assert spec["command"] == ["dockwarden", NEW, "telegram:1 (admin)"]
+    assert spec["command"] == ["dockwarden", NEW, "telegram:1 (admin)", ""]
     assert spec["environment"] == OLD_INSPECT["Config"]["Env"]
     host = spec["host_config"]
     assert host["Binds"] == OLD_INSPECT["HostConfig"]["Binds"]
@@ -135,3 +136,9 @@ def test_helper_gets_the_bots_anonymous_data_volume_too() -> None:
         {"Type": "volume", "Source": "3f" * 32, "Target": "/data", "ReadOnly": False},
     ]
     assert "Mounts" not in _helper_spec(OLD_INSPECT, "sha256:" + "2" * 64, NEW, "")["host_config"]
+
+
+def test_what_the_update_was_found_for_goes_to_the_helper_whole() -> None:
+    found_for = Basis("docker.io/acme/dockwarden:1.2", OLD, new_tag="1.3")
+    spec = _helper_spec(OLD_INSPECT, "sha256:" + "2" * 64, NEW, "", found_for)
+    assert Basis(**json.loads(spec["command"][3])) == found_for  # a newer tag is applied too
