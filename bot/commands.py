@@ -32,6 +32,7 @@ from bot.durations import YEAR
 from bot.errors import (
     ContainerNotFound,
     DockWardenError,
+    SelfUpdateHandedOver,
     SelfUpdateRefused,
     StaleUpdate,
     StoreError,
@@ -232,6 +233,11 @@ class UpdateService:
             result = await self.updater.update(
                 container, expected_digest=expected, actor=actor, made_for=made_for
             )
+        except SelfUpdateHandedOver as exc:
+            # A helper container carries it out; the bot that comes up afterwards settles the
+            # update, so it stays approved (not approvable twice) until then.
+            self._record(action, "handed_over", container, actor, str(exc))
+            raise
         except (UpdateInProgress, ContainerNotFound, SelfUpdateRefused) as exc:
             if update is not None:  # nothing was done: the update can be approved again
                 self._settle(update.id, "pending", str(exc), expect=("approved",))
@@ -605,6 +611,8 @@ class CommandRouter:
             result = await self.updates.apply(
                 update.container, update=update, actor=actor, action="update"
             )
+        except SelfUpdateHandedOver as exc:
+            return Reply(str(exc))
         except (UpdateInProgress, ContainerNotFound, SelfUpdateRefused) as exc:
             return Reply(f"Update {update.id} not started: {exc}")
         return Reply(_result_text(result, update.id))
@@ -636,6 +644,8 @@ class CommandRouter:
             result = await self.updates.apply(
                 name, update=None, actor=actor_of(command.sender), action="pull"
             )
+        except SelfUpdateHandedOver as exc:
+            return Reply(str(exc))
         except (UpdateInProgress, ContainerNotFound, SelfUpdateRefused) as exc:
             return Reply(f"/pull {name} not started: {exc}")
         return Reply(_result_text(result, None))

@@ -133,3 +133,33 @@ async def test_a_settlement_the_store_refused_is_written_once_it_takes_writes_ag
     service.settle_leftovers()
 
     assert store.get_update(update.id).state == "failed"  # type: ignore[union-attr]
+
+
+async def test_a_self_update_handed_to_a_helper_stays_approved_until_the_new_bot_settles_it(
+    store: Store,
+) -> None:
+    from bot.errors import SelfUpdateHandedOver, SelfUpdateRefused
+
+    update = _approved(store)
+    handed = SelfUpdateHandedOver("a helper container recreates dockwarden; it will say when up",
+                                  helper="dockwarden-selfupdate-1")
+    service, adapter = _service(store, ScriptedUpdater(handed))
+
+    with pytest.raises(SelfUpdateHandedOver):
+        await service.apply("dockwarden", update=update, actor=ACTOR, action="update")
+
+    # Not approvable a second time while the helper works; no alert yet.
+    assert store.get_update(update.id).state == "approved"  # type: ignore[union-attr]
+    assert adapter.alerts == []
+    # A plain refusal, by contrast, makes the update approvable again.
+    other = _approved_other(store)
+    service, _ = _service(store, ScriptedUpdater(SelfUpdateRefused("refused")))
+    with pytest.raises(SelfUpdateRefused):
+        await service.apply("api", update=other, actor=ACTOR, action="update")
+    assert store.get_update(other.id).state == "pending"  # type: ignore[union-attr]
+
+
+def _approved_other(store: Store) -> PendingUpdate:
+    update, _ = store.add_update("api", "127.0.0.1:5000/api:1", OLD, NEW, "approve")
+    assert store.approve_update(update.id, ACTOR)
+    return update
