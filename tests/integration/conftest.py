@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.engines.docker import DockerEngine
+from bot.store import Store
 from tests.conftest import _stoppers
 from tests.integration.engines import EngineUnderTest
 from tests.services.engine import Engine, remove_session_resources
@@ -69,3 +71,18 @@ def engine_under_test(request: pytest.FixtureRequest) -> EngineUnderTest:
     found: EngineUnderTest = request.getfixturevalue(f"{request.param}_engine")
     return found
 
+
+@pytest.fixture
+def engine(docker_host: str) -> Iterator[DockerEngine]:
+    """DockWarden's engine client on the module's engine (DOCKER_HOST as the test sees it)."""
+    engine = DockerEngine(docker_host)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Store]:
+    """A fresh SQLite store in the test's own folder."""
+    store = Store(tmp_path / "dockwarden.db")
+    yield store
+    store.close()

@@ -31,13 +31,6 @@ def _repo(stem: str) -> str:
 
 
 @pytest.fixture
-def engine(docker_host: str) -> Iterator[DockerEngine]:
-    engine = DockerEngine(docker_host)
-    yield engine
-    engine.close()
-
-
-@pytest.fixture
 async def registry(tmp_path: Path) -> AsyncIterator[RegistryClient]:
     empty_config = tmp_path / "docker-config"
     empty_config.mkdir()

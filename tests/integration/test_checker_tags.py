@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +17,6 @@ from bot.versions import Level
 from tests.integration.tag_repos import shared_versions
 from tests.services.images import ImageFactory
 from tests.services.registry import Registries
-
-
-@pytest.fixture
-def engine(docker_host: str) -> Iterator[DockerEngine]:
-    engine = DockerEngine(docker_host)
-    yield engine
-    engine.close()
 
 
 @pytest.fixture

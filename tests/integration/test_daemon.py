@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,13 +35,6 @@ class Wired:
     core: Core
     console: ConsoleAdapter
     out: io.StringIO
-
-
-@pytest.fixture
-def engine(docker_host: str) -> Iterator[DockerEngine]:
-    engine = DockerEngine(docker_host)
-    yield engine
-    engine.close()
 
 
 @pytest.fixture

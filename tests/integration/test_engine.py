@@ -34,13 +34,6 @@ def _find(engine: DockerEngine, name: str) -> Workload:
     return by_name[name]
 
 
-@pytest.fixture
-def engine(docker_host: str) -> Any:
-    engine = DockerEngine(docker_host)
-    yield engine
-    engine.close()
-
-
 def test_running_container_carries_its_reference_digests_and_labels(
     engine: DockerEngine, registries: Any, images: Any, containers: Any
 ) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +32,6 @@ def _labels(version: str, revision: str, created: str) -> dict[str, str]:
         "org.opencontainers.image.created": created,
         "org.opencontainers.image.source": SOURCE,
     }
-
-
-@pytest.fixture
-def engine(docker_host: str) -> Iterator[DockerEngine]:
-    engine = DockerEngine(docker_host)
-    yield engine
-    engine.close()
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Store]:
-    store = Store(tmp_path / "dockwarden.db")
-    yield store
-    store.close()
 
 
 @pytest.fixture

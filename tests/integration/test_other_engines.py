@@ -65,13 +65,6 @@ async def registry(registry_credentials: DockerCredentials) -> AsyncIterator[Reg
         yield client
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Store]:
-    store = Store(tmp_path / "dockwarden.db")
-    yield store
-    store.close()
-
-
 def _repo(stem: str) -> str:
     return f"dwother/{stem}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 

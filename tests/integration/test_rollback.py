@@ -26,6 +26,7 @@ from bot.registry.credentials import DockerCredentials
 from bot.rollback import RollbackOutcome, RollbackPlan, Rollbacks
 from bot.store import Store, utcnow
 from bot.updater import Updater
+from tests.services.containers import OwnNetwork
 from tests.unit.fakes import FakeAdapter, cmd
 
 SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 86400 & wait"]
@@ -52,43 +53,10 @@ class Released:
         client.api.tag(self.old_id, self.name, "1")
 
 
-class OwnNetwork:
-    """The session's container factory, putting containers on a network of the test's own
-    (docker0 may be taken down by other engines on the same host)."""
-
-    def __init__(self, factory: Any) -> None:
-        self.factory = factory
-        self.default_network: str | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.factory, name)
-
-    def run(self, image: str, name: str | None = None, **kwargs: Any) -> Any:
-        if "network" not in kwargs:
-            if self.default_network is None:
-                self.default_network = self.factory.network().name
-            kwargs["network"] = self.default_network
-        return self.factory.run(image, name=name, **kwargs)
-
-
 @pytest.fixture
 def containers(containers: Any) -> OwnNetwork:
     """containers.run(...) on a user-defined network unless the test chooses one."""
     return OwnNetwork(containers)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Store]:
-    store = Store(tmp_path / "dockwarden.db")
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def engine(docker_host: str) -> Iterator[DockerEngine]:
-    engine = DockerEngine(docker_host)
-    yield engine
-    engine.close()
 
 
 @pytest.fixture

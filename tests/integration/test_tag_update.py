@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import docker
@@ -22,13 +21,6 @@ from tests.unit.fakes import FakeAdapter, cmd
 
 SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 86400 & wait"]
 OPERATOR = Sender("console", 0, "operator", in_alert_place=True)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Store]:
-    store = Store(tmp_path / "dockwarden.db")
-    yield store
-    store.close()
 
 
 @pytest.fixture

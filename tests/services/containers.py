@@ -121,3 +121,25 @@ def write_docker_config(directory: Path, auths: Mapping[str, Mapping[str, str]],
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "config.json").write_text(json.dumps({"auths": entries, **extra}, indent=2))
     return str(directory)
+
+
+class OwnNetwork:
+    """The session's container factory, with containers on a network of the test's own.
+
+    Keeps these tests off docker0, which other engines started on the same host may take down.
+    """
+
+    def __init__(self, factory: Any) -> None:
+        self.factory = factory
+        self.default_network: str | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.factory, name)
+
+    def run(self, image: str, name: str | None = None, **kwargs: Any) -> Any:
+        if "network" not in kwargs and "network_mode" not in kwargs:
+            if self.default_network is None:
+                self.default_network = self.factory.network().name
+            kwargs["network"] = self.default_network
+        return self.factory.run(image, name=name, **kwargs)
+
