@@ -13,9 +13,9 @@ import os
 import sys
 from typing import TextIO
 
-from bot.alerts import PassSummary, render_text
-from bot.chat import Alert, Command, Dispatch, Reply, Sender
-from bot.report import pass_line
+from bot.chat.messages import Alert, Command, Dispatch, Reply, Sender
+from bot.entrypoints.report import pass_line
+from bot.usecases.alerting import PassSummary, render_text
 
 log = logging.getLogger(__name__)
 

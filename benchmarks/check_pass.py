@@ -32,8 +32,8 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from bot.checker import Checker  # noqa: E402
-from bot.domain import CheckStatus  # noqa: E402
+from bot.check.checker import Checker  # noqa: E402
+from bot.domain.model import CheckStatus  # noqa: E402
 from bot.engines.docker import DockerEngine  # noqa: E402
 from bot.registry.client import RegistryClient  # noqa: E402
 from bot.registry.credentials import DockerCredentials  # noqa: E402
@@ -226,9 +226,9 @@ async def request_budget(docker_host: str, config_dir: str, plain: list[str],
                          semver: list[str], db_path: Path) -> dict[str, Counter[str]]:
     """Requests by kind: containers without a tag rule alone, then with the semver ones, twice
     (what updates bring kept in a store, as the daemon does)."""
-    from bot.app import build_checker
-    from bot.config import Settings
-    from bot.store import Store
+    from bot.config.settings import Settings
+    from bot.entrypoints.bootstrap import build_checker
+    from bot.store.db import Store
 
     engine = DockerEngine(docker_host)
     store = Store(db_path)

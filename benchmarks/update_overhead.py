@@ -30,12 +30,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.domain import UpdateOutcome  # noqa: E402
+from bot.domain.model import UpdateOutcome  # noqa: E402
 from bot.engines.docker import DockerEngine  # noqa: E402
 from bot.registry.client import RegistryClient  # noqa: E402
 from bot.registry.credentials import DockerCredentials  # noqa: E402
-from bot.store import Store  # noqa: E402
-from bot.updater import Updater  # noqa: E402
+from bot.store.db import Store  # noqa: E402
+from bot.update.updater import Updater  # noqa: E402
 from tests.services.images import ImageFactory  # noqa: E402
 from tests.services.registry import RegistryProcess, RegistryService  # noqa: E402
 

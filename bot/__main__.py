@@ -1,5 +1,5 @@
 """`python -m bot` runs the `dockwarden` command."""
 
-from bot.cli import main
+from bot.entrypoints.cli import main
 
 raise SystemExit(main())

@@ -15,9 +15,9 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from bot.domain import Workload
+from bot.domain.model import Workload
+from bot.domain.reference import parse_reference
 from bot.errors import EngineError, EngineUnavailable, InvalidReference
-from bot.reference import parse_reference
 
 log = logging.getLogger(__name__)
 

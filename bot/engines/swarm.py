@@ -11,7 +11,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from bot.domain import Workload
+from bot.domain.model import Workload
 
 log = logging.getLogger(__name__)
 

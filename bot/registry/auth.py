@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from bot.domain.reference import DOCKER_HUB, ImageRef
 from bot.errors import (
     AuthFailed,
     BadResponse,
@@ -25,7 +26,6 @@ from bot.errors import (
     RegistryUnreachable,
     UnsupportedChallenge,
 )
-from bot.reference import DOCKER_HUB, ImageRef
 from bot.registry.challenge import Challenge, choose_challenge, describe, parse_www_authenticate
 from bot.registry.credentials import Credentials, DockerCredentials
 from bot.registry.exchange import ConnectFailed, Exchange, unexpected

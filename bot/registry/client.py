@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 
+from bot.domain.reference import DOCKER_HUB, ImageRef
 from bot.errors import BadResponse, ManifestNotFound, RegistryError, RegistryUnreachable
-from bot.reference import DOCKER_HUB, ImageRef
 from bot.registry.auth import Authenticator, RegistryState
 from bot.registry.config_blob import Platform, read_config
 from bot.registry.credentials import DockerCredentials

@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 
+from bot.domain.reference import ImageRef
 from bot.errors import BadResponse, ManifestNotFound
-from bot.reference import ImageRef
 from bot.registry.manifests import MANIFEST_ACCEPT, digest_of, is_valid_digest
 
 Get = Callable[[str, str, str | None], Awaitable[httpx.Response]]  # (url, kind, accept)

@@ -14,8 +14,8 @@ from typing import Protocol
 
 import httpx
 
+from bot.domain.reference import ImageRef
 from bot.errors import BadResponse, RegistryError
-from bot.reference import ImageRef
 
 # Tags asked for per page. Registries cap pages on their side (Docker Hub: 100), and
 # distribution 2.x answers everything at once whatever is asked; Link is followed either way.

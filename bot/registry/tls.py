@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.domain.reference import DOCKER_HUB
 from bot.errors import RegistryUnreachable
-from bot.reference import DOCKER_HUB
 from bot.registry.wire import is_insecure, is_loopback, split_host
 
 log = logging.getLogger(__name__)

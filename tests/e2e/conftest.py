@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.config import Settings
+from bot.config.settings import Settings
 
 # ---- Telegram ------------------------------------------------------------------------------
 from tests.standins.telegram import TelegramStandin  # noqa: E402

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from adapters.discord_adapter import DiscordAdapter
-from bot.chat import Action, Command, Reply, Sender
-from bot.config import Settings
+from adapters.discord.adapter import DiscordAdapter
+from bot.chat.messages import Action, Command, Reply, Sender
+from bot.config.settings import Settings
 from tests.standins.discord import ADMIN_ROLE_ID, BOT_TOKEN, GUILD_ID, DiscordStandin
 
 DISCORD_ADMIN = 2100000000000000001

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from adapters.apprise_adapter import AppriseAdapter
-from bot.alerts import Notifier
-from bot.chat import Action, Alert, AlertKind, Field
-from bot.config import Settings
+from adapters.apprise_channel import AppriseAdapter
+from bot.chat.messages import Action, Alert, AlertKind, Field
+from bot.config.settings import Settings
+from bot.entrypoints.notify_test import send_test_alert
 from bot.errors import ConfigError, DockWardenError
-from bot.notify import send_test_alert
-from bot.store import Store
+from bot.store.db import Store
+from bot.usecases.alerting import Notifier
 from tests.e2e import discord_fixtures
 from tests.e2e.conftest import TELEGRAM_ALERT_CHATS
 from tests.standins.discord import DiscordStandin

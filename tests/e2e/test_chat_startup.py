@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-import bot.reconnect
-from bot.app import Daemon
-from bot.chat import Alert, AlertKind, Command, Sender
-from bot.config import Settings
-from bot.reconnect import Reconnecting
+import bot.chat.reconnect
+from bot.chat.messages import Alert, AlertKind, Command, Sender
+from bot.chat.reconnect import Reconnecting
+from bot.config.settings import Settings
+from bot.entrypoints.bootstrap import Daemon
 from tests.e2e import discord_fixtures
 from tests.e2e.conftest import TELEGRAM_ADMIN, TELEGRAM_ALERT_CHATS
 from tests.standins.discord import CHANNEL_ID, DiscordStandin
@@ -108,8 +108,8 @@ async def test_run_with_an_unusable_channel_setting_exits_2_instead_of_falling_b
 @pytest.fixture
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retry an unreachable platform every 0.1-0.4 s instead of 5 s - 5 min."""
-    monkeypatch.setattr(bot.reconnect, "FIRST_DELAY", 0.1)
-    monkeypatch.setattr(bot.reconnect, "MAX_DELAY", 0.4)
+    monkeypatch.setattr(bot.chat.reconnect, "FIRST_DELAY", 0.1)
+    monkeypatch.setattr(bot.chat.reconnect, "MAX_DELAY", 0.4)
 
 
 async def _start_daemon(settings: Settings) -> Daemon:

@@ -9,9 +9,9 @@ import socket
 import discord.http
 import pytest
 
-from adapters.discord_adapter import DiscordAdapter, DiscordWebhookAdapter
-from bot.chat import Action, Alert, AlertKind, Command, Field, Reply
-from bot.config import Settings
+from adapters.discord.adapter import DiscordAdapter, DiscordWebhookAdapter
+from bot.chat.messages import Action, Alert, AlertKind, Command, Field, Reply
+from bot.config.settings import Settings
 from bot.errors import DockWardenError
 from tests.e2e import discord_fixtures
 from tests.e2e.discord_fixtures import (

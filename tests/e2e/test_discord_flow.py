@@ -12,8 +12,11 @@ from typing import Any
 
 import pytest
 
-from adapters.discord_adapter import DiscordAdapter
-from bot.app import (
+from adapters.discord.adapter import DiscordAdapter
+from bot.chat.messages import ChatAdapter, Sender
+from bot.config.settings import Settings
+from bot.engines.docker import DockerEngine
+from bot.entrypoints.bootstrap import (
     Core,
     build_adapters,
     build_checker,
@@ -23,11 +26,8 @@ from bot.app import (
     build_store,
     build_updater,
 )
-from bot.chat import ChatAdapter, Sender
-from bot.config import Settings
-from bot.engines.docker import DockerEngine
 from bot.registry.client import RegistryClient
-from bot.store import Store
+from bot.store.db import Store
 from tests.e2e import discord_fixtures
 from tests.e2e.conftest import TELEGRAM_ALERT_CHATS
 from tests.e2e.discord_fixtures import DISCORD_ADMIN, DISCORD_MEMBER, discord_settings_for

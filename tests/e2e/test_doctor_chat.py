@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Settings
-from bot.doctor import Finding
-from bot.doctor_chat import platform_findings
+from bot.config.settings import Settings
+from bot.doctor.chat import platform_findings
+from bot.doctor.checks import Finding
 from tests.e2e import discord_fixtures
 from tests.standins.discord import CHANNEL_ID, GUILD_ID, DiscordStandin
 from tests.standins.telegram import TelegramStandin

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.telegram_adapter import COMMANDS, TelegramAdapter
-from adapters.telegram_render import MESSAGE_LIMIT
-from bot.chat import Action, Alert, AlertKind, Command, Field, Reply, Sender
-from bot.config import Settings
+from adapters.telegram.adapter import COMMANDS, TelegramAdapter
+from adapters.telegram.render import MESSAGE_LIMIT
+from bot.chat.messages import Action, Alert, AlertKind, Command, Field, Reply, Sender
+from bot.config.settings import Settings
 from bot.errors import ConfigError, DockWardenError
 from tests.e2e.conftest import TELEGRAM_ADMIN, TELEGRAM_ALERT_CHATS, TELEGRAM_OTHER
 from tests.standins.telegram import TelegramStandin, wait_for
@@ -155,7 +155,7 @@ async def test_failing_dispatch_is_answered_in_the_chat_and_logged_with_tracebac
     [reply] = await wait_for(lambda: telegram_standin.sent_messages(CHAT), "the failure note")
     assert reply["text"] == "/status failed; the bot's log says why."
     [record] = await wait_for(
-        lambda: [r for r in caplog.records if r.name == "adapters.telegram_adapter"
+        lambda: [r for r in caplog.records if r.name == "adapters.telegram.adapter"
                  and r.levelname == "ERROR"],
         "the error handler's log line",
     )

@@ -1,8 +1,8 @@
 """The whole bot in Telegram: real engine, real registries, real PTB against the Bot API stand-in.
 
-The daemon is wired here the way `bot.app` wires `dockwarden run` (build_* builders, build_core,
-the adapter started with the router's dispatch, PassScheduler with a first pass at once), so a
-test can stop and start it again on the same database.
+The daemon is wired here the way `bot.entrypoints.bootstrap` wires `dockwarden run` (build_*
+builders, build_core, the adapter started with the router's dispatch, PassScheduler with a first
+pass at once), so a test can stop and start it again on the same database.
 """
 
 from __future__ import annotations
@@ -19,8 +19,12 @@ from typing import Any
 
 import pytest
 
-from adapters.telegram_adapter import TelegramAdapter
-from bot.app import (
+from adapters.telegram.adapter import TelegramAdapter
+from bot.chat.commands import CheckerPort
+from bot.config.settings import Settings
+from bot.domain.model import CheckReport
+from bot.engines.docker import DockerEngine
+from bot.entrypoints.bootstrap import (
     Core,
     build_checker,
     build_core,
@@ -29,13 +33,9 @@ from bot.app import (
     build_store,
     build_updater,
 )
-from bot.commands import CheckerPort
-from bot.config import Settings
-from bot.domain import CheckReport
-from bot.engines.docker import DockerEngine
 from bot.registry.client import RegistryClient
-from bot.scheduler import PassScheduler
-from bot.store import Store
+from bot.store.db import Store
+from bot.usecases.passes import PassScheduler
 from tests.e2e.conftest import TELEGRAM_ADMIN, TELEGRAM_ALERT_CHATS, TELEGRAM_OTHER
 from tests.standins.telegram import TelegramStandin, wait_for
 
@@ -75,7 +75,7 @@ class Daemon:
         self.scheduler: PassScheduler | None = None
 
     async def start(self) -> Daemon:
-        """Same order as bot.app: engine, store, registry, reconcile, core, adapter, scheduler."""
+        """Same order as bootstrap: engine, store, registry, reconcile, core, adapter, scheduler."""
         settings = self.settings
         self.engine = await asyncio.to_thread(build_engine, settings)
         self.store = build_store(settings)
@@ -100,7 +100,7 @@ class Daemon:
         return 0 if self.core.runner.running else self.core.runner.passes
 
     async def stop(self) -> None:
-        """Reverse order, as bot.app's shutdown."""
+        """Reverse order, as bot.entrypoints.bootstrap's shutdown."""
         if self.scheduler is not None:
             self.scheduler.stop()
         if self.core is not None:

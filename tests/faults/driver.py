@@ -12,9 +12,9 @@ import asyncio
 import sys
 import time
 
-from bot.app import Daemon
-from bot.chat import Command, Sender
-from bot.config import load_settings
+from bot.chat.messages import Command, Sender
+from bot.config.settings import load_settings
+from bot.entrypoints.bootstrap import Daemon
 
 
 async def main(name: str, step: str) -> int:

@@ -10,11 +10,11 @@ from typing import Any
 
 import docker
 
-from bot.app import Daemon
-from bot.chat import Sender
-from bot.config import Settings
-from bot.replace import aside_name
-from bot.store import Store
+from bot.chat.messages import Sender
+from bot.config.settings import Settings
+from bot.entrypoints.bootstrap import Daemon
+from bot.store.db import Store
+from bot.update.replace import aside_name
 from tests.faults.kit import AppImage, assert_left_running_intact, start_app
 from tests.unit.fakes import FakeAdapter, cmd
 

@@ -14,15 +14,15 @@ from typing import Any
 import docker
 import pytest
 
-from bot.app import Core, build_checker, build_core
-from bot.chat import AlertKind, Sender
-from bot.config import Settings
-from bot.domain import UpdateOutcome
+from bot.chat.messages import AlertKind, Sender
+from bot.config.settings import Settings
+from bot.domain.model import UpdateOutcome
 from bot.engines.docker import DockerEngine
+from bot.entrypoints.bootstrap import Core, build_checker, build_core
 from bot.registry.client import RegistryClient
 from bot.registry.credentials import DockerCredentials
-from bot.store import Store
-from bot.updater import Updater
+from bot.store.db import Store
+from bot.update.updater import Updater
 from tests.faults.kit import App, AppImage, assert_left_running_intact, start_app
 from tests.unit.fakes import FakeAdapter, cmd
 

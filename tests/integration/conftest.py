@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bot.engines.docker import DockerEngine
-from bot.store import Store
+from bot.store.db import Store
 from tests.conftest import _stoppers
 from tests.integration.engines import EngineUnderTest
 from tests.services.engine import Engine, remove_session_resources

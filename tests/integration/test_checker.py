@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.checker import Checker
-from bot.domain import CheckReport, CheckResult, CheckStatus, SkipReason
+from bot.check.checker import Checker
+from bot.domain.model import CheckReport, CheckResult, CheckStatus, SkipReason
 from bot.engines.docker import DockerEngine
 from bot.errors import ContainerNotFound
 from bot.registry.client import RegistryClient

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from bot.checker import Checker
-from bot.domain import CheckResult, CheckStatus
+from bot.check.checker import Checker
+from bot.domain.model import CheckResult, CheckStatus
+from bot.domain.versions import Level
 from bot.engines.docker import DockerEngine
 from bot.registry.client import RegistryClient
 from bot.registry.credentials import DockerCredentials
-from bot.versions import Level
 from tests.integration.tag_repos import shared_versions
 from tests.services.images import ImageFactory
 from tests.services.registry import Registries

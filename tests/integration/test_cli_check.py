@@ -152,7 +152,7 @@ def test_check_does_not_import_the_chat_libraries(
 ) -> None:
     probe = (
         "import sys\n"
-        "from bot.cli import main\n"
+        "from bot.entrypoints.cli import main\n"
         f"rc = main(['check', '--json', {four['up'].name!r}])\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('telegram', 'discord'))\n"
         "print('CHAT', loaded, file=sys.stderr)\n"

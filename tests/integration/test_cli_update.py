@@ -11,8 +11,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bot.reference import parse_reference
-from bot.store import Store
+from bot.domain.reference import parse_reference
+from bot.store.db import Store
 from tests.integration.test_cli_check import _dockwarden, _env, _read_all
 
 

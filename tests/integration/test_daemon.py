@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 
 from adapters.console import ConsoleAdapter
-from bot.app import Core, Daemon, build_checker, build_core, build_updater
-from bot.chat import AlertKind, Sender
-from bot.config import Settings
+from bot.chat.messages import AlertKind, Sender
+from bot.config.settings import Settings
 from bot.engines.docker import DockerEngine
+from bot.entrypoints.bootstrap import Core, Daemon, build_checker, build_core, build_updater
 from bot.registry.client import RegistryClient
 from bot.registry.credentials import DockerCredentials
-from bot.store import Store
+from bot.store.db import Store
 from tests.unit.fakes import FakeAdapter, cmd
 
 ROOT = Path(__file__).resolve().parents[2]

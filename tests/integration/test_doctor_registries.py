@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from bot.config import Settings
-from bot.doctor import Finding, registry_findings
-from bot.reference import parse_reference
+from bot.config.settings import Settings
+from bot.doctor.checks import Finding, registry_findings
+from bot.domain.reference import parse_reference
 from bot.registry.client import RegistryClient
 from bot.registry.credentials import DockerCredentials
 from tests.services.containers import write_docker_config

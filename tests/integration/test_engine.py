@@ -16,10 +16,10 @@ import docker
 import docker.errors
 import pytest
 
-from bot import selfinfo
-from bot.domain import Workload
+from bot.domain.model import Workload
 from bot.engines.docker import DockerEngine
 from bot.errors import EngineError, EngineUnavailable
+from bot.update import selfinfo
 from tests.integration.engines import *  # noqa: F403 - runs on each Docker engine
 from tests.integration.engines import EngineUnderTest, proc_files_of
 from tests.services.swarm import SwarmEngine
@@ -270,8 +270,8 @@ def test_container_that_vanishes_between_list_and_inspect_is_left_out(
 async def test_swarm_service_is_checked_by_its_tag_against_its_spec_digest(
     swarm: SwarmEngine, registries: Any, images: Any, tmp_path: Any
 ) -> None:
-    from bot.checker import Checker
-    from bot.domain import CheckStatus
+    from bot.check.checker import Checker
+    from bot.domain.model import CheckStatus
     from bot.registry.client import RegistryClient
     from bot.registry.credentials import DockerCredentials
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import aiohttp
 
-from bot.app import Daemon
-from bot.config import Settings
+from bot.config.settings import Settings
+from bot.entrypoints.bootstrap import Daemon
 from tests.unit.fakes import FakeAdapter
 
 

@@ -10,14 +10,14 @@ from typing import Any
 import docker
 import pytest
 
-from bot.alerts import Alerter
-from bot.checker import Checker
-from bot.domain import CheckStatus
+from bot.check.checker import Checker
+from bot.check.image_info import Describer, StoreCache, engine_platform, local_inspect
+from bot.domain.model import CheckStatus
 from bot.engines.docker import DockerEngine
-from bot.image_info import Describer, StoreCache, engine_platform, local_inspect
 from bot.registry.client import RegistryClient
 from bot.registry.credentials import DockerCredentials
-from bot.store import Store
+from bot.store.db import Store
+from bot.usecases.alerting import Alerter
 from tests.integration.tag_repos import unique
 from tests.services.images import ImageFactory
 from tests.services.registry import Registries
@@ -117,7 +117,7 @@ async def test_a_config_blob_redirected_to_another_host_is_followed(
 ) -> None:
     import httpx
 
-    from bot.reference import parse_reference
+    from bot.domain.reference import parse_reference
     from bot.registry.config_blob import Platform
     from bot.registry.manifests import MANIFEST_ACCEPT
 

@@ -14,14 +14,14 @@ from typing import Any
 import httpx
 import pytest
 
-from bot import selfinfo
-from bot.checker import Checker
-from bot.domain import CheckStatus, SkipReason, UpdateOutcome
+from bot.check.checker import Checker
+from bot.domain.model import CheckStatus, SkipReason, UpdateOutcome
 from bot.engines.docker import DockerEngine
 from bot.registry.client import RegistryClient
 from bot.registry.credentials import DockerCredentials
-from bot.store import Store
-from bot.updater import Updater
+from bot.store.db import Store
+from bot.update import selfinfo
+from bot.update.updater import Updater
 from tests.integration.engines import EngineUnderTest, proc_files_of
 from tests.services import newer_engine
 from tests.services.containers import ContainerFactory

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bot.domain.reference import ImageRef, parse_reference
 from bot.errors import (
     AuthFailed,
     BadResponse,
@@ -19,7 +20,6 @@ from bot.errors import (
     RegistryUnreachable,
     UnsupportedChallenge,
 )
-from bot.reference import ImageRef, parse_reference
 from bot.registry.client import RegistryClient
 from bot.registry.credentials import DockerCredentials
 from tests.services.images import ImageFactory, registry_headers

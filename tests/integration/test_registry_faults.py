@@ -14,8 +14,8 @@ from typing import Any
 import docker
 import pytest
 
-from bot.checker import Checker
-from bot.domain import CheckStatus
+from bot.check.checker import Checker
+from bot.domain.model import CheckStatus
 from bot.engines.docker import DockerEngine
 from bot.errors import AuthFailed, BadResponse, ManifestNotFound, RateLimited, RegistryUnreachable
 from bot.registry.client import RegistryClient

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import build_registry, engine_insecure_registries
-from bot.config import load_settings
-from bot.doctor import registry_findings, tls_summary
+from bot.config.settings import load_settings
+from bot.doctor.checks import registry_findings, tls_summary
+from bot.domain.reference import ImageRef, parse_reference
 from bot.engines.docker import DockerEngine
+from bot.entrypoints.bootstrap import build_registry, engine_insecure_registries
 from bot.errors import RegistryUnreachable
-from bot.reference import ImageRef, parse_reference
 from bot.registry.client import RegistryClient
 from bot.registry.credentials import DockerCredentials
 from bot.registry.tls import RegistryTls

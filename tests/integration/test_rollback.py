@@ -16,16 +16,16 @@ import docker
 import docker.errors
 import pytest
 
-from bot.app import Core, build_checker, build_core
-from bot.chat import AlertKind, Sender
-from bot.config import Settings
-from bot.domain import UpdateOutcome
+from bot.chat.messages import AlertKind, Sender
+from bot.config.settings import Settings
+from bot.domain.model import UpdateOutcome
 from bot.engines.docker import DockerEngine
+from bot.entrypoints.bootstrap import Core, build_checker, build_core
 from bot.registry.client import RegistryClient
 from bot.registry.credentials import DockerCredentials
-from bot.rollback import RollbackOutcome, RollbackPlan, Rollbacks
-from bot.store import Store, utcnow
-from bot.updater import Updater
+from bot.store.db import Store, utcnow
+from bot.update.rollback import RollbackOutcome, RollbackPlan, Rollbacks
+from bot.update.updater import Updater
 from tests.services.containers import OwnNetwork
 from tests.unit.fakes import FakeAdapter, cmd
 

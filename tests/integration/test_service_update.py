@@ -13,12 +13,12 @@ from typing import Any
 import docker
 import pytest
 
-from bot.domain import UpdateOutcome
+from bot.domain.model import UpdateOutcome
 from bot.engines.docker import DockerEngine
 from bot.registry.client import RegistryClient
 from bot.registry.credentials import DockerCredentials
-from bot.store import Store
-from bot.updater import Updater
+from bot.store.db import Store
+from bot.update.updater import Updater
 from tests.services.images import ImageFactory
 from tests.services.registry import Registries
 from tests.services.swarm import SwarmEngine

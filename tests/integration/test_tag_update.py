@@ -8,14 +8,14 @@ from typing import Any
 import docker
 import pytest
 
-from bot.app import Core, build_checker, build_core
-from bot.chat import AlertKind, Sender
-from bot.config import Settings
+from bot.chat.messages import AlertKind, Sender
+from bot.config.settings import Settings
 from bot.engines.docker import DockerEngine
+from bot.entrypoints.bootstrap import Core, build_checker, build_core
 from bot.registry.client import RegistryClient
 from bot.registry.credentials import DockerCredentials
-from bot.store import Store
-from bot.updater import Updater
+from bot.store.db import Store
+from bot.update.updater import Updater
 from tests.integration.tag_repos import unique
 from tests.unit.fakes import FakeAdapter, cmd
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.reference import ImageRef, parse_reference
+from bot.domain.reference import ImageRef, parse_reference
 from bot.registry.client import RegistryClient
 from bot.registry.credentials import DockerCredentials
 from tests.integration.tag_repos import TAGS, copy_tag, shared_versions, unique

@@ -20,17 +20,17 @@ import docker.errors
 import docker.types
 import pytest
 
-from bot.app import Core, build_checker, build_core
-from bot.chat import AlertKind, Sender
-from bot.config import Settings
-from bot.domain import UpdateOutcome
+from bot.chat.messages import AlertKind, Sender
+from bot.config.settings import Settings
+from bot.domain.model import UpdateOutcome
 from bot.engines.docker import DockerEngine
+from bot.entrypoints.bootstrap import Core, build_checker, build_core
 from bot.errors import UpdateInProgress
 from bot.registry.client import RegistryClient
 from bot.registry.credentials import DockerCredentials
-from bot.selfinfo import _start_time, process_identity
-from bot.store import Store
-from bot.updater import Updater
+from bot.store.db import Store
+from bot.update.selfinfo import _start_time, process_identity
+from bot.update.updater import Updater
 from tests.services.containers import OwnNetwork
 from tests.unit.fakes import FakeAdapter, cmd
 
@@ -523,8 +523,8 @@ CRASHING_UPDATE = textwrap.dedent("""
     from bot.engines.docker import DockerEngine
     from bot.registry.client import RegistryClient
     from bot.registry.credentials import DockerCredentials
-    from bot.store import Store
-    from bot.updater import Updater
+    from bot.store.db import Store
+    from bot.update.updater import Updater
 
     docker_host, db, name, crash_after = sys.argv[1:5]
 

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from bot.chat import Alert, Command, Dispatch, Sender
-from bot.domain import (
+from bot.chat.messages import Alert, Command, Dispatch, Sender
+from bot.domain.model import (
     Basis,
     CheckError,
     CheckReport,
@@ -18,7 +18,7 @@ from bot.domain import (
     UpdateResult,
 )
 from bot.errors import DockWardenError
-from bot.store import Store
+from bot.store.db import Store
 
 OLD = "sha256:" + "a" * 64
 NEW = "sha256:" + "b" * 64

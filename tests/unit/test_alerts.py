@@ -9,7 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from bot.alerts import (
+from bot.chat.messages import AlertKind
+from bot.domain.model import (
+    CheckError,
+    CheckReport,
+    CheckResult,
+    CheckStatus,
+    UpdateOutcome,
+    UpdateResult,
+)
+from bot.store.db import Store, utcnow
+from bot.usecases.alerting import (
     Alerter,
     Notifier,
     alert_from_json,
@@ -20,16 +30,6 @@ from bot.alerts import (
     safe_text,
     update_alert,
 )
-from bot.chat import AlertKind
-from bot.domain import (
-    CheckError,
-    CheckReport,
-    CheckResult,
-    CheckStatus,
-    UpdateOutcome,
-    UpdateResult,
-)
-from bot.store import Store, utcnow
 from tests.unit.fakes import NEW, NEWER, OLD, FakeAdapter, current, failing, outdated, report
 
 

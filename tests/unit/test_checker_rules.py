@@ -7,8 +7,9 @@ from collections.abc import Iterable, Mapping
 
 import pytest
 
-from bot.checker import Checker, is_watched, local_digests, plan_workload, policy_of
-from bot.domain import CheckStatus, SkipReason, Workload
+from bot.check.checker import Checker, is_watched, local_digests, plan_workload, policy_of
+from bot.domain.model import CheckStatus, SkipReason, Workload
+from bot.domain.reference import ImageRef, parse_reference
 from bot.engines.swarm import service_workload, split_digest
 from bot.errors import (
     AuthFailed,
@@ -18,7 +19,6 @@ from bot.errors import (
     RegistryUnreachable,
     UnsupportedChallenge,
 )
-from bot.reference import ImageRef, parse_reference
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64

@@ -13,12 +13,18 @@ from pathlib import Path
 import pytest
 
 from bot import __version__
-from bot.app import ADAPTERS
-from bot.chat import Alert, AlertKind
-from bot.cli import EXIT_CONFIG, EXIT_ENGINE, EXIT_FAILED, build_parser, configure_logging
-from bot.cli_alerts import OUTBOX_NAMES, CommandAlerts
-from bot.config import Settings
-from bot.store import Store
+from bot.chat.messages import Alert, AlertKind
+from bot.config.settings import Settings
+from bot.entrypoints.bootstrap import ADAPTERS
+from bot.entrypoints.cli import (
+    EXIT_CONFIG,
+    EXIT_ENGINE,
+    EXIT_FAILED,
+    build_parser,
+    configure_logging,
+)
+from bot.entrypoints.cli_alerts import OUTBOX_NAMES, CommandAlerts
+from bot.store.db import Store
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -87,7 +93,7 @@ def _restore_logging() -> Iterator[None]:
 )
 def test_v_shows_our_debug_and_vv_everyones(verbosity: int, ours: bool, theirs: bool) -> None:
     configure_logging("INFO", verbosity)
-    assert logging.getLogger("bot.checker").isEnabledFor(logging.DEBUG) is ours
+    assert logging.getLogger("bot.check.checker").isEnabledFor(logging.DEBUG) is ours
     assert logging.getLogger("adapters.console").isEnabledFor(logging.DEBUG) is ours
     assert logging.getLogger("urllib3.connectionpool").isEnabledFor(logging.DEBUG) is theirs
     assert logging.getLogger("docker.utils.config").isEnabledFor(logging.INFO)

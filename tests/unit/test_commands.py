@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from adapters.console import ConsoleAdapter, parse_line
-from bot.app import Core, build_core
-from bot.chat import AlertKind, Sender
-from bot.commands import Authorizer, parse_duration
-from bot.config import Settings, load_settings
-from bot.domain import UpdateOutcome
+from bot.chat.commands import Authorizer, parse_duration
+from bot.chat.messages import AlertKind, Sender
+from bot.config.settings import Settings, load_settings
+from bot.domain.model import UpdateOutcome
+from bot.entrypoints.bootstrap import Core, build_core
 from bot.errors import ConfigError, UpdateInProgress
-from bot.store import Store
+from bot.store.db import Store
 from tests.unit.fakes import (
     ADMIN,
     NEW,

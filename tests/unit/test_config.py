@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Settings, load_settings
+from bot.config.settings import Settings, load_settings
 from bot.errors import ConfigError
 
 SECRETS = [

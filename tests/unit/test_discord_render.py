@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.discord_delivery import ApiRedirect, deliver
-from adapters.discord_render import (
+from adapters.discord.delivery import ApiRedirect, deliver
+from adapters.discord.render import (
     COLOURS,
     AlertButton,
     actions_view,
@@ -23,7 +23,7 @@ from adapters.discord_render import (
     custom_id,
     pressed_embed,
 )
-from bot.chat import Action, Alert, AlertKind, Field
+from bot.chat.messages import Action, Alert, AlertKind, Field
 from bot.errors import DockWardenError
 
 

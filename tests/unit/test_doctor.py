@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.config import Settings
-from bot.doctor import chat_findings
+from bot.config.settings import Settings
+from bot.doctor.checks import chat_findings
 
 
 def _subjects(**env: str) -> dict[str, str]:

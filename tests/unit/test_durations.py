@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.commands import SNOOZE_LIMIT, UsageError, parse_duration
-from bot.durations import DurationError
-from bot.durations import parse_duration as parse_bounded
+from bot.chat.commands import SNOOZE_LIMIT, UsageError, parse_duration
+from bot.domain.durations import DurationError
+from bot.domain.durations import parse_duration as parse_bounded
 
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bot.health import has_healthcheck, wait_healthy
+from bot.update.health import has_healthcheck, wait_healthy
 
 CHECK = {"Test": ["CMD-SHELL", "true"]}
 

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.config import Settings, split_listen
-from bot.domain import UpdateOutcome
+from bot.config.settings import Settings, split_listen
+from bot.domain.model import UpdateOutcome
 from bot.errors import ConfigError, SelfUpdateRefused
-from bot.http_server import HttpServer, Liveness
-from bot.metrics import MeteredChecker, MeteredUpdater, Metrics, request_outcome
+from bot.http.metrics import MeteredChecker, MeteredUpdater, Metrics, request_outcome
+from bot.http.server import HttpServer, Liveness
 from tests.unit.fakes import FakeChecker, FakeUpdater, current, failing, outdated, report
 
 START = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -156,7 +156,7 @@ def test_listen_address_round_trips(host: str, port: int) -> None:
 
 @pytest.mark.parametrize("bad", ["8080", "localhost:http", "127.0.0.1:70000", "host:"])
 def test_a_bad_listen_address_is_a_config_error(bad: str) -> None:
-    from bot.config import load_settings
+    from bot.config.settings import load_settings
 
     with pytest.raises(ConfigError, match="DOCKWARDEN_HTTP_LISTEN|http_listen"):
         load_settings(_env_file=None, DOCKWARDEN_HTTP_LISTEN=bad)

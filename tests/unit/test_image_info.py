@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.image_info import ImageInfo, brings, source_link
+from bot.check.image_info import ImageInfo, brings, source_link
 from bot.registry.config_blob import Platform, pick_platform
 
 GH = "https://github.com/owner/app"

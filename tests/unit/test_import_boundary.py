@@ -60,7 +60,7 @@ def test_no_bot_source_names_a_chat_library_in_an_import() -> None:
 
 def test_importing_every_bot_module_loads_no_chat_library() -> None:
     modules = bot_modules()
-    assert "bot.app" in modules and "bot.commands" in modules
+    assert "bot.entrypoints.bootstrap" in modules and "bot.chat.commands" in modules
     script = (
         "import importlib, json, sys\n"
         f"for name in {modules!r}:\n"
@@ -85,9 +85,9 @@ def test_console_adapter_loads_no_chat_library() -> None:
 def _adapters_built(env: dict[str, str]) -> dict[str, object]:
     script = (
         "import json, sys\n"
-        "from bot.app import build_adapters, build_core\n"
-        "from bot.config import load_settings\n"
-        "from bot.store import Store\n"
+        "from bot.entrypoints.bootstrap import build_adapters, build_core\n"
+        "from bot.config.settings import load_settings\n"
+        "from bot.store.db import Store\n"
         "settings = load_settings()\n"
         "store = Store(':memory:')\n"
         "core = build_core(settings, store, None, None)\n"

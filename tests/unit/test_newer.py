@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bot.checker import Plan, plan_workload
-from bot.domain import Workload
+from bot.check.checker import Plan, plan_workload
+from bot.check.newer_tags import newer_tags
+from bot.check.tagrules import Proposal
+from bot.domain.model import Workload
+from bot.domain.reference import ImageRef
+from bot.domain.versions import Level
 from bot.errors import RegistryError
-from bot.newer import newer_tags
-from bot.reference import ImageRef
 from bot.registry.tags import Repository, list_tags
-from bot.tagrules import Proposal
-from bot.versions import Level
 
 DIGEST = "sha256:" + "a" * 64
 

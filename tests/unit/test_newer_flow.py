@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import Core, build_core
-from bot.chat import AlertKind
-from bot.config import Settings
-from bot.domain import Basis, UpdateResult
-from bot.store import Store
+from bot.chat.messages import AlertKind
+from bot.config.settings import Settings
+from bot.domain.model import Basis, UpdateResult
+from bot.entrypoints.bootstrap import Core, build_core
+from bot.store.db import Store
 from tests.unit.fakes import FakeAdapter, FakeChecker, FakeUpdater, cmd, outdated, report
 
 

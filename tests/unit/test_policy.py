@@ -12,15 +12,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.alerts import Alerter
-from bot.app import Core, build_core
-from bot.chat import AlertKind
-from bot.checker import decide, plan_workload
-from bot.config import Settings, load_settings
-from bot.domain import CheckResult, Workload
+from bot.chat.messages import AlertKind
+from bot.check.checker import decide, plan_workload
+from bot.config.settings import Settings, load_settings
+from bot.domain.model import CheckResult, Workload
+from bot.domain.policy import AutoWindow, min_age_of
+from bot.entrypoints.bootstrap import Core, build_core
 from bot.errors import ConfigError
-from bot.policy import AutoWindow, min_age_of
-from bot.store import Store
+from bot.store.db import Store
+from bot.usecases.alerting import Alerter
 from tests.unit.fakes import (
     NEW,
     OLD,
@@ -217,7 +217,7 @@ async def test_a_window_missed_while_stopped_moves_to_the_next_one(store: Store)
 async def test_the_scheduler_opens_the_window_on_its_own_job_apart_from_the_passes(
     store: Store,
 ) -> None:
-    from bot.scheduler import PassScheduler
+    from bot.usecases.passes import PassScheduler
 
     core, _ = _auto_core(store, Clock(T0), FakeUpdater(store=store))
     scheduler = PassScheduler(core.runner, "0 0 1 1 *", first_pass_delay=-1, jitter=0)

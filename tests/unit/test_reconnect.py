@@ -1,4 +1,4 @@
-"""Retrying a chat platform that could not be reached at start (bot.reconnect)."""
+"""Retrying a chat platform that could not be reached at start (bot.chat.reconnect)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from bot.chat import Alert, AlertKind, Command, Reply
+from bot.chat.messages import Alert, AlertKind, Command, Reply
+from bot.chat.reconnect import FIRST_DELAY, MAX_DELAY, Reconnecting, backoff
 from bot.errors import ConfigError, DockWardenError
-from bot.reconnect import FIRST_DELAY, MAX_DELAY, Reconnecting, backoff
 
 ALERT = Alert(AlertKind.RECOVERED, "back", "it answers again")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from bot.recreate import (
+from bot.update.spec import (
     anonymous_volumes,
     build_create_spec,
     legacy_links,

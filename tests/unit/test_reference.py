@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.domain.reference import ImageRef, parse_reference
 from bot.errors import InvalidReference
-from bot.reference import ImageRef, parse_reference
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 OTHER_DIGEST = "sha256:" + "f" * 64

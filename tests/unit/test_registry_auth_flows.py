@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from bot.domain.reference import ImageRef, parse_reference
 from bot.errors import AuthFailed, BadResponse, RateLimited, RegistryError
-from bot.reference import ImageRef, parse_reference
 from bot.registry.client import RegistryClient
 from bot.registry.credentials import DockerCredentials
 from bot.registry.manifests import digest_of
@@ -421,8 +421,8 @@ async def test_closing_the_client_stops_a_shared_ping_its_cancelled_caller_left(
 async def test_requests_in_flight_per_registry_stay_within_the_configured_concurrency(
     peer: Peer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.app import build_registry
-    from bot.config import load_settings
+    from bot.config.settings import load_settings
+    from bot.entrypoints.bootstrap import build_registry
 
     in_flight = most = 0
 

@@ -9,10 +9,17 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from bot.config import load_settings
-from bot.doctor import chat_findings, database_finding
-from bot.domain import CheckError, CheckReport, CheckResult, CheckStatus, SkipReason, short_digest
-from bot.report import detail, familiar_image, pass_line, progress, render_table
+from bot.config.settings import load_settings
+from bot.doctor.checks import chat_findings, database_finding
+from bot.domain.model import (
+    CheckError,
+    CheckReport,
+    CheckResult,
+    CheckStatus,
+    SkipReason,
+    short_digest,
+)
+from bot.entrypoints.report import detail, familiar_image, pass_line, progress, render_table
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64

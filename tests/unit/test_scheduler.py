@@ -14,13 +14,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.console import ConsoleAdapter
-from bot.app import Core, build_core
-from bot.chat import AlertKind
-from bot.config import Settings
-from bot.cron import cron_trigger
+from bot.chat.messages import AlertKind
+from bot.config.cron import cron_trigger
+from bot.config.settings import Settings
+from bot.entrypoints.bootstrap import Core, build_core
 from bot.errors import ConfigError, EngineUnavailable
-from bot.scheduler import PassScheduler, parse_schedule
-from bot.store import Store
+from bot.store.db import Store
+from bot.usecases.passes import PassScheduler, parse_schedule
 from tests.unit.fakes import (
     FakeAdapter,
     FakeChecker,

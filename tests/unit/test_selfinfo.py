@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.selfinfo import (
+from bot.store.db import JournalEntry
+from bot.update.selfinfo import (
     ids_from_cgroup,
     ids_from_mountinfo,
     is_alive,
@@ -17,8 +18,7 @@ from bot.selfinfo import (
     process_identity,
     runs_inside,
 )
-from bot.store import JournalEntry
-from bot.updater import journal_owner_alive
+from bot.update.updater import journal_owner_alive
 
 # /proc/self/cgroup and /proc/self/mountinfo as read inside a busybox container on Docker 20.10
 # (classic store, vfs), Docker 26.1 (containerd image store, native snapshotter) and Podman 4.3,

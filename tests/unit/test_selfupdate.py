@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bot.alerts import Notifier
-from bot.chat import AlertKind
-from bot.domain import Basis
-from bot.selfupdate import META_KEY, SelfUpdateReport, _helper_spec, helper_name
-from bot.store import Store
+from bot.chat.messages import AlertKind
+from bot.domain.model import Basis
+from bot.store.db import Store
+from bot.update.self_update import META_KEY, SelfUpdateReport, _helper_spec, helper_name
+from bot.usecases.alerting import Notifier
 from tests.unit.fakes import NEW, OLD, FakeAdapter
 
 OLD_INSPECT = {

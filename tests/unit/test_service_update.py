@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bot.service_update import rollout_batches, with_image
+from bot.update.swarm_rollout import rollout_batches, with_image
 
 
 def service(replicas: int | None = None, update_config: dict[str, Any] | None = None,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import StoreError
-from bot.store import MIGRATIONS, Store, utcnow
+from bot.store.db import MIGRATIONS, Store, utcnow
 from tests.unit.fakes import NEW, NEWER, OLD
 
 

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from telegram import User
 from telegram.error import RetryAfter
 
-from adapters.telegram_adapter import retry_seconds
-from adapters.telegram_render import (
+from adapters.telegram.adapter import retry_seconds
+from adapters.telegram.render import (
     MESSAGE_LIMIT,
     callback_data,
     display_name,
@@ -25,7 +25,7 @@ from adapters.telegram_render import (
     render_reply,
     size,
 )
-from bot.chat import Action, Alert, AlertKind, Field, Reply
+from bot.chat.messages import Action, Alert, AlertKind, Field, Reply
 from tests.standins.telegram import ApiError, parse_html
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.alerts import Notifier
-from bot.chat import AlertKind
-from bot.commands import UpdateService
-from bot.domain import Basis, UpdateOutcome, UpdateResult
+from bot.chat.commands import UpdateService
+from bot.chat.messages import AlertKind
+from bot.domain.model import Basis, UpdateOutcome, UpdateResult
 from bot.errors import StaleUpdate
-from bot.store import PendingUpdate, Store
+from bot.store.db import PendingUpdate, Store
+from bot.usecases.alerting import Notifier
 from tests.unit.fakes import NEW, NEWER, OLD, FakeAdapter
 
 ACTOR = "telegram:1 (admin)"

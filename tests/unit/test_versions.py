@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.check.tagrules import propose, rule_of
+from bot.domain.versions import Level, change_level, newest, parse_version
 from bot.errors import BadTagRule
-from bot.tagrules import propose, rule_of
-from bot.versions import Level, change_level, newest, parse_version
 
 TAGS = ["1.2.3", "1.2.4", "1.3.0", "1.3.1-rc1", "2.0.0", "1.2.5-alpine", "latest"]
 
@@ -133,7 +133,7 @@ def test_any_text_either_parses_or_is_none_never_raises(tag: str) -> None:
 def test_check_table_names_the_newer_tag() -> None:
     import dataclasses
 
-    from bot.report import detail
+    from bot.entrypoints.report import detail
     from tests.unit.fakes import outdated
 
     result = dataclasses.replace(outdated("app"), new_tag="1.3.0")

@@ -1,0 +1,298 @@
+"""One check pass: the engine's workloads and the registry's answers -> a CheckReport.
+
+The rules are pure functions over plain Workload values (`plan_workload`, `decide`); `Checker`
+only gathers workloads, asks the registry once per distinct reference, and applies them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from bot.check.image_info import Describer
+from bot.check.newer_tags import newer_tags, proposed_refs, with_newer
+from bot.domain.model import CheckError, CheckReport, CheckResult, CheckStatus, SkipReason, Workload
+from bot.domain.policy import min_age_of
+from bot.domain.reference import ImageRef, parse_reference
+from bot.domain.versions import Level
+from bot.engines.swarm import SERVICE_ID_LABEL
+from bot.errors import ContainerNotFound, InvalidReference, RegistryError
+
+log = logging.getLogger(__name__)
+
+# The first of these a workload carries decides; DockWarden's own label wins over the others,
+# which are honoured so people coming from Watchtower or Diun need not relabel.
+ENABLE_LABELS = ("dockwarden.enable", "com.centurylinklabs.watchtower.enable", "diun.enable")
+POLICY_LABEL = "dockwarden.policy"
+POLICIES = frozenset({"notify", "approve", "auto"})
+
+# Go's strconv.ParseBool, which Watchtower uses for its labels, plus the usual yes/no words.
+_TRUE = frozenset({"1", "t", "true", "y", "yes", "on"})
+_FALSE = frozenset({"0", "f", "false", "n", "no", "off"})
+
+
+class WorkloadSource(Protocol):
+    """What the checker needs from an engine (DockerEngine is the real one)."""
+
+    def list_workloads(self) -> list[Workload]: ...
+
+
+class DigestSource(Protocol):
+    """What the checker needs from a registry client (RegistryClient is the real one)."""
+
+    async def remote_digests(
+        self, refs: Iterable[ImageRef]
+    ) -> Mapping[ImageRef, str | RegistryError]: ...
+
+
+def label_flag(labels: Mapping[str, str]) -> bool | None:
+    """The enable labels' verdict: True, False, or None when none is set (or none is a bool)."""
+    for key in ENABLE_LABELS:
+        value = labels.get(key)
+        if value is None:
+            continue
+        word = value.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+    return None
+
+
+def is_watched(labels: Mapping[str, str], *, label_enable: bool) -> bool:
+    """Opted out by label -> no; in label-enable mode only an explicit opt-in -> yes."""
+    flag = label_flag(labels)
+    if label_enable:
+        return flag is True
+    return flag is not False
+
+
+def policy_of(labels: Mapping[str, str], default: str) -> str:
+    """The workload's policy: its dockwarden.policy label when valid, else the default."""
+    value = labels.get(POLICY_LABEL, "").strip().lower()
+    return value if value in POLICIES else default
+
+
+def local_digests(ref: ImageRef, repo_digests: Iterable[str]) -> tuple[str, ...]:
+    """Digests of the RepoDigests that name the same registry and repository as `ref`."""
+    return _by_repository(tuple(repo_digests)).get((ref.registry, ref.repository), ())
+
+
+# Cached: an image tagged into many repositories carries all their entries, and every container
+# of it is planned against them; indexed once per image instead of scanned once per container.
+@functools.lru_cache(maxsize=1024)
+def _by_repository(repo_digests: tuple[str, ...]) -> dict[tuple[str, str], tuple[str, ...]]:
+    """RepoDigests entries as (registry, repository) -> digests, in their order, once each."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for entry in repo_digests:
+        try:
+            parsed = parse_reference(entry)
+        except InvalidReference:
+            continue  # "<none>@<none>" and the like
+        if parsed.digest:
+            digests = found.setdefault((parsed.registry, parsed.repository), [])
+            if parsed.digest not in digests:
+                digests.append(parsed.digest)
+    return {key: tuple(digests) for key, digests in found.items()}
+
+
+def _looks_like_image_id(image: str) -> bool:
+    """A container created from an image id has no reference to check."""
+    text = image.removeprefix("sha256:")
+    return len(text) >= 12 and all(c in "0123456789abcdef" for c in text) and (
+        image.startswith("sha256:") or len(text) == 64
+    )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A workload with either its verdict already reached or the reference to look up."""
+
+    workload: Workload
+    policy: str
+    image: str  # the normalised reference (or the text as written when it is none)
+    result: CheckResult | None = None  # decided without the registry
+    lookup: ImageRef | None = None
+    local: tuple[str, ...] = ()  # digests of the same repository in RepoDigests
+    min_age: timedelta | None = None  # DOCKWARDEN_MIN_AGE or the dockwarden.min_age label
+
+
+def plan_workload(
+    workload: Workload,
+    *,
+    label_enable: bool,
+    default_policy: str,
+    min_age: timedelta | None = None,
+) -> Plan:
+    """Apply the rules that need no registry: disabled, not a reference, pinned, local."""
+    policy = policy_of(workload.labels, default_policy)
+
+    def skipped(image: str, reason: SkipReason, local_digest: str | None = None) -> Plan:
+        result = CheckResult(
+            container=workload.name,
+            image=image,
+            status=CheckStatus.SKIPPED,
+            local_digest=local_digest,
+            reason=reason,
+            policy=policy,
+            kind=workload.kind,
+        )
+        return Plan(workload, policy, image, result=result)
+
+    ref: ImageRef | None = None
+    if not _looks_like_image_id(workload.image):
+        try:
+            ref = parse_reference(workload.image)
+        except InvalidReference:
+            ref = None
+    image = str(ref) if ref is not None else workload.image
+    if not is_watched(workload.labels, label_enable=label_enable):
+        return skipped(image, SkipReason.DISABLED)
+    if ref is None:
+        return skipped(image, SkipReason.LOCAL_IMAGE)
+    if ref.digest:
+        return skipped(image, SkipReason.PINNED_DIGEST, ref.digest)
+    local = local_digests(ref, workload.repo_digests)
+    if not local:
+        # Built here, or pulled by a platform digest: no index digest to compare with.
+        return skipped(image, SkipReason.LOCAL_IMAGE)
+    return Plan(workload, policy, image, lookup=ref, local=local,
+                min_age=min_age_of(workload.labels, min_age))
+
+
+def _result(
+    plan: Plan,
+    status: CheckStatus,
+    *,
+    local: str | None = None,
+    remote: str | None = None,
+    error: CheckError | None = None,
+) -> CheckResult:
+    return CheckResult(
+        container=plan.workload.name,
+        image=plan.image,
+        status=status,
+        local_digest=local,
+        remote_digest=remote,
+        error=error,
+        policy=plan.policy,
+        kind=plan.workload.kind,
+        min_age=plan.min_age,
+    )
+
+
+def decide(plan: Plan, answer: str | RegistryError | None) -> CheckResult:
+    """The verdict for a planned workload, given the registry's answer for its reference."""
+    if plan.result is not None:
+        return plan.result
+    if isinstance(answer, str):
+        if answer in plan.local:
+            return _result(plan, CheckStatus.UP_TO_DATE, local=answer, remote=answer)
+        return _result(plan, CheckStatus.UPDATE_AVAILABLE, local=plan.local[0], remote=answer)
+    if (
+        isinstance(answer, RegistryError)
+        and answer.kind == "not_found"
+        and not plan.workload.digests_prove_pull
+    ):
+        # Built or imported here: on this engine its own RepoDigest looks like a pull, and the
+        # registry's "no such repository or tag" is what tells it apart (as on the classic
+        # store, where such an image has no RepoDigest at all).
+        return CheckResult(
+            container=plan.workload.name,
+            image=plan.image,
+            status=CheckStatus.SKIPPED,
+            reason=SkipReason.LOCAL_IMAGE,
+            policy=plan.policy,
+            kind=plan.workload.kind,
+        )
+    if answer is None:
+        registry = plan.lookup.registry if plan.lookup else ""
+        error = CheckError("bad_response", "the registry client gave no answer", registry)
+    else:
+        error = CheckError(answer.kind, str(answer), answer.registry, answer.scheme)
+    local = plan.local[0] if plan.local else None
+    return _result(plan, CheckStatus.ERROR, local=local, error=error)
+
+
+def select(workloads: Sequence[Workload], names: Sequence[str] | None) -> list[Workload]:
+    """The workloads named (all when no names); an unknown name raises ContainerNotFound."""
+    if not names:
+        return list(workloads)
+    by_name = {w.name: w for w in workloads}
+    for name in names:
+        if name not in by_name:
+            raise ContainerNotFound(name)
+    wanted = dict.fromkeys(names)
+    return [by_name[name] for name in wanted]
+
+
+class Checker:
+    """Runs check passes over an engine's workloads against the registries."""
+
+    def __init__(
+        self,
+        engine: WorkloadSource,
+        registry: DigestSource,
+        *,
+        label_enable: bool,
+        default_policy: str,
+        semver: Level | None = None,
+        min_age: timedelta | None = None,
+        describer: Describer | None = None,
+    ) -> None:
+        self.engine = engine
+        self.registry = registry
+        self.label_enable = label_enable
+        self.default_policy = default_policy
+        self.min_age = min_age  # DOCKWARDEN_MIN_AGE (bot/domain/policy.py)
+        self.semver = semver  # the default tag rule level; None: digest checks only
+        # Reads what found updates bring (bot/check/image_info.py); None: digests and tags only.
+        self.describer = describer
+
+    async def workloads(self) -> list[Workload]:
+        """Running containers and, on a swarm manager, services instead of their tasks."""
+        list_services = getattr(self.engine, "list_services", None)
+        services: list[Workload] = []
+        if list_services is None:
+            containers = await asyncio.to_thread(self.engine.list_workloads)
+        else:
+            containers, services = await asyncio.gather(
+                asyncio.to_thread(self.engine.list_workloads), asyncio.to_thread(list_services)
+            )
+        service_ids = {s.id for s in services}
+        containers = [c for c in containers if c.labels.get(SERVICE_ID_LABEL) not in service_ids]
+        return sorted(containers + services, key=lambda w: (w.kind, w.name))
+
+    async def check(self, names: Sequence[str] | None = None) -> CheckReport:
+        """One pass: every distinct reference looked up once, all of them concurrently."""
+        checked_at = datetime.now(UTC)
+        chosen = select(await self.workloads(), names)
+        plans = [
+            plan_workload(w, label_enable=self.label_enable, default_policy=self.default_policy,
+                          min_age=self.min_age)
+            for w in chosen
+        ]
+        # Newer version tags first (one listing per repository), so that the proposed tags'
+        # digests are asked for in the same batch as the running ones.
+        found = await newer_tags(plans, self.registry, self.semver)
+        refs = list(dict.fromkeys(p.lookup for p in plans if p.lookup is not None))
+        refs = list(dict.fromkeys(refs + proposed_refs(plans, found)))
+        answers: Mapping[ImageRef, str | RegistryError] = {}
+        if refs:
+            answers = await self.registry.remote_digests(refs)
+        results = tuple(
+            with_newer(
+                decide(p, answers.get(p.lookup) if p.lookup is not None else None),
+                p, found.get(p.workload.id), answers,
+            )
+            for p in plans
+        )
+        if self.describer is not None:
+            results = await self.describer.describe(results)
+        log.debug("checked %d workloads, %d distinct references", len(results), len(refs))
+        return CheckReport(checked_at=checked_at, results=results)

@@ -1,0 +1,155 @@
+"""Updating a Swarm service: point its spec at the approved digest and watch the rollout.
+
+A service is not recreated by hand: the swarm replaces its tasks itself, by the service's own
+update policy, and keeps the previous spec. DockWarden sets the image to `repo:tag@digest`
+(exactly the digest that was approved, with the registry credentials forwarded as
+`docker service update --with-registry-auth` does), waits for the rollout to finish, and when the
+swarm paused it on a failing task, or it did not finish in time, puts the previous spec back —
+the rollback — and says so. The swarm keeps the spec in its own store: an interrupted update
+needs no journal of ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import docker.errors
+
+from bot.domain.model import UpdateOutcome, UpdateResult, short_digest
+from bot.engines.swarm import service_image, service_name, split_digest
+from bot.errors import EngineError
+from bot.update.replace import Engine
+
+log = logging.getLogger(__name__)
+
+# UpdateStatus.State values (Docker Engine API, ServiceUpdateStatus).
+_DONE = "completed"
+_FAILED = frozenset({"paused", "rollback_paused"})
+_SWARM_ROLLED_BACK = "rollback_completed"
+_ENDED = _FAILED | {_DONE, _SWARM_ROLLED_BACK}
+
+
+def with_image(service: Mapping[str, Any], image: str) -> dict[str, Any]:
+    """The service's TaskTemplate with only the image changed."""
+    template = dict((service.get("Spec") or {}).get("TaskTemplate") or {})
+    template["ContainerSpec"] = {**(template.get("ContainerSpec") or {}), "Image": image}
+    return template
+
+
+def rollout_batches(service: Mapping[str, Any]) -> int:
+    """How many rounds the swarm takes to replace every task (replicas / parallelism)."""
+    spec = service.get("Spec") or {}
+    replicas = int(((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas") or 1)
+    # The swarm's default is one task at a time; 0 means all at once.
+    parallelism = int((spec.get("UpdateConfig") or {}).get("Parallelism", 1) or 0)
+    if parallelism <= 0:
+        return 1
+    return max(1, -(-replicas // parallelism))
+
+
+class ServiceUpdater:
+    """Moves a swarm service to a digest and back, on a manager's engine.
+
+    `timeout` is per round of the rollout: a service of many replicas gets as many rounds as
+    its update policy needs to replace them all."""
+
+    def __init__(self, engine: Engine, *, timeout: float, poll: float = 0.5) -> None:
+        self.engine = engine
+        self.timeout = timeout
+        self.poll = poll
+
+    async def find(self, name: str) -> dict[str, Any] | None:
+        """The service's inspect data, or None (no such service, or no swarm manager here)."""
+        try:
+            return dict(await asyncio.to_thread(self.engine.api.inspect_service, name))
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError as exc:
+            if exc.status_code == 503:  # "This node is not a swarm manager"
+                return None
+            raise EngineError(f"inspecting service {name}: {exc.explanation or exc}") from None
+
+    async def update(
+        self, service: Mapping[str, Any], digest: str, old_digest: str | None, familiar: str
+    ) -> UpdateResult:
+        """Roll the service out on `digest`; roll it back when the swarm cannot."""
+        name = service_name(service)
+        tagged, _ = split_digest(service_image(service))
+        previous = dict((service.get("Spec") or {}).get("TaskTemplate") or {})
+        try:
+            await self._set_template(service, with_image(service, f"{tagged}@{digest}"))
+        except EngineError as exc:
+            return UpdateResult(
+                name, UpdateOutcome.FAILED, old_digest, digest,
+                f"the swarm refused the update of {name}: {exc}; nothing was changed",
+            )
+        try:
+            state, message = await self._rollout(service)
+        except EngineError as exc:
+            state, message = "", f"watching the rollout failed: {exc}"
+        if state == _DONE:
+            return UpdateResult(
+                name, UpdateOutcome.UPDATED, old_digest, digest,
+                f"service {name} now runs {familiar} at {short_digest(digest)}",
+            )
+        why = message or "the swarm gave no reason"
+        log.warning("update of service %s to %s failed: %s", name, digest, why)
+        if state == _SWARM_ROLLED_BACK:
+            return UpdateResult(
+                name, UpdateOutcome.ROLLED_BACK, old_digest, digest,
+                f"the update of service {name} to {short_digest(digest)} failed and the swarm "
+                f"rolled it back: {why}",
+            )
+        return await self._roll_back(name, previous, old_digest, digest, why)
+
+    async def _roll_back(
+        self, name: str, previous: dict[str, Any], old_digest: str | None, digest: str, why: str
+    ) -> UpdateResult:
+        try:
+            current = await self._inspect(name)
+            await self._set_template(current, previous)
+            state, message = await self._rollout(current)
+        except EngineError as exc:
+            state, message = "", str(exc)
+        if state == _DONE:
+            return UpdateResult(
+                name, UpdateOutcome.ROLLED_BACK, old_digest, digest,
+                f"the update of service {name} to {short_digest(digest)} failed ({why}); its "
+                "previous spec is back",
+            )
+        return UpdateResult(
+            name, UpdateOutcome.FAILED, old_digest, digest,
+            f"the update of service {name} to {short_digest(digest)} failed ({why}) and putting "
+            f"its previous spec back did not finish ({message}); see "
+            f"`docker service ps {name}`",
+        )
+
+    async def _inspect(self, name: str) -> dict[str, Any]:
+        return dict(await self.engine.call(f"inspecting service {name}", "inspect_service", name))
+
+    async def _set_template(self, service: Mapping[str, Any], template: dict[str, Any]) -> None:
+        # fetch_current_spec: everything but the task template stays as the swarm has it.
+        await self.engine.call(
+            "updating the service", "update_service", service["ID"],
+            service["Version"]["Index"], task_template=template, fetch_current_spec=True,
+        )
+
+    async def _rollout(self, before: Mapping[str, Any]) -> tuple[str, str]:
+        """Wait for the update started after `before` to end: (UpdateStatus.State, Message).
+
+        The status of an earlier update may still be shown at first: it is told apart by its
+        start time. ("", why) when the rollout is still going at the timeout."""
+        earlier = (before.get("UpdateStatus") or {}).get("StartedAt")
+        allowed = self.timeout * rollout_batches(before)
+        deadline = time.monotonic() + allowed
+        while time.monotonic() < deadline:
+            status = (await self._inspect(str(before["ID"]))).get("UpdateStatus") or {}
+            state = str(status.get("State") or "")
+            if state in _ENDED and status.get("StartedAt") != earlier:
+                return state, str(status.get("Message") or "")
+            await asyncio.sleep(self.poll)
+        return "", f"the rollout did not finish within {allowed:.0f}s"

@@ -1,0 +1,333 @@
+"""Check passes: the one pass function (scheduled and /check) and its APScheduler wiring.
+
+Passes never overlap: the pass holds an asyncio.Lock, and the cron job is also
+max_instances=1 with coalesce, so a slow pass makes the next tick wait rather than pile up.
+`/check` joins a pass under way that covers what it asks for instead of queueing another.
+Each pass also drops history older than DOCKWARDEN_HISTORY_RETENTION.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any, Protocol, runtime_checkable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+
+from bot.chat.commands import CheckerPort, UpdateService
+from bot.config.cron import cron_trigger
+from bot.domain.model import CheckStatus
+from bot.domain.policy import AutoWindow
+from bot.errors import ConfigError, EngineError
+from bot.store.db import PendingUpdate, Store, utcnow
+from bot.store.safety import SafetyStore
+from bot.usecases.alerting import Alerter, Notifier, PassSummary
+
+log = logging.getLogger(__name__)
+
+AUTO_ACTOR = "policy:auto"
+
+
+@runtime_checkable
+class PassListener(Protocol):
+    """An adapter that says something after each full pass (the console's "all 5 up to date")."""
+
+    async def pass_finished(self, summary: PassSummary) -> None:
+        """Called once a full pass has sent its alerts."""
+
+
+class PassRunner:
+    """Runs one check pass at a time: check, dedup into alerts, send, apply auto updates."""
+
+    def __init__(
+        self,
+        checker: CheckerPort,
+        store: Store,
+        sink: Notifier,
+        updates: UpdateService,
+        *,
+        history_retention: timedelta | None = None,
+        auto_window: AutoWindow | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.checker = checker
+        self.store = store
+        self.sink = sink
+        self.updates = updates
+        self.history_retention = history_retention
+        # DOCKWARDEN_AUTO_WINDOW: `auto` updates found outside it wait for it (domain/policy.py).
+        self.auto_window = auto_window
+        self.clock = clock  # the time minimum ages and the window are judged by
+        self.safety = SafetyStore(store)
+        self.alerter = Alerter(store)
+        self.passes = 0
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[object]] = set()
+        # The pass holding the lock: the names it checks (None: all) and its outcome.
+        self._current: tuple[frozenset[str] | None, asyncio.Future[PassSummary]] | None = None
+
+    @property
+    def running(self) -> bool:
+        """True while a pass is under way."""
+        return self._lock.locked()
+
+    async def run(self, names: Sequence[str] | None = None) -> PassSummary:
+        """One pass (waits for a running one to finish first)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            return await self._run(names)
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def join_or_run(self, names: Sequence[str] | None = None) -> PassSummary:
+        """The pass under way when it covers `names` (joined, not repeated); else a new one."""
+        current = self._current
+        if current is not None:
+            covered, outcome = current
+            if not outcome.done() and (covered is None or (names and covered >= set(names))):
+                return await asyncio.shield(outcome)
+        return await self.run(names)
+
+    async def _run(self, names: Sequence[str] | None) -> PassSummary:
+        async with self._lock:
+            outcome: asyncio.Future[PassSummary] = asyncio.get_running_loop().create_future()
+            # Nobody may join: the failure is still raised to the caller of run().
+            outcome.add_done_callback(lambda f: f.cancelled() or f.exception())
+            self._current = (frozenset(names) if names else None, outcome)
+            try:
+                summary = await self._pass(names)
+            except asyncio.CancelledError:
+                outcome.cancel()
+                raise
+            except BaseException as exc:
+                outcome.set_exception(exc)
+                raise
+            finally:
+                self._current = None
+            outcome.set_result(summary)
+            return summary
+
+    async def _pass(self, names: Sequence[str] | None) -> PassSummary:
+        """The pass itself; _run holds the lock."""
+        self.passes += 1
+        left = await self.sink.flush()  # what earlier passes could not deliver
+        if left:
+            log.warning("%d alerts still undelivered", left)
+        try:
+            report = await self.checker.check(list(names) if names else None)
+        except EngineError as exc:
+            await self.sink.send(self.alerter.engine_unreachable(str(exc)))
+            raise
+        summary = self.alerter.observe(report, now=self.clock())
+        self._remember(summary)
+        await self.sink.send(summary.alerts)
+        await self._run_waiting()
+        for update in summary.auto:
+            await self._auto(update)
+        log.info(
+            "pass %d: %d results, %d new alerts, %d auto updates",
+            self.passes, len(report.results), len(summary.alerts), len(summary.auto),
+        )
+        if not names:
+            await self._tell_listeners(summary)
+        self._prune()
+        return summary
+
+    async def _tell_listeners(self, summary: PassSummary) -> None:
+        for adapter in self.sink.adapters:
+            if isinstance(adapter, PassListener):
+                try:
+                    await adapter.pass_finished(summary)
+                except Exception:
+                    log.exception("the %s adapter failed to report the pass", adapter.name)
+
+    def _prune(self) -> None:
+        """Drop history older than the retention (strangers' refusals among it)."""
+        if self.history_retention is None:
+            return
+        removed = self.store.prune_history(utcnow() - self.history_retention)
+        if removed:
+            log.info("removed %d history entries older than %s", removed, self.history_retention)
+
+    async def idle(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for a pass under way; True when none is running."""
+        try:
+            await asyncio.wait_for(self._lock.acquire(), timeout)
+        except TimeoutError:
+            return False
+        self._lock.release()
+        return True
+
+    def cancel(self) -> None:
+        """Cancel passes under way or waiting (at shutdown)."""
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def run_scheduled(self) -> None:
+        """The scheduler's job: a pass whose failure is logged, never raised into APScheduler."""
+        try:
+            await self.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("check pass failed; the next one runs on schedule")
+
+    async def run_window(self) -> int:
+        """At the update window: apply the `auto` updates waiting for it (between passes)."""
+        async with self._lock:
+            return await self._run_waiting()
+
+    async def _run_waiting(self) -> int:
+        """Apply waiting `auto` updates when the window is open; the number started."""
+        waits = self.safety.waits()
+        if not waits:
+            return 0
+        now = self.clock()
+        window = self.auto_window
+        if window is not None and not window.contains(now):
+            for wait in waits:
+                if wait.run_at <= now:  # a window missed while stopped: the next one
+                    self.safety.wait(wait.update_id, wait.container, window.next_start(now))
+            return 0
+        started = 0
+        for wait in waits:
+            self.safety.drop_wait(wait.update_id)
+            update = self.store.get_update(wait.update_id)
+            if update is not None and update.state == "pending":
+                await self._auto(update)
+                started += 1
+        return started
+
+    async def _auto(self, update: PendingUpdate) -> None:
+        now = self.clock()
+        if self.auto_window is not None and not self.auto_window.contains(now):
+            run_at = self.auto_window.next_start(now)
+            self.safety.wait(update.id, update.container, run_at)
+            log.info("auto update %s of %s waits for the update window (%s)",
+                     update.id, update.container, run_at.isoformat(timespec="minutes"))
+            return
+        if not self.store.approve_update(update.id, AUTO_ACTOR):
+            return
+        try:
+            await self.updates.apply(
+                update.container, update=update, actor=AUTO_ACTOR, action="auto"
+            )
+        except Exception:
+            log.exception("auto update of %s failed", update.container)
+
+    def _remember(self, summary: PassSummary) -> None:
+        limited = {
+            r.error.registry: r.error.message
+            for r in summary.report.results
+            if r.status is CheckStatus.ERROR and r.error and r.error.kind == "rate_limited"
+        }
+        data: dict[str, Any] = {
+            "checked_at": summary.report.checked_at.isoformat(timespec="seconds"),
+            "counts": summary.counts(),
+            "rate_limited": limited,
+        }
+        self.store.set_meta("last_pass", json.dumps(data))
+
+
+def parse_schedule(schedule: str, tz: str = "UTC") -> CronTrigger:
+    """The cron trigger of DOCKWARDEN_SCHEDULE in DOCKWARDEN_TZ; a ConfigError naming it."""
+    try:
+        return cron_trigger(schedule, zone(tz))
+    except ValueError as exc:
+        raise ConfigError(f"DOCKWARDEN_SCHEDULE: {exc}") from None
+
+
+def zone(tz: str) -> tzinfo:
+    """The time zone named by DOCKWARDEN_TZ (an IANA name; UTC by default)."""
+    if tz.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"DOCKWARDEN_TZ: unknown time zone {tz!r}") from None
+
+
+class PassScheduler:
+    """APScheduler 3.x on our loop: the cron schedule (with jitter) and a first pass soon."""
+
+    def __init__(
+        self,
+        runner: PassRunner,
+        schedule: str,
+        *,
+        first_pass_delay: float = 10.0,
+        jitter: int = 60,
+        tz: str = "UTC",
+    ) -> None:
+        self.runner = runner
+        self.schedule = schedule
+        self.tz = tz
+        self.first_pass_delay = first_pass_delay
+        self.jitter = jitter
+        self._scheduler: AsyncIOScheduler | None = None
+
+    def start(self) -> None:
+        """Start on the running loop (call from inside it)."""
+        # APScheduler logs every job addition and run at INFO; our own pass line says enough.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        scheduler = AsyncIOScheduler(timezone=zone(self.tz))
+        trigger = parse_schedule(self.schedule, self.tz)
+        trigger.jitter = self.jitter or None  # spread many bots' passes over a minute
+        job_options: dict[str, Any] = {
+            "max_instances": 1,
+            "coalesce": True,
+            "misfire_grace_time": 300,
+        }
+        scheduler.add_job(self._job, trigger, id="pass", **job_options)
+        window = self.runner.auto_window
+        if window is not None:
+            scheduler.add_job(self._window_job, window.trigger, id="auto-window", **job_options)
+        if self.first_pass_delay >= 0:
+            first = datetime.now(UTC) + timedelta(seconds=self.first_pass_delay)
+            scheduler.add_job(self._job, DateTrigger(first), id="first-pass", **job_options)
+        scheduler.start()
+        self._scheduler = scheduler
+        log.info("check schedule %r (%s); next pass at %s", self.schedule, self.tz,
+                 self._remember_next())
+
+    async def _window_job(self) -> None:
+        try:
+            await self.runner.run_window()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("auto updates at the window failed; they are tried again at the next")
+
+    async def _job(self) -> None:
+        await self.runner.run_scheduled()
+        self._remember_next()
+
+    def next_pass(self) -> datetime | None:
+        """When the next scheduled pass starts (jitter included)."""
+        if self._scheduler is None:
+            return None
+        times = [job.next_run_time for job in self._scheduler.get_jobs()
+                 if job.next_run_time and job.id != "auto-window"]  # that job checks nothing
+        return min(times) if times else None
+
+    def _remember_next(self) -> datetime | None:
+        """Keep the next pass time where /status can read it."""
+        upcoming = self.next_pass()
+        if upcoming is not None:
+            self.runner.store.set_meta("next_pass", upcoming.isoformat(timespec="seconds"))
+        return upcoming
+
+    def stop(self) -> None:
+        """Stop scheduling; a pass under way is left to finish (or be cancelled) by the caller."""
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        self._scheduler = None
