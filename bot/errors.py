@@ -13,6 +13,7 @@
     │   └── BadResponse             an answer that breaks the protocol
     ├── EngineError                 the Docker engine refused or failed
     │   ├── EngineUnavailable       no engine answers on DOCKER_HOST
+    │   ├── MalformedInspect        an inspect answer without a field the update needs
     │   └── ContainerNotFound
     ├── UpdateError                 an update could not be carried out
     │   ├── UpdateInProgress        another update of the same container is running
@@ -20,6 +21,8 @@
     │   └── SelfUpdateRefused       the bot's own container cannot be recreated in place
     │       └── SelfUpdateHandedOver    ...so a helper container from the new image does it
     ├── NotAuthorized               the sender may not change state
+    ├── UsageError                  a command's arguments cannot work; the message is the answer
+    │   └── DurationError           (bot.domain.durations) text that is no duration in bounds
     └── StoreError                  the SQLite store is unusable
 
 Errors carry their context as attributes; they become user text only at the edges (CLI, chat
@@ -39,6 +42,8 @@ class ConfigError(DockWardenError):
 
 class BadTagRule(DockWardenError):
     """A `dockwarden.semver` or `dockwarden.tags.*` label cannot work; `label` says which."""
+
+    kind = "bad_rule"  # the problem kind a check result and its alert carry
 
     def __init__(self, message: str, *, label: str) -> None:
         super().__init__(message)
@@ -141,6 +146,15 @@ class EngineUnavailable(EngineError):
     """No Docker engine answers where DOCKER_HOST (or the default socket) points."""
 
 
+class MalformedInspect(EngineError):
+    """An inspect answer lacks a field the update needs, or has it in another shape."""
+
+    def __init__(self, what: str, key: str, why: str) -> None:
+        super().__init__(f"the engine's inspect of {what} is malformed: {key} {why}")
+        self.what = what  # "container 1696d3929a4c", "an image", ...
+        self.key = key  # "Config.Env", "NetworkSettings.Networks.web.Aliases", ...
+
+
 class ContainerNotFound(EngineError):
     """No container has that name or id."""
 
@@ -181,6 +195,10 @@ class SelfUpdateHandedOver(SelfUpdateRefused):
 
 class NotAuthorized(DockWardenError):
     """The sender may not change state."""
+
+
+class UsageError(DockWardenError):
+    """A command was sent with arguments that cannot work; the message is the answer."""
 
 
 class StoreError(DockWardenError):

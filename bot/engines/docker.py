@@ -1,13 +1,17 @@
-"""The Docker engine as the checker and the updater see it: running containers as Workloads.
+"""The Docker engine: the connection, the SDK's errors translated, the engine port, Workloads.
 
-The Docker SDK is synchronous; async callers run these methods with `asyncio.to_thread`.
+`DockerEngine` is the real implementation of the engine port (bot/engines/port.py): its async
+methods run the synchronous SDK in a worker thread and answer typed views (bot/engines/
+inspect.py). Its synchronous methods (version, info, list_workloads, ...) serve the checker and
+doctor, which run them with `asyncio.to_thread`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,6 +21,17 @@ import requests.exceptions
 
 from bot.domain.model import Workload
 from bot.domain.reference import parse_reference
+from bot.engines.inspect import (
+    ContainerInspect,
+    ContainerSummary,
+    ImageInspect,
+    JsonObject,
+    JsonValue,
+    parse_container,
+    parse_image,
+    parse_summary,
+)
+from bot.engines.port import NetworkAttachment, doing
 from bot.errors import EngineError, EngineUnavailable, InvalidReference
 
 log = logging.getLogger(__name__)
@@ -68,20 +83,43 @@ class DockerEngine:
         )
 
     @contextmanager
-    def _calls(self, what: str) -> Iterator[None]:
-        """Turn the SDK's failures during `what` into DockWarden's engine errors."""
+    def _calls(self, what: str | None = None) -> Iterator[None]:
+        """The one translation of the SDK's failures into DockWarden's engine errors.
+
+        With `what`, the message says what the engine refused; without (the port's calls), it
+        is the engine's own words, for the caller to put in context (bot/engines/port.doing).
+        """
         try:
             yield
         except _CONNECTION_ERRORS as exc:
+            during = f" while {what}" if what else ""
             raise EngineUnavailable(
-                f"the Docker engine at {self.where} stopped answering while {what}: "
+                f"the Docker engine at {self.where} stopped answering{during}: "
                 f"{_root_cause(exc)}"
             ) from None
         except docker.errors.APIError as exc:
             why = exc.explanation or exc
-            raise EngineError(f"the Docker engine refused {what}: {why}") from None
+            raise EngineError(f"the Docker engine refused {what}: {why}" if what else str(why)) \
+                from None
         except docker.errors.DockerException as exc:
-            raise EngineError(f"the Docker engine failed {what}: {exc}") from None
+            raise EngineError(f"the Docker engine failed {what}: {exc}" if what else str(exc)) \
+                from None
+
+    async def _run(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """One SDK call in a worker thread, its failures translated."""
+        with self._calls():
+            return await asyncio.to_thread(call, *args, **kwargs)
+
+    async def _found(self, call: Callable[[str], Any], ref: str) -> Any:
+        """An SDK inspect call in a worker thread; None when the engine has no such object."""
+
+        def found() -> Any:
+            try:
+                return call(ref)
+            except docker.errors.NotFound:
+                return None
+
+        return await self._run(found)
 
     @property
     def api_version(self) -> str:
@@ -137,6 +175,126 @@ class DockerEngine:
     def close(self) -> None:
         """Release the engine connection."""
         self.docker.close()
+
+    # ---- the engine port (bot/engines/port.py) ------------------------------------------
+
+    async def inspect_container(self, ref: str) -> ContainerInspect | None:
+        """The container named or identified by `ref`; None when there is none."""
+        found = await self._found(self.docker.api.inspect_container, ref)
+        return None if found is None else parse_container(found)
+
+    async def inspect_image(self, ref: str) -> ImageInspect | None:
+        """The image named or identified by `ref`; None when there is none."""
+        found = await self._found(self.docker.api.inspect_image, ref)
+        return None if found is None else parse_image(found)
+
+    async def list_containers(self) -> list[ContainerSummary]:
+        """The running containers."""
+        return [parse_summary(c) for c in await self._run(self.docker.api.containers)]
+
+    async def pull(
+        self, repository: str, digest: str, auth: Mapping[str, str] | None
+    ) -> ImageInspect:
+        """Pull `repository@digest` (with these credentials, else Docker's own); the image."""
+        with doing("pulling"):
+            events = await self._run(
+                self.docker.api.pull, repository, tag=digest, stream=True, decode=True,
+                auth_config=dict(auth) if auth is not None else None,
+            )
+
+        def drain() -> None:
+            # A failed pull is an event in the stream, not an HTTP error.
+            for event in events:
+                if isinstance(event, dict) and event.get("error"):
+                    raise EngineError(str(event["error"]))
+
+        await self._run(drain)
+        with doing("inspecting the pulled image"):
+            image = await self.inspect_image(f"{repository}@{digest}")
+            if image is None:
+                raise EngineError(f"no image {repository}@{digest} after the pull")
+        return image
+
+    async def tag(self, image: str, repository: str, tag: str) -> None:
+        """Let `repository:tag` name `image`."""
+        await self._run(self.docker.api.tag, image, repository, tag)
+
+    async def remove_image(self, image: str) -> None:
+        """Remove an image; refused while a container or another tag still uses it."""
+        await self._run(self.docker.api.remove_image, image)
+
+    async def stop(self, container_id: str, *, timeout: int) -> None:
+        """Stop a container with its own stop signal, killing it after `timeout` seconds."""
+        await self._run(self.docker.api.stop, container_id, timeout=timeout)
+
+    async def rename(self, container_id: str, name: str) -> None:
+        """Give a container another name."""
+        await self._run(self.docker.api.rename, container_id, name)
+
+    async def create(self, name: str, body: Mapping[str, JsonValue]) -> str:
+        """Create a container from an engine API create body; its id."""
+        created = await self._run(
+            self.docker.api.create_container_from_config, dict(body), name
+        )
+        return str(created["Id"])
+
+    async def connect(self, container_id: str, attachment: NetworkAttachment) -> None:
+        """Connect a container to one more network."""
+        await self._run(
+            self.docker.api.connect_container_to_network,
+            container_id,
+            attachment.network,
+            ipv4_address=attachment.ipv4_address,
+            ipv6_address=attachment.ipv6_address,
+            aliases=list(attachment.aliases) or None,
+            links=list(attachment.links) or None,
+            link_local_ips=list(attachment.link_local_ips) or None,
+            driver_opt=dict(attachment.driver_opts) if attachment.driver_opts else None,
+        )
+
+    async def start(self, container_id: str) -> None:
+        """Start a container."""
+        await self._run(self.docker.api.start, container_id)
+
+    async def restart(self, container_id: str) -> None:
+        """Restart a container."""
+        await self._run(self.docker.api.restart, container_id)
+
+    async def remove_container(
+        self, container_id: str, *, volumes: bool = False, force: bool = False
+    ) -> None:
+        """Remove a container (with the anonymous volumes it made itself, when `volumes`)."""
+        await self._run(self.docker.api.remove_container, container_id, v=volumes, force=force)
+
+    async def inspect_service(self, ref: str) -> JsonObject | None:
+        """A swarm service's inspect document; None without it (or without a manager here)."""
+
+        def found() -> Any:
+            try:
+                return self.docker.api.inspect_service(ref)
+            except docker.errors.NotFound:
+                return None
+            except docker.errors.APIError as exc:
+                if exc.status_code == 503:  # "This node is not a swarm manager"
+                    return None
+                raise
+
+        service = await self._run(found)
+        return None if service is None else dict(service)
+
+    async def service_tasks(self, service_id: str) -> list[JsonObject]:
+        """A swarm service's tasks."""
+        tasks = await self._run(self.docker.api.tasks, filters={"service": service_id})
+        return [dict(task) for task in tasks]
+
+    async def update_service(
+        self, service_id: str, version: int, task_template: Mapping[str, JsonValue]
+    ) -> None:
+        """Give a swarm service a new task template, the rest of its spec as the swarm has it."""
+        await self._run(
+            self.docker.api.update_service, service_id, version,
+            task_template=dict(task_template), fetch_current_spec=True,
+        )
 
     def _containerd_store(self) -> bool:
         """Whether the engine keeps its images in containerd's store (GET /info)."""

@@ -1,0 +1,127 @@
+"""The engine port: every engine call the update path makes, typed, and nothing else.
+
+`DockerEngine` (bot/engines/docker.py) is the real implementation over the Docker SDK;
+tests/unit/fakes.py holds an in-memory one. Each call raises an EngineError whose message is
+the engine's own words (EngineUnavailable when the engine went away); `doing` puts what the
+caller was doing in front, as the update's messages say it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.engines.inspect import (
+    ContainerInspect,
+    ContainerSummary,
+    ImageInspect,
+    JsonObject,
+    JsonValue,
+)
+from bot.errors import EngineError, EngineUnavailable
+
+
+@dataclass(frozen=True)
+class NetworkAttachment:
+    """One network a new container joins, with the settings the old one had there."""
+
+    network: str
+    aliases: tuple[str, ...] = ()
+    links: tuple[str, ...] = ()
+    ipv4_address: str | None = None
+    ipv6_address: str | None = None
+    link_local_ips: tuple[str, ...] = ()
+    driver_opts: Mapping[str, str] | None = None
+
+    def endpoint_config(self) -> JsonObject:
+        """The engine API's EndpointSettings for create."""
+        ipam: JsonObject = {}
+        if self.ipv4_address:
+            ipam["IPv4Address"] = self.ipv4_address
+        if self.ipv6_address:
+            ipam["IPv6Address"] = self.ipv6_address
+        if self.link_local_ips:
+            ipam["LinkLocalIPs"] = list(self.link_local_ips)
+        endpoint: JsonObject = {}
+        if ipam:
+            endpoint["IPAMConfig"] = ipam
+        if self.aliases:
+            endpoint["Aliases"] = list(self.aliases)
+        if self.links:
+            endpoint["Links"] = list(self.links)
+        if self.driver_opts:
+            endpoint["DriverOpts"] = dict(self.driver_opts)
+        return endpoint
+
+
+class Engine(Protocol):
+    """The container engine as the update path uses it; every method runs off the event loop."""
+
+    async def inspect_container(self, ref: str) -> ContainerInspect | None:
+        """The container named or identified by `ref`; None when there is none."""
+
+    async def inspect_image(self, ref: str) -> ImageInspect | None:
+        """The image named or identified by `ref`; None when there is none."""
+
+    async def list_containers(self) -> list[ContainerSummary]:
+        """The running containers."""
+
+    async def pull(
+        self, repository: str, digest: str, auth: Mapping[str, str] | None
+    ) -> ImageInspect:
+        """Pull `repository@digest` (with these credentials, else Docker's own); the image."""
+
+    async def tag(self, image: str, repository: str, tag: str) -> None:
+        """Let `repository:tag` name `image`."""
+
+    async def remove_image(self, image: str) -> None:
+        """Remove an image; refused while a container or another tag still uses it."""
+
+    async def stop(self, container_id: str, *, timeout: int) -> None:
+        """Stop a container with its own stop signal, killing it after `timeout` seconds."""
+
+    async def rename(self, container_id: str, name: str) -> None:
+        """Give a container another name."""
+
+    async def create(self, name: str, body: Mapping[str, JsonValue]) -> str:
+        """Create a container from an engine API create body; its id."""
+
+    async def connect(self, container_id: str, attachment: NetworkAttachment) -> None:
+        """Connect a container to one more network."""
+
+    async def start(self, container_id: str) -> None:
+        """Start a container."""
+
+    async def restart(self, container_id: str) -> None:
+        """Restart a container."""
+
+    async def remove_container(
+        self, container_id: str, *, volumes: bool = False, force: bool = False
+    ) -> None:
+        """Remove a container (with the anonymous volumes it made itself, when `volumes`)."""
+
+    async def inspect_service(self, ref: str) -> JsonObject | None:
+        """A swarm service's inspect document; None without it (or without a manager here)."""
+
+    async def service_tasks(self, service_id: str) -> list[JsonObject]:
+        """A swarm service's tasks."""
+
+    async def update_service(
+        self, service_id: str, version: int, task_template: Mapping[str, JsonValue]
+    ) -> None:
+        """Give a swarm service a new task template, the rest of its spec as the swarm has it."""
+
+
+@contextmanager
+def doing(what: str) -> Iterator[None]:
+    """Put what the caller was doing in front of an engine error raised inside."""
+    try:
+        yield
+    except EngineUnavailable as exc:
+        raise EngineUnavailable(f"{what}: {exc}") from None
+    except EngineError as exc:
+        if type(exc) is not EngineError:
+            raise
+        raise EngineError(f"{what}: {exc}") from None
