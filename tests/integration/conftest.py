@@ -20,6 +20,7 @@ from bot.engines.docker import DockerEngine
 from bot.store.db import Store
 from tests.conftest import _stoppers
 from tests.integration.engines import EngineUnderTest
+from tests.integration.hosts import compose, mirror, second_engine  # noqa: F401 - fixtures
 from tests.services.engine import Engine, remove_session_resources
 from tests.services.images import ImageFactory
 from tests.services.newer_engine import ContainerdStoreEngine, NewerEngineUnavailable

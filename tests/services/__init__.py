@@ -11,10 +11,14 @@ Environment:
   DOCKWARDEN_TEST_TRIXIE_MIRROR    the Debian mirror Docker 26.1 and containerd are fetched
                                    from for the containerd-store engine (newer_engine.py;
                                    default http://deb.debian.org/debian); its dockerd log is
-                                   engine-c8d/dockerd.log, Podman's session-<pid>/podman/
+                                   engine-c8d/dockerd.log, Podman's session-<pid>/podman/;
+                                   Compose v2 (compose.py) comes from there too
   DOCKWARDEN_TEST_ROOT             state and logs (default /var/tmp/dockwarden-test): the
                                    dockerd log is engine/dockerd.log, registries' logs are
                                    session-<pid>/registries/<name>/registry.log
+                                   and the second engine's (second_engine.py, mirroring
+                                   Docker Hub through the anonymous registry)
+                                   engine-second/dockerd.log
 """
 
 from __future__ import annotations

@@ -53,11 +53,11 @@ NEEDS: list[tuple[str, str, Callable[[], bool]]] = [
 
 
 def prepare() -> int:
-    """Install the missing packages, fetch Debian 13's Docker; returns an exit code."""
+    """Install the missing packages, fetch Debian 13's Docker and Compose; returns an exit code."""
     installed = install_packages()
     if installed != 0:
         return installed
-    return fetch_newer_engine()
+    return fetch_newer_engine() or fetch_compose()
 
 
 def fetch_newer_engine() -> int:
@@ -75,6 +75,24 @@ def fetch_newer_engine() -> int:
     except (newer_engine.NewerEngineUnavailable, OSError, subprocess.CalledProcessError) as exc:
         # Not fatal: the tests on that engine skip and say why.
         print(f"test services: Debian 13 Docker unavailable: {exc}", file=sys.stderr)
+    return 0
+
+
+def fetch_compose() -> int:
+    """Download and unpack Debian 13's Compose v2 beside the system's Docker (once; cached)."""
+    from tests.services import compose
+
+    if compose.unpacked():
+        return 0
+    WORK_ROOT.mkdir(parents=True, exist_ok=True)
+    logfile = WORK_ROOT / "prepare-compose.log"
+    print(f"test services: fetching Debian 13 docker-compose into {compose.COMPOSE_ROOT} "
+          f"(log {logfile})", flush=True)
+    try:
+        compose.fetch(logfile)
+    except (compose.ComposeUnavailable, OSError, subprocess.CalledProcessError) as exc:
+        # Not fatal: the Compose tests skip and say why.
+        print(f"test services: Compose v2 unavailable: {exc}", file=sys.stderr)
     return 0
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from tests.services import WORK_ROOT
@@ -56,8 +57,14 @@ def fetch(log: Path) -> None:
     """Download and unpack Debian 13's docker.io and containerd (nothing when already there)."""
     if unpacked():
         return
+    fetch_packages(PACKAGES, UNPACKED, log)
+
+
+def fetch_packages(packages: Sequence[str], into: Path, log: Path) -> None:
+    """`apt-get download` Debian 13's `packages` and `dpkg -x` them into `into` (marked
+    complete with `.complete`); raises NewerEngineUnavailable saying why when it cannot."""
     if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
-        raise NewerEngineUnavailable("apt-get and dpkg are needed to fetch Debian 13's Docker")
+        raise NewerEngineUnavailable("apt-get and dpkg are needed to fetch Debian 13's packages")
     apt = TRIXIE_ROOT / "apt"
     debs = TRIXIE_ROOT / "debs"
     for d in (apt / "state" / "lists" / "partial", apt / "cache" / "archives" / "partial", debs):
@@ -68,20 +75,20 @@ def fetch(log: Path) -> None:
     options = _apt_options(apt)
     with open(log, "ab") as out:
         for argv, cwd in ((["apt-get", *options, "update"], None),
-                          (["apt-get", *options, "download", *PACKAGES], debs)):
+                          (["apt-get", *options, "download", *packages], debs)):
             done = subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
                                   stderr=subprocess.STDOUT, check=False)
             if done.returncode != 0:
                 raise NewerEngineUnavailable(f"{' '.join(argv[:1] + argv[-1:])} failed "
                                              f"({done.returncode}); see {log}")
-        shutil.rmtree(UNPACKED, ignore_errors=True)
-        for package in PACKAGES:
+        shutil.rmtree(into, ignore_errors=True)
+        for package in packages:
             found = sorted(debs.glob(f"{package}_*.deb"))
             if not found:
                 raise NewerEngineUnavailable(f"apt-get download left no {package} package")
-            subprocess.run(["dpkg", "-x", str(found[-1]), str(UNPACKED)], check=True,
+            subprocess.run(["dpkg", "-x", str(found[-1]), str(into)], check=True,
                            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-    (UNPACKED / ".complete").write_text(" ".join(PACKAGES) + "\n")
+    (into / ".complete").write_text(" ".join(packages) + "\n")
 
 
 class ContainerdStoreEngine(Engine):
