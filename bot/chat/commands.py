@@ -22,11 +22,14 @@ from bot.config.settings import Settings
 from bot.domain import durations
 from bot.domain.durations import YEAR
 from bot.domain.model import (
+    APPROVABLE_STATES,
+    OPEN_STATES,
     Basis,
     CheckReport,
     CheckStatus,
     UpdateOutcome,
     UpdateResult,
+    UpdateState,
     short_digest,
 )
 from bot.domain.policy import wait_note
@@ -173,7 +176,7 @@ class UpdateService:
         self._in_flight: set[asyncio.Task[object]] = set()
         self._rechecks: set[asyncio.Task[None]] = set()
         # update id -> (state, detail) the store refused to take when it was settled
-        self._unsettled: dict[str, tuple[str, str]] = {}
+        self._unsettled: dict[str, tuple[UpdateState, str]] = {}
 
     @property
     def in_flight(self) -> int:
@@ -183,7 +186,7 @@ class UpdateService:
     def pending(self, container: str) -> PendingUpdate | None:
         """The container's newest update that can still be approved, if any."""
         latest = self.store.latest_update(container)
-        if latest is not None and latest.state in ("pending", "failed", "ignored"):
+        if latest is not None and latest.state in APPROVABLE_STATES:
             return latest
         return None
 
@@ -240,7 +243,8 @@ class UpdateService:
             raise
         except (UpdateInProgress, ContainerNotFound, SelfUpdateRefused) as exc:
             if update is not None:  # nothing was done: the update can be approved again
-                self._settle(update.id, "pending", str(exc), expect=("approved",))
+                self._settle(update.id, UpdateState.PENDING, str(exc),
+                             expect=(UpdateState.APPROVED,))
             self._record(action, "refused", container, actor, str(exc))
             raise
         except StaleUpdate as exc:
@@ -263,9 +267,10 @@ class UpdateService:
         ok = result.outcome in (UpdateOutcome.UPDATED, UpdateOutcome.UP_TO_DATE)
         target = update or self._pending_quietly(container)
         if target is not None and (update is not None or ok):
-            state = "applied" if ok else "failed"
+            state = UpdateState.APPLIED if ok else UpdateState.FAILED
             if ok and result.new_digest and result.new_digest != target.remote_digest:
-                state = "superseded"  # a /pull took a digest newer than the one alerted
+                # a /pull took a digest newer than the one alerted
+                state = UpdateState.SUPERSEDED
             self._settle(target.id, state, result.message)
         update_id = target.id if target else None
         await self._announce(result, update_id, actor)
@@ -278,7 +283,7 @@ class UpdateService:
         update_id = update.id if update else ""
         message = f"{exc}; update {update_id} is superseded and {container} is checked again"
         if update is not None:
-            self._settle(update.id, "superseded", message)
+            self._settle(update.id, UpdateState.SUPERSEDED, message)
         self._record("update", "superseded", container, actor, message)
         log.info("stale approval of %s: %s", container, message)
         if self.recheck is not None:
@@ -317,7 +322,12 @@ class UpdateService:
             log.exception("could not record %s %s of %s", action, outcome, container)
 
     def _settle(
-        self, update_id: str, state: str, detail: str, *, expect: tuple[str, ...] = ()
+        self,
+        update_id: str,
+        state: UpdateState,
+        detail: str,
+        *,
+        expect: tuple[UpdateState, ...] = (),
     ) -> None:
         try:
             self.store.set_update_state(update_id, state, expect=expect or None, detail=detail)
@@ -329,7 +339,7 @@ class UpdateService:
         """Write the settlements the store refused earlier (only over an `approved` state)."""
         for update_id, (state, detail) in list(self._unsettled.items()):
             try:
-                self.store.set_update_state(update_id, state, expect=("approved",),
+                self.store.set_update_state(update_id, state, expect=(UpdateState.APPROVED,),
                                             detail=detail)
             except StoreError:
                 return  # still failing: kept for the next call
@@ -451,7 +461,7 @@ class CommandRouter:
         if not self.authorizer.may_read(sender):
             return []  # names and ids are for the people the read-only commands are for
         if kind == "update":
-            values = [u.id for u in self.store.updates(("pending", "failed", "ignored"))]
+            values = [u.id for u in self.store.updates(APPROVABLE_STATES)]
         else:
             values = self.store.containers()
         return [v for v in values if v.startswith(prefix)]
@@ -508,7 +518,7 @@ class CommandRouter:
         upcoming = self.store.get_meta("next_pass")
         if upcoming:
             lines.append(f"Next pass: {upcoming}")
-        pending = self.store.updates(("pending", "approved", "failed"))
+        pending = self.store.updates(OPEN_STATES)
         lines.append(f"Pending updates: {len(pending)}")
         lines.extend(f"  {_update_line(u)}" for u in pending[:5])
         if len(pending) > 5:
@@ -545,7 +555,7 @@ class CommandRouter:
 
     async def list_updates(self, command: Command) -> Reply:
         """Pending updates with their ids."""
-        rows = self.store.updates(("pending", "approved", "failed"))
+        rows = self.store.updates(OPEN_STATES)
         if not rows:
             return Reply("No pending updates.")
         pages = (len(rows) + PAGE_SIZE - 1) // PAGE_SIZE
@@ -619,9 +629,9 @@ class CommandRouter:
 
     def _stale(self, update: PendingUpdate) -> str | None:
         """Why an update cannot be approved any more, or None."""
-        if update.state == "superseded":
+        if update.state is UpdateState.SUPERSEDED:
             newer = self.store.newer_update(update)
-            if newer is not None and newer.state in ("pending", "failed", "ignored", "approved"):
+            if newer is not None and newer.state in (*APPROVABLE_STATES, UpdateState.APPROVED):
                 return (
                     f"Update {update.id} for {update.container} is no longer current: a newer "
                     f"digest {short_digest(newer.remote_digest)} arrived as update {newer.id}. "
@@ -631,9 +641,9 @@ class CommandRouter:
                 f"Update {update.id} for {update.container} is no longer current "
                 f"(the container moved on); nothing was done."
             )
-        if update.state == "applied":
+        if update.state is UpdateState.APPLIED:
             return f"Update {update.id} for {update.container} was already applied."
-        if update.state == "approved":
+        if update.state is UpdateState.APPROVED:
             return f"Update {update.id} for {update.container} is already being applied."
         return None
 
@@ -654,10 +664,11 @@ class CommandRouter:
         """Ignore an update (by id, or a container's newest); a newer digest is alerted again."""
         word = _one_arg(command)
         update = self._resolve(word)
-        if update is None or update.state not in ("pending", "failed"):
+        if update is None or update.state not in (UpdateState.PENDING, UpdateState.FAILED):
             return Reply(f"Nothing pending to ignore for {word!r}.")
         actor = actor_of(command.sender)
-        self.store.set_update_state(update.id, "ignored", expect=("pending", "failed"))
+        self.store.set_update_state(update.id, UpdateState.IGNORED,
+                                    expect=(UpdateState.PENDING, UpdateState.FAILED))
         self.store.ignore(update.container, update.remote_digest, actor=actor)
         self.store.record(
             "ignore", "ignored", container=update.container, actor=actor,

@@ -16,7 +16,15 @@ from typing import Protocol
 
 from bot.check.image_info import Describer
 from bot.check.newer_tags import newer_tags, proposed_refs, with_newer
-from bot.domain.model import CheckError, CheckReport, CheckResult, CheckStatus, SkipReason, Workload
+from bot.domain.model import (
+    CheckError,
+    CheckReport,
+    CheckResult,
+    CheckStatus,
+    Policy,
+    SkipReason,
+    Workload,
+)
 from bot.domain.policy import min_age_of
 from bot.domain.reference import ImageRef, parse_reference
 from bot.domain.versions import Level
@@ -29,7 +37,6 @@ log = logging.getLogger(__name__)
 # which are honoured so people coming from Watchtower or Diun need not relabel.
 ENABLE_LABELS = ("dockwarden.enable", "com.centurylinklabs.watchtower.enable", "diun.enable")
 POLICY_LABEL = "dockwarden.policy"
-POLICIES = frozenset({"notify", "approve", "auto"})
 
 # Go's strconv.ParseBool, which Watchtower uses for its labels, plus the usual yes/no words.
 _TRUE = frozenset({"1", "t", "true", "y", "yes", "on"})
@@ -72,10 +79,12 @@ def is_watched(labels: Mapping[str, str], *, label_enable: bool) -> bool:
     return flag is not False
 
 
-def policy_of(labels: Mapping[str, str], default: str) -> str:
+def policy_of(labels: Mapping[str, str], default: Policy) -> Policy:
     """The workload's policy: its dockwarden.policy label when valid, else the default."""
-    value = labels.get(POLICY_LABEL, "").strip().lower()
-    return value if value in POLICIES else default
+    try:
+        return Policy(labels.get(POLICY_LABEL, "").strip().lower())
+    except ValueError:
+        return Policy(default)
 
 
 def local_digests(ref: ImageRef, repo_digests: Iterable[str]) -> tuple[str, ...]:
@@ -114,7 +123,7 @@ class Plan:
     """A workload with either its verdict already reached or the reference to look up."""
 
     workload: Workload
-    policy: str
+    policy: Policy
     image: str  # the normalised reference (or the text as written when it is none)
     result: CheckResult | None = None  # decided without the registry
     lookup: ImageRef | None = None
@@ -126,7 +135,7 @@ def plan_workload(
     workload: Workload,
     *,
     label_enable: bool,
-    default_policy: str,
+    default_policy: Policy,
     min_age: timedelta | None = None,
 ) -> Plan:
     """Apply the rules that need no registry: disabled, not a reference, pinned, local."""
@@ -240,7 +249,7 @@ class Checker:
         registry: DigestSource,
         *,
         label_enable: bool,
-        default_policy: str,
+        default_policy: Policy,
         semver: Level | None = None,
         min_age: timedelta | None = None,
         describer: Describer | None = None,

@@ -20,9 +20,8 @@ from pydantic_settings import (
 )
 
 from bot.domain.durations import parse_duration
+from bot.domain.model import Policy
 from bot.errors import ConfigError
-
-Policy = Literal["notify", "approve", "auto"]
 
 RETENTION_LIMIT = timedelta(days=3650)
 
@@ -142,7 +141,9 @@ class Settings(BaseSettings):
     schedule: str = Field(default="0 */6 * * *", validation_alias="DOCKWARDEN_SCHEDULE")
     tz: str = Field(default="UTC", validation_alias="DOCKWARDEN_TZ")
     label_enable: bool = Field(default=False, validation_alias="DOCKWARDEN_LABEL_ENABLE")
-    default_policy: Policy = Field(default="approve", validation_alias="DOCKWARDEN_DEFAULT_POLICY")
+    default_policy: Policy = Field(
+        default=Policy.APPROVE, validation_alias="DOCKWARDEN_DEFAULT_POLICY"
+    )
     # Default tag rule (patch, minor, major) for containers without a dockwarden.semver label.
     semver: Literal["patch", "minor", "major"] | None = Field(
         default=None, validation_alias="DOCKWARDEN_SEMVER"

@@ -38,6 +38,34 @@ class UpdateOutcome(StrEnum):
     FAILED = "failed"
 
 
+class UpdateState(StrEnum):
+    """Where a found update stands (the store's `updates.state`).
+
+    pending -> approved -> applied | failed; pending -> ignored; a newer digest makes the
+    container's pending, approved and failed rows superseded.
+    """
+
+    PENDING = "pending"  # found, waiting for an approval (or for the auto policy)
+    APPROVED = "approved"  # approved, being applied
+    APPLIED = "applied"  # the container runs it
+    IGNORED = "ignored"  # dismissed with /ignore
+    SUPERSEDED = "superseded"  # a newer digest, or another way, took its place
+    FAILED = "failed"  # applying it failed; it may be approved again
+
+
+# Rows that /approve (or /ignore's newest) can still act on, and rows /pending lists.
+APPROVABLE_STATES = (UpdateState.PENDING, UpdateState.FAILED, UpdateState.IGNORED)
+OPEN_STATES = (UpdateState.PENDING, UpdateState.APPROVED, UpdateState.FAILED)
+
+
+class Policy(StrEnum):
+    """What is done with an update found for a workload (the `dockwarden.policy` label)."""
+
+    NOTIFY = "notify"  # say so; update only on /pull
+    APPROVE = "approve"  # say so with Approve / Ignore buttons
+    AUTO = "auto"  # apply it (within DOCKWARDEN_AUTO_WINDOW)
+
+
 @dataclass(frozen=True)
 class Workload:
     """A running container (or Swarm service) as the checker sees it."""
@@ -84,7 +112,7 @@ class CheckResult:
     remote_digest: str | None = None
     reason: SkipReason | None = None
     error: CheckError | None = None
-    policy: str | None = None
+    policy: Policy | None = None
     kind: str = "container"
     new_tag: str | None = None  # a newer version tag proposed (remote_digest is its digest)
     current_version: str | None = None  # org.opencontainers.image.version of what runs

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bot.domain.model import APPROVABLE_STATES, Policy, UpdateState
 from bot.errors import StoreError
 
 MIGRATIONS: tuple[str, ...] = (
@@ -151,9 +152,6 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-# Update states: pending -> approved -> applied | failed; pending -> ignored; a newer digest
-# makes pending/approved/failed rows of the same container superseded.
-UPDATE_STATES = ("pending", "approved", "applied", "ignored", "superseded", "failed")
 # Crockford's base32 without the letters people confuse (i, l, o, u).
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 _ID_LENGTH = 6
@@ -199,8 +197,8 @@ class PendingUpdate:
     image: str
     old_digest: str | None
     remote_digest: str
-    policy: str
-    state: str
+    policy: Policy
+    state: UpdateState
     created_at: str
     updated_at: str
     detail: str
@@ -210,7 +208,7 @@ class PendingUpdate:
     @property
     def is_current(self) -> bool:
         """True while it can still be approved (not superseded, not applied)."""
-        return self.state in ("pending", "ignored", "failed")
+        return self.state in APPROVABLE_STATES
 
 
 @dataclass(frozen=True)
@@ -430,7 +428,7 @@ class Store:
         image: str,
         old_digest: str | None,
         remote_digest: str,
-        policy: str,
+        policy: Policy,
         new_tag: str | None = None,
     ) -> tuple[PendingUpdate, bool]:
         """The update row for (container, remote_digest), created if new; (row, created).
@@ -497,7 +495,9 @@ class Store:
             ).fetchone()
         return None if row is None else _update(row)
 
-    def updates(self, states: tuple[str, ...] = ("pending",)) -> list[PendingUpdate]:
+    def updates(
+        self, states: tuple[UpdateState, ...] = (UpdateState.PENDING,)
+    ) -> list[PendingUpdate]:
         """Update rows in the given states, oldest first."""
         marks = ",".join("?" for _ in states)
         with self._reading():
@@ -507,11 +507,18 @@ class Store:
         return [_update(row) for row in rows]
 
     def set_update_state(
-        self, update_id: str, state: str, *, expect: tuple[str, ...] | None = None, detail: str = ""
+        self,
+        update_id: str,
+        state: UpdateState,
+        *,
+        expect: tuple[UpdateState, ...] | None = None,
+        detail: str = "",
     ) -> bool:
         """Move an update to `state` (only from one of `expect` when given); True if it moved."""
-        if state not in UPDATE_STATES:
-            raise StoreError(f"unknown update state {state!r}")
+        try:
+            state = UpdateState(state)
+        except ValueError:
+            raise StoreError(f"unknown update state {state!r}") from None
         sql = "UPDATE updates SET state = ?, updated_at = ?, detail = ? WHERE id = ?"
         params: list[Any] = [state, utcnow().isoformat(), detail, update_id]
         if expect:
@@ -702,6 +709,7 @@ class Store:
 def _update(row: sqlite3.Row) -> PendingUpdate:
     data = dict(row)
     data.pop("seq", None)
+    data["policy"], data["state"] = Policy(data["policy"]), UpdateState(data["state"])
     return PendingUpdate(**data)
 
 

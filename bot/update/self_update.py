@@ -26,7 +26,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from bot.domain.model import Basis, UpdateOutcome, UpdateResult, short_digest
+from bot.domain.model import Basis, UpdateOutcome, UpdateResult, UpdateState, short_digest
 from bot.errors import DockWardenError, SelfUpdateHandedOver
 
 if TYPE_CHECKING:
@@ -266,8 +266,10 @@ class SelfUpdateReport:
         update = self.store.latest_update(result.container)
         if update is None or update.remote_digest != record.get("new_digest"):
             return
-        state = "applied" if result.outcome is UpdateOutcome.UPDATED else "failed"
-        self.store.set_update_state(update.id, state, expect=("pending", "approved"),
+        ok = result.outcome is UpdateOutcome.UPDATED
+        state = UpdateState.APPLIED if ok else UpdateState.FAILED
+        self.store.set_update_state(update.id, state,
+                                    expect=(UpdateState.PENDING, UpdateState.APPROVED),
                                     detail=result.message)
 
 

@@ -34,11 +34,14 @@ from urllib.parse import urlsplit
 from bot.chat.messages import Action, Alert, AlertKind, ChatAdapter, Field
 from bot.check.image_info import brings_fields, update_brings
 from bot.domain.model import (
+    OPEN_STATES,
     CheckReport,
     CheckResult,
     CheckStatus,
+    Policy,
     UpdateOutcome,
     UpdateResult,
+    UpdateState,
     short_digest,
 )
 from bot.domain.policy import ready_at
@@ -379,21 +382,21 @@ class Alerter:
         safety = SafetyStore(self.store)
         if now < ready_at(safety.first_seen(result.container, digest, now), result.min_age):
             return  # younger than its minimum age: proposed later (a pulled release never is)
-        policy = result.policy or "approve"
+        policy = result.policy or Policy.APPROVE
         update, _ = self.store.add_update(
             result.container, result.image, result.local_digest, digest, policy,
             new_tag=result.new_tag,
         )
         self.store.set_seen_digest(result.container, result.image, digest)
         key = f"update|{result.container}|{digest}"
-        if update.state != "pending" or self.store.was_said(key):
+        if update.state is not UpdateState.PENDING or self.store.was_said(key):
             return
         if self.store.is_ignored(result.container, digest):
             return
         if self.store.snoozed_until(result.container, now) is not None:
             return  # said (or applied, for auto) once the snooze ends, if still pending then
         rolled_back = safety.is_blocked(result.container, digest)
-        if update.policy == "auto" and not rolled_back:
+        if update.policy is Policy.AUTO and not rolled_back:
             # Said by the update's own succeeded/failed alert; attempted once per digest.
             self.store.mark_said(key, update.id)
             auto.append(update)
@@ -401,7 +404,7 @@ class Alerter:
         self.store.mark_said(key, update.id)
         update = update_brings(self.store, update)  # what the new image says, said once
         # A digest rolled back from is offered for approval, whatever `auto` says.
-        alert = update_alert(update, with_actions=update.policy in ("approve", "auto"))
+        alert = update_alert(update, with_actions=update.policy in (Policy.APPROVE, Policy.AUTO))
         if rolled_back:
             alert = replace(alert, text=f"{alert.text} {result.container} was rolled back from "
                             "this digest once, so it is not applied automatically.")
@@ -412,11 +415,12 @@ class Alerter:
         digest = result.remote_digest or ""
         self.store.set_seen_digest(result.container, result.image, digest)
         latest = self.store.latest_update(result.container)
-        if latest is None or latest.state not in ("pending", "approved", "failed"):
+        if latest is None or latest.state not in OPEN_STATES:
             return
-        state = "applied" if latest.remote_digest == digest else "superseded"
+        state = UpdateState.APPLIED if latest.remote_digest == digest else UpdateState.SUPERSEDED
         self.store.set_update_state(
-            latest.id, state, expect=("pending", "failed"), detail="seen up to date"
+            latest.id, state, expect=(UpdateState.PENDING, UpdateState.FAILED),
+            detail="seen up to date",
         )
 
     def _problems(

@@ -22,7 +22,7 @@ from apscheduler.triggers.date import DateTrigger
 
 from bot.chat.commands import CheckerPort, UpdateService
 from bot.config.cron import cron_trigger
-from bot.domain.model import CheckStatus
+from bot.domain.model import CheckStatus, UpdateState
 from bot.domain.policy import AutoWindow
 from bot.errors import ConfigError, EngineError
 from bot.store.db import PendingUpdate, Store, utcnow
@@ -202,7 +202,7 @@ class PassRunner:
         for wait in waits:
             self.safety.drop_wait(wait.update_id)
             update = self.store.get_update(wait.update_id)
-            if update is not None and update.state == "pending":
+            if update is not None and update.state is UpdateState.PENDING:
                 await self._auto(update)
                 started += 1
         return started
