@@ -26,10 +26,11 @@ from bot.domain.model import (
     Workload,
 )
 from bot.domain.policy import min_age_of
-from bot.domain.reference import ImageRef, parse_reference
+from bot.domain.reference import ImageRef, is_image_id, parse_reference
 from bot.domain.versions import Level
 from bot.engines.swarm import SERVICE_ID_LABEL
 from bot.errors import ContainerNotFound, InvalidReference, RegistryError
+from bot.registry.mirrors import with_endpoints
 
 log = logging.getLogger(__name__)
 
@@ -110,14 +111,6 @@ def _by_repository(repo_digests: tuple[str, ...]) -> dict[tuple[str, str], tuple
     return {key: tuple(digests) for key, digests in found.items()}
 
 
-def _looks_like_image_id(image: str) -> bool:
-    """A container created from an image id has no reference to check."""
-    text = image.removeprefix("sha256:")
-    return len(text) >= 12 and all(c in "0123456789abcdef" for c in text) and (
-        image.startswith("sha256:") or len(text) == 64
-    )
-
-
 @dataclass(frozen=True)
 class Plan:
     """A workload with either its verdict already reached or the reference to look up."""
@@ -154,7 +147,8 @@ def plan_workload(
         return Plan(workload, policy, image, result=result)
 
     ref: ImageRef | None = None
-    if not _looks_like_image_id(workload.image):
+    # A container created from an image id has no reference to check.
+    if not is_image_id(workload.image, workload.image_id):
         try:
             ref = parse_reference(workload.image)
         except InvalidReference:
@@ -301,6 +295,7 @@ class Checker:
             )
             for p in plans
         )
+        results = with_endpoints(results, [p.lookup for p in plans], self.registry)
         if self.describer is not None:
             results = await self.describer.describe(results)
         log.debug("checked %d workloads, %d distinct references", len(results), len(refs))

@@ -10,6 +10,10 @@
 The first component is a registry only if it is `localhost`, holds a `.` or `:`, or has an
 uppercase letter; otherwise the image lives on Docker Hub (`docker.io`, with `library/` added to
 one-segment names).
+
+Also the decisions about reference-like text made elsewhere: Docker Hub's other names, whether a
+container's image text is an image id rather than a reference, and tag and digest splitting of
+the text the engine stores.
 """
 
 from __future__ import annotations
@@ -23,6 +27,11 @@ DOCKER_HUB = "docker.io"
 DOCKER_HUB_API_HOST = "registry-1.docker.io"
 DOCKER_HUB_CREDENTIALS_KEY = "https://index.docker.io/v1/"
 _LEGACY_HUB = "index.docker.io"
+# Every name Docker Hub goes by in config.json keys and on the command line. A reference keeps
+# the host it names except `index.docker.io`, as distribution/reference does.
+DOCKER_HUB_ALIASES = frozenset(
+    {DOCKER_HUB, _LEGACY_HUB, DOCKER_HUB_API_HOST, "registry.hub.docker.com"}
+)
 DEFAULT_TAG = "latest"
 # distribution/reference caps the path (registry excluded), counted after normalisation.
 NAME_MAX_LENGTH = 255
@@ -35,6 +44,7 @@ _ALGORITHM = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[+._-][A-Za-z][A-Za-z0-9]*)*")
 _HEX = re.compile(r"[a-fA-F0-9]{32,}")
 # Docker would read `sha256:<hex>` as the Hub image `sha256` at a hex tag; it is an image ID.
 _IMAGE_ID = re.compile(r"(?:sha256:)?[a-f0-9]{64}")
+_SHORT_ID = re.compile(r"[a-f0-9]{12,64}")
 # Docker accepts only registered algorithms, each with its exact length in lowercase hex.
 _KNOWN_DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
 
@@ -98,6 +108,39 @@ class ImageRef:
         return self.name + self._suffix()
 
 
+def registry_of(image: str) -> str:
+    """The registry host of a normalised reference (`docker.io/library/nginx:1` -> docker.io)."""
+    return image.split("/", 1)[0]
+
+
+def is_docker_hub(host: str) -> bool:
+    """Whether a registry host is one of Docker Hub's names."""
+    return host.lower() in DOCKER_HUB_ALIASES
+
+
+def is_image_id(text: str, image_id: str = "") -> bool:
+    """Whether a container's image text names an image by id rather than by reference.
+
+    `sha256:<hex>` and 64 hex digits always are; a shorter run of hex digits (12 or more) is
+    when it begins the id of the image the container runs (`docker run 0123456789ab`).
+    """
+    # Docker refuses `sha256` as a repository name: `sha256:...` is always a (short) id.
+    if text.startswith("sha256:") or _IMAGE_ID.fullmatch(text):
+        return True
+    return bool(_SHORT_ID.fullmatch(text)) and image_id.removeprefix("sha256:").startswith(text)
+
+
+def split_digest(image: str) -> tuple[str, str | None]:
+    """`name:tag@sha256:...` -> (`name:tag`, `sha256:...`); no digest -> (image, None)."""
+    name, sep, digest = image.partition("@")
+    return (name, digest) if sep else (image, None)
+
+
+def without_tag(name: str) -> str:
+    """`host:5000/repo:tag` -> `host:5000/repo`; a name without a tag is returned as it is."""
+    return _split_tag_at(name)[0]
+
+
 def parse_reference(text: str) -> ImageRef:
     """Parse and normalise an image reference; raises InvalidReference saying why."""
     if not isinstance(text, str):
@@ -124,15 +167,19 @@ def parse_reference(text: str) -> ImageRef:
     return ImageRef(registry, repository, tag, digest if at else None)
 
 
-def _split_tag(text: str, name: str) -> tuple[str, str | None]:
+def _split_tag_at(name: str) -> tuple[str, str | None]:
     # A colon after the last slash starts the tag; one before it belongs to a registry port.
     colon = name.rfind(":")
     if colon > name.rfind("/"):
-        tag = name[colon + 1 :]
-        if not tag:
-            raise InvalidReference(text, "empty tag after ':'")
-        return name[:colon], tag
+        return name[:colon], name[colon + 1 :]
     return name, None
+
+
+def _split_tag(text: str, name: str) -> tuple[str, str | None]:
+    name, tag = _split_tag_at(name)
+    if tag == "":
+        raise InvalidReference(text, "empty tag after ':'")
+    return name, tag
 
 
 def _split_registry(text: str, name: str) -> tuple[str, str]:

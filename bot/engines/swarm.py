@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.domain.model import Workload
+from bot.domain.reference import split_digest, without_tag
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +23,6 @@ def is_manager(info: dict[str, Any]) -> bool:
     """Whether /info says this engine manages a swarm (only managers can list services)."""
     swarm = info.get("Swarm") or {}
     return bool(swarm.get("ControlAvailable")) and swarm.get("LocalNodeState") == "active"
-
-
-def split_digest(image: str) -> tuple[str, str | None]:
-    """`name:tag@sha256:...` -> (`name:tag`, `sha256:...`); no digest -> (image, None)."""
-    name, sep, digest = image.partition("@")
-    return (name, digest) if sep else (image, None)
 
 
 def service_name(service: Mapping[str, Any]) -> str:
@@ -55,7 +50,7 @@ def service_workload(service: Mapping[str, Any]) -> Workload | None:
     name, digest = split_digest(image)
     repo_digests: tuple[str, ...] = ()
     if digest is not None and name != image:
-        tagless = _without_tag(name)
+        tagless = without_tag(name)
         if tagless == name:
             # Pinned by digest alone (`nginx@sha256:...`): keep it as written.
             name = image
@@ -72,13 +67,6 @@ def service_workload(service: Mapping[str, Any]) -> Workload | None:
         labels=labels,
         kind="service",
     )
-
-
-def _without_tag(name: str) -> str:
-    """`host:5000/repo:tag` -> `host:5000/repo` (a ':' after the last '/' starts the tag)."""
-    slash = name.rfind("/")
-    colon = name.rfind(":")
-    return name[:colon] if colon > slash else name
 
 
 def list_services(client: Any) -> list[Workload]:

@@ -1,8 +1,9 @@
-"""How each registry wants to be authenticated: the /v2/ ping, credentials, tokens, 401s.
+"""Registry authentication after the ping: credentials, challenges turned into tokens, 401s.
 
 Anonymous registries (200 on /v2/, or a 401 with no challenge) just work; Bearer and Basic are
 answered wherever they stand among the offered challenges; a registry offering only schemes we
 cannot speak is still tried anonymously, and reported as unsupported only when that fails.
+The `/v2/` ping itself, and the move from plain HTTP to TLS, are in ping.py.
 """
 
 from __future__ import annotations
@@ -12,15 +13,12 @@ import base64
 import ipaddress
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 
 from bot.domain.reference import DOCKER_HUB, ImageRef
 from bot.errors import (
     AuthFailed,
-    BadResponse,
     RateLimited,
     RegistryError,
     RegistryUnreachable,
@@ -28,17 +26,17 @@ from bot.errors import (
 )
 from bot.registry.challenge import Challenge, choose_challenge, describe, parse_www_authenticate
 from bot.registry.credentials import Credentials, DockerCredentials
-from bot.registry.exchange import ConnectFailed, Exchange, unexpected
+from bot.registry.exchange import Exchange, unexpected
+from bot.registry.ping import Pinger
+from bot.registry.state import Auth, RegistryState, SharedTasks
 from bot.registry.tokens import (
     Token,
-    TokenAnswerError,
     TokenCache,
     parse_token_answer,
     realm_url,
     refresh_form,
     token_url,
 )
-from bot.registry.wire import split_host
 
 log = logging.getLogger(__name__)
 
@@ -47,43 +45,6 @@ log = logging.getLogger(__name__)
 MAX_SCOPES_PER_TOKEN = 50
 # Challenge parameters that describe one refused request, not the registry.
 _REQUEST_PARAMS = frozenset({"error", "error_description", "scope"})
-
-
-@dataclass
-class Auth:
-    """The challenge a registry answers to, and the URL it came from (for relative realms)."""
-
-    challenge: Challenge
-    url: str
-
-
-@dataclass
-class RegistryState:
-    """What the client knows about one registry."""
-
-    name: str
-    base: str
-    credentials_key: str
-    semaphore: asyncio.Semaphore
-    ping: asyncio.Future[None] | None = None
-    pinged: bool = False
-    auth: Auth | None = None
-    # The HTTPS base to try when plain HTTP (loopback, insecure) meets a TLS port.
-    tls_fallback: str | None = None
-    # Set when the ping offered only schemes we cannot speak: (schemes, raw header).
-    unsupported: tuple[str, str] | None = None
-    credentials: Credentials | None = None
-    credentials_loaded: bool = False
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    def unsupported_error(self, repository: str | None) -> UnsupportedChallenge | None:
-        """The error for "only schemes we cannot speak", if the ping found that."""
-        if self.unsupported is None:
-            return None
-        schemes, header = self.unsupported
-        return UnsupportedChallenge(
-            registry=self.name, repository=repository, scheme=schemes, header=header
-        )
 
 
 def basic_authorization(credentials: Credentials | None) -> str | None:
@@ -101,31 +62,24 @@ def login_hint(registry: str) -> str:
     return f"run `docker login{target}` where DockWarden reads Docker's config"
 
 
-def _retrieve(done: asyncio.Future[Any]) -> None:
-    """Mark a shared task's failure as seen: its waiters got it, or were cancelled."""
-    if not done.cancelled():
-        done.exception()
-
-
 class Authenticator:
-    """Pings registries, fetches and caches tokens, and answers 401s."""
+    """Fetches and caches tokens, and answers 401s, after the registry's ping."""
 
-    def __init__(self, exchange: Exchange, credentials: DockerCredentials) -> None:
+    def __init__(
+        self,
+        exchange: Exchange,
+        credentials: DockerCredentials,
+        pinger: Pinger,
+        tasks: SharedTasks,
+    ) -> None:
         self._exchange = exchange
         self._credentials = credentials
+        self._pinger = pinger
+        self._tasks = tasks
         self._tokens = TokenCache()
         self._fetches: dict[tuple[str, frozenset[str]], asyncio.Future[Token]] = {}
-        # Pings and token fetches are shared (shielded) tasks: they outlive a cancelled caller.
-        self._pending: set[asyncio.Future[Any]] = set()
         # (registry, realm host) pairs already warned about: once per process, not per pass.
         self._foreign_realms: set[tuple[str, str]] = set()
-
-    async def cancel_pending(self) -> None:
-        """Cancel shared pings and token fetches still running (the client is closing)."""
-        pending = list(self._pending)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
 
     async def credentials(self, state: RegistryState) -> Credentials | None:
         """The registry's stored credentials (a credential helper may run: off the loop)."""
@@ -150,84 +104,9 @@ class Authenticator:
                 state.credentials = current
                 self._tokens.forget(state.name)
 
-    # ---- the /v2/ ping ------------------------------------------------------------------
-
-    async def ensure_ping(self, state: RegistryState) -> None:
-        """GET /v2/ once per registry; every image of the registry waits for the same one."""
-        if state.pinged:
-            return
-        if state.ping is None:
-            state.ping = asyncio.ensure_future(self._ping(state))
-            state.ping.add_done_callback(_retrieve)
-            self._pending.add(state.ping)
-            state.ping.add_done_callback(self._pending.discard)
-        ping = state.ping
-        try:
-            await asyncio.shield(ping)
-        except RegistryError:
-            # A failed ping is not remembered: the next pass tries again.
-            if state.ping is ping:
-                state.ping = None
-            raise
-
-    async def _ping(self, state: RegistryState) -> None:
-        response = await self._ping_request(state)
-        url = f"{state.base}/v2/"
-        if response.status_code == 401:
-            raw = response.headers.get_list("www-authenticate")
-            offered = parse_www_authenticate(raw)
-            chosen = choose_challenge(offered)
-            if chosen is not None:
-                state.auth = Auth(chosen, url)
-            elif offered:
-                # Try anonymously anyway; say "unsupported" only if that fails.
-                state.unsupported = (describe(offered), ", ".join(raw))
-                # Debug only: when it matters, the pass reports it (a table row, an alert).
-                log.debug("%s offers only %s authentication", state.name, describe(offered))
-        elif response.status_code >= 500:
-            raise unexpected(state.name, response, "answering /v2/")
-        state.pinged = True
-
-    async def _ping_request(self, state: RegistryState) -> httpx.Response:
-        """GET /v2/; plain HTTP meeting a TLS port moves an insecure registry to HTTPS."""
-        try:
-            response = await self._exchange.send(
-                state.name, "GET", f"{state.base}/v2/", kind="ping"
-            )
-        except ConnectFailed:
-            # Without a port, HTTP meant port 80 and HTTPS means 443: worth a try. With one,
-            # the same port would refuse HTTPS too.
-            if state.tls_fallback is None or split_host(state.name)[1] is not None:
-                raise
-            return await self._ping_tls(state)
-        except RegistryUnreachable:
-            if state.tls_fallback is None:
-                raise
-            return await self._ping_tls(state)
-        # Go and nginx answer plain HTTP on a TLS port with 400; no registry says 400 to /v2/.
-        if response.status_code == 400 and state.tls_fallback is not None:
-            return await self._ping_tls(state)
-        return response
-
-    async def _ping_tls(self, state: RegistryState) -> httpx.Response:
-        """HTTPS without certificate checks: what Docker does for insecure registries."""
-        assert state.tls_fallback is not None
-        plain, state.base, state.tls_fallback = state.base, state.tls_fallback, None
-        self._exchange.verify_tls(state.name, False)
-        try:
-            response = await self._exchange.send(
-                state.name, "GET", f"{state.base}/v2/", kind="ping"
-            )
-        except RegistryError:
-            state.base, state.tls_fallback = plain, state.base
-            self._exchange.verify_tls(state.name, True)
-            raise
-        log.info("%s speaks TLS: using %s without certificate checks", state.name, state.base)
-        return response
-
     async def check(self, state: RegistryState) -> None:
         """Log in as a check pass would, without a repository (raises RegistryError)."""
-        await self.ensure_ping(state)
+        await self._pinger.ensure(state)
         error = state.unsupported_error(None)
         if error is not None:
             raise error
@@ -291,17 +170,14 @@ class Authenticator:
         key = (state.name, frozenset(scopes))
         fetch = self._fetches.get(key)
         if fetch is None or fresh:
-            fetch = asyncio.ensure_future(self._fetch_token(state, auth, scopes))
+            fetch = self._tasks.start(self._fetch_token(state, auth, scopes))
             self._fetches[key] = fetch
             fetch.add_done_callback(lambda done: self._forget_fetch(key, done))
-            self._pending.add(fetch)
-            fetch.add_done_callback(self._pending.discard)
         return await asyncio.shield(fetch)
 
     def _forget_fetch(self, key: tuple[str, frozenset[str]], done: asyncio.Future[Token]) -> None:
         if self._fetches.get(key) is done:
             del self._fetches[key]
-        _retrieve(done)
 
     def _check_realm(self, state: RegistryState, auth: Auth, creds: Credentials | None) -> None:
         """Refuse a token realm that would be asked in clear text; warn about a foreign one."""
@@ -360,10 +236,7 @@ class Authenticator:
             )
         if response.status_code != 200:
             raise unexpected(state.name, response, "issuing a token")
-        try:
-            token = parse_token_answer(response.content, time.time())
-        except TokenAnswerError as error:
-            raise BadResponse(f"{state.name}: {error}", registry=state.name) from None
+        token = parse_token_answer(response.content, time.time(), registry=state.name)
         if scopes:
             self._tokens.put(state.name, scopes, token)
         return token

@@ -17,20 +17,21 @@ from typing import Any
 
 import httpx
 
-from bot.domain.reference import DOCKER_HUB, ImageRef
+from bot.domain.reference import DOCKER_HUB, ImageRef, is_docker_hub
 from bot.errors import BadResponse, ManifestNotFound, RegistryError, RegistryUnreachable
-from bot.registry.auth import Authenticator, RegistryState
+from bot.registry.auth import Authenticator
 from bot.registry.config_blob import Platform, read_config
 from bot.registry.credentials import DockerCredentials
 from bot.registry.exchange import Exchange, unexpected
 from bot.registry.manifests import MANIFEST_ACCEPT, digest_of, is_valid_digest, looks_like_manifest
+from bot.registry.ping import Pinger
+from bot.registry.state import RegistryState, SharedTasks
 from bot.registry.tags import Repository, list_tags, next_page
 from bot.registry.tls import RegistryTls
 from bot.registry.wire import next_link, scheme_for
 
 # Answers that mean "this registry will not do HEAD here": ask with GET instead.
 _HEAD_REFUSED = frozenset({400, 405, 501})
-_HUB_ALIASES = frozenset({"index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
 
 
 def _for_repository(error: RegistryError, repository: str | None) -> RegistryError:
@@ -77,7 +78,9 @@ class RegistryClient:
             tls=self.tls,
             clock=clock,
         )
-        self._auth = Authenticator(self._exchange, credentials)
+        self._tasks = SharedTasks()
+        self._pinger = Pinger(self._exchange, self._tasks)
+        self._auth = Authenticator(self._exchange, credentials, self._pinger, self._tasks)
         self._insecure = self.tls.insecure
         self._max_per_registry = max_per_registry
         self._registries: dict[str, RegistryState] = {}
@@ -101,7 +104,7 @@ class RegistryClient:
 
     async def aclose(self) -> None:
         """Stop what is still under way and close every connection."""
-        await self._auth.cancel_pending()
+        await self._tasks.cancel()
         await self._exchange.aclose()
 
     async def remote_digest(self, ref: ImageRef) -> str:
@@ -109,7 +112,7 @@ class RegistryClient:
         state = self._registry(ref)
         try:
             async with self._share(state):
-                await self._auth.ensure_ping(state)
+                await self._pinger.ensure(state)
                 return await self._digest(state, ref)
         except RegistryError as error:
             raise _for_repository(error, ref.repository) from None
@@ -125,7 +128,7 @@ class RegistryClient:
 
     async def ping(self, registry: str) -> None:
         """Check that the registry answers and accepts our credentials (raises RegistryError)."""
-        name = DOCKER_HUB if registry in _HUB_ALIASES else registry
+        name = DOCKER_HUB if is_docker_hub(registry) else registry
         await self._auth.check(self._registry(ImageRef(registry=name, repository="")))
 
     async def tags(self, ref: ImageRef, *, page_size: int | None = None) -> list[str]:
@@ -137,7 +140,7 @@ class RegistryClient:
         url: str | None = f"{state.base}/v2/{ref.repository}/tags/list{query}"
         try:
             async with self._share(state):
-                await self._auth.ensure_ping(state)
+                await self._pinger.ensure(state)
                 while url is not None and url not in seen:
                     seen.add(url)  # a Link back to a page already read would loop forever
                     async with state.semaphore:
@@ -161,7 +164,7 @@ class RegistryClient:
 
         try:
             async with self._share(state):
-                await self._auth.ensure_ping(state)
+                await self._pinger.ensure(state)
                 return await read_config(state.name, state.base, ref, digest, platform, get)
         except RegistryError as error:
             raise _for_repository(error, ref.repository) from None
@@ -234,7 +237,7 @@ class RegistryClient:
         """Ping, one token for many scopes, then the HEADs."""
         try:
             await self._auth.refresh_credentials(state)
-            await self._auth.ensure_ping(state)
+            await self._pinger.ensure(state)
         except RegistryError as error:
             for ref in refs:
                 results[ref] = _for_repository(error, ref.repository)

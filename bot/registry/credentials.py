@@ -22,14 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.domain.reference import DOCKER_HUB, DOCKER_HUB_CREDENTIALS_KEY, is_docker_hub
 from bot.errors import AuthFailed, ConfigError
 
 log = logging.getLogger(__name__)
 
-HUB_KEY = "https://index.docker.io/v1/"
-_HUB_ALIASES = frozenset(
-    {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
-)
 _TOKEN_USERNAME = "<token>"
 _HELPER_TIMEOUT = 30.0
 _HELPER_NAME = re.compile(r"[A-Za-z0-9._-]*")
@@ -64,13 +61,13 @@ def registry_key(server: str) -> str:
     if "://" in host:
         host = host.split("://", 1)[1]
     host = host.split("/", 1)[0].lower()
-    return "docker.io" if host in _HUB_ALIASES else host
+    return DOCKER_HUB if is_docker_hub(host) else host
 
 
 def helper_server_url(registry: str) -> str:
     """What a credential helper is asked for: Docker Hub's v1 URL, else the host."""
     key = registry_key(registry)
-    return HUB_KEY if key == "docker.io" else key
+    return DOCKER_HUB_CREDENTIALS_KEY if key == DOCKER_HUB else key
 
 
 @dataclass(frozen=True)
@@ -195,7 +192,7 @@ def _read_auths(auths: Any, where: str) -> dict[str, Credentials | None]:
         raise ConfigError(f"{where}: 'auths' must be a JSON object")
     found: dict[str, Credentials | None] = {}
     # The canonical Hub key wins over its aliases; otherwise the first entry does.
-    for server in sorted(auths, key=lambda s: s != HUB_KEY):
+    for server in sorted(auths, key=lambda s: s != DOCKER_HUB_CREDENTIALS_KEY):
         entry = auths[server]
         if not isinstance(entry, dict):
             raise ConfigError(f"{where}: auths[{server!r}] must be an object")

@@ -11,15 +11,13 @@ from datetime import datetime
 
 import httpx
 
+from bot.errors import BadResponse
+
 DEFAULT_EXPIRES_IN = 60.0
 MAX_EXPIRES_IN = 24 * 3600.0
 # Renew this long before the token's end, so a request never travels with a dying token.
 RENEW_MARGIN = 10.0
 CLIENT_ID = "dockwarden"
-
-
-class TokenAnswerError(ValueError):
-    """The token endpoint's answer is not a token answer."""
 
 
 @dataclass(frozen=True)
@@ -44,17 +42,23 @@ def _parse_time(text: str) -> float | None:
     return moment.timestamp()
 
 
-def parse_token_answer(body: bytes, now: float) -> Token:
-    """The token in a token endpoint's JSON answer (raises TokenAnswerError)."""
+def parse_token_answer(body: bytes, now: float, *, registry: str) -> Token:
+    """The token in a registry's token endpoint's JSON answer (raises BadResponse)."""
+
+    def refused(why: str) -> BadResponse:
+        return BadResponse(f"{registry}: the token endpoint {why}", registry=registry)
+
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        raise TokenAnswerError("the token endpoint did not answer JSON") from None
+        raise refused("did not answer JSON") from None
     if not isinstance(data, dict):
-        raise TokenAnswerError("the token endpoint answered JSON that is not an object")
+        raise refused("answered JSON that is not an object")
     value = data.get("token") or data.get("access_token")
     if not isinstance(value, str) or not value:
-        raise TokenAnswerError("the token endpoint's answer holds no token")
+        raise BadResponse(
+            f"{registry}: the token endpoint's answer holds no token", registry=registry
+        )
     expires_in = data.get("expires_in")
     if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
         expires_in = DEFAULT_EXPIRES_IN

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from bot.chat.messages import Alert, AlertKind, Field
 from bot.domain.model import UpdateOutcome, short_digest
-from bot.domain.reference import ImageRef
-from bot.engines.swarm import service_image, service_name, split_digest
+from bot.domain.reference import ImageRef, split_digest
+from bot.engines.swarm import service_image, service_name
 from bot.errors import ContainerNotFound, EngineError, InvalidReference, StoreError, UpdateError
 from bot.store.db import utcnow
 from bot.store.safety import PreviousImage, SafetyStore

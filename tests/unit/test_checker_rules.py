@@ -9,8 +9,8 @@ import pytest
 
 from bot.check.checker import Checker, is_watched, local_digests, plan_workload, policy_of
 from bot.domain.model import CheckStatus, SkipReason, Workload
-from bot.domain.reference import ImageRef, parse_reference
-from bot.engines.swarm import service_workload, split_digest
+from bot.domain.reference import ImageRef, parse_reference, split_digest
+from bot.engines.swarm import service_workload
 from bot.errors import (
     AuthFailed,
     ContainerNotFound,

@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.domain.reference import ImageRef, parse_reference
+from bot.domain.reference import (
+    DOCKER_HUB,
+    ImageRef,
+    is_docker_hub,
+    is_image_id,
+    parse_reference,
+    split_digest,
+    without_tag,
+)
 from bot.errors import InvalidReference
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
@@ -317,3 +325,80 @@ def test_with_digest_and_with_tag_give_parseable_references(
     retagged = pinned.with_tag(tag)
     assert parse_reference(str(retagged)) == retagged
     assert (retagged.tag, retagged.digest, retagged.name) == (tag, None, pinned.name)
+
+
+# ---- reference-like text beside the grammar ---------------------------------------------------
+
+IMAGE_ID = "sha256:" + "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize(
+    "text",
+    [IMAGE_ID, IMAGE_ID.removeprefix("sha256:"), "sha256:0123456789ab", "sha256:0123"],
+)
+def test_full_ids_and_sha256_prefixed_text_are_image_ids(text: str) -> None:
+    assert is_image_id(text)
+    assert is_image_id(text, "sha256:" + "f" * 64)
+
+
+def test_a_short_hex_id_is_an_image_id_only_when_it_begins_the_containers_image() -> None:
+    assert is_image_id("0123456789ab", IMAGE_ID)
+    assert not is_image_id("0123456789ab", "sha256:" + "f" * 64)
+    assert not is_image_id("0123456789ab")
+    # Fewer than twelve digits is a Hub name Docker would look up, not an id.
+    assert not is_image_id("0123456789a", IMAGE_ID)
+
+
+@pytest.mark.parametrize(
+    "text", ["nginx", "nginx:1.27", "ghcr.io/o/r@" + IMAGE_ID, "deadbeefcafe1"]
+)
+def test_references_are_not_image_ids(text: str) -> None:
+    assert not is_image_id(text, IMAGE_ID)
+
+
+@given(st.text(alphabet="0123456789abcdef", min_size=12, max_size=64))
+def test_every_hex_prefix_of_the_running_image_is_an_image_id(prefix: str) -> None:
+    assert is_image_id(prefix, "sha256:" + prefix + "0" * (64 - len(prefix)))
+
+
+@pytest.mark.parametrize(
+    "host", ["docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com",
+             "Index.Docker.IO"],
+)
+def test_every_name_of_docker_hub_is_docker_hub(host: str) -> None:
+    assert is_docker_hub(host)
+
+
+@pytest.mark.parametrize("host", ["ghcr.io", "docker.io:5000", "hub.docker.com", "localhost"])
+def test_other_hosts_are_not_docker_hub(host: str) -> None:
+    assert not is_docker_hub(host)
+
+
+def test_a_reference_keeps_the_api_host_docker_itself_keeps() -> None:
+    # distribution/reference folds only index.docker.io into docker.io.
+    assert parse_reference("index.docker.io/app").registry == DOCKER_HUB
+    assert parse_reference("registry-1.docker.io/app").registry == "registry-1.docker.io"
+
+
+@pytest.mark.parametrize(
+    ("image", "name", "tagless"),
+    [
+        ("nginx:1@" + IMAGE_ID, "nginx:1", "nginx"),
+        ("localhost:5000/a/b:2@" + IMAGE_ID, "localhost:5000/a/b:2", "localhost:5000/a/b"),
+        ("localhost:5000/a/b", "localhost:5000/a/b", "localhost:5000/a/b"),
+        ("nginx@" + IMAGE_ID, "nginx", "nginx"),
+    ],
+)
+def test_engine_image_text_splits_into_name_tag_and_digest(
+    image: str, name: str, tagless: str
+) -> None:
+    assert split_digest(image)[0] == name
+    assert without_tag(name) == tagless
+
+
+@given(_references())
+def test_without_tag_drops_exactly_the_parsed_tag(text: str) -> None:
+    name, _ = split_digest(text)
+    parsed = parse_reference(name)
+    stripped = parse_reference(without_tag(name))
+    assert (stripped.registry, stripped.repository) == (parsed.registry, parsed.repository)

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.errors import BadResponse
 from bot.registry.tokens import (
     RENEW_MARGIN,
     Token,
-    TokenAnswerError,
     TokenCache,
     parse_token_answer,
     refresh_form,
@@ -20,7 +20,12 @@ from bot.registry.tokens import (
 )
 
 NOW = 1_800_000_000.0
+REGISTRY = "registry.example"
 ISSUED = "2027-01-15T08:00:00Z"  # 1_800_000_000 is 2027-01-15T08:00:00Z
+
+
+def parse(body: bytes, now: float) -> Token:
+    return parse_token_answer(body, now, registry=REGISTRY)
 
 
 def answer(**fields: object) -> bytes:
@@ -28,36 +33,36 @@ def answer(**fields: object) -> bytes:
 
 
 def test_token_field_is_used() -> None:
-    assert parse_token_answer(answer(token="abc"), NOW).value == "abc"
+    assert parse(answer(token="abc"), NOW).value == "abc"
 
 
 def test_access_token_field_is_used_when_token_is_absent() -> None:
-    assert parse_token_answer(answer(access_token="xyz"), NOW).value == "xyz"
+    assert parse(answer(access_token="xyz"), NOW).value == "xyz"
 
 
 def test_expires_in_defaults_to_sixty_seconds() -> None:
-    assert parse_token_answer(answer(token="t"), NOW).expires_at == NOW + 60
+    assert parse(answer(token="t"), NOW).expires_at == NOW + 60
 
 
 def test_expires_in_below_sixty_counts_as_sixty() -> None:
-    assert parse_token_answer(answer(token="t", expires_in=5), NOW).expires_at == NOW + 60
+    assert parse(answer(token="t", expires_in=5), NOW).expires_at == NOW + 60
 
 
 def test_expires_in_is_counted_from_issued_at() -> None:
-    token = parse_token_answer(answer(token="t", expires_in=300, issued_at=ISSUED), NOW + 100)
+    token = parse(answer(token="t", expires_in=300, issued_at=ISSUED), NOW + 100)
     assert token.expires_at == NOW + 300
 
 
 @pytest.mark.parametrize("expires_in", [float("nan"), float("inf"), 10**12])
 def test_absurd_lifetimes_are_bounded(expires_in: float) -> None:
-    token = parse_token_answer(answer(token="t", expires_in=expires_in), NOW)
+    token = parse(answer(token="t", expires_in=expires_in), NOW)
     assert NOW + 60 <= token.expires_at <= NOW + 24 * 3600
 
 
 def test_issued_at_skewed_beyond_the_lifetime_counts_from_now() -> None:
-    token = parse_token_answer(answer(token="t", expires_in=300, issued_at=ISSUED), NOW + 3600)
+    token = parse(answer(token="t", expires_in=300, issued_at=ISSUED), NOW + 3600)
     assert token.expires_at == NOW + 3600 + 300
-    future = parse_token_answer(answer(token="t", expires_in=300, issued_at=ISSUED), NOW - 50)
+    future = parse(answer(token="t", expires_in=300, issued_at=ISSUED), NOW - 50)
     assert future.expires_at == NOW - 50 + 300
 
 
@@ -75,15 +80,16 @@ def test_issued_at_skewed_beyond_the_lifetime_counts_from_now() -> None:
     ],
 )
 def test_answers_without_a_token_are_refused(body: bytes) -> None:
-    with pytest.raises(TokenAnswerError):
-        parse_token_answer(body, NOW)
+    with pytest.raises(BadResponse) as refused:
+        parse(body, NOW)
+    assert refused.value.registry == REGISTRY and str(refused.value).startswith(REGISTRY)
 
 
 @given(st.binary() | st.text().map(str.encode))
-def test_token_answer_parser_raises_nothing_but_token_answer_error(body: bytes) -> None:
+def test_token_answer_parser_raises_nothing_but_bad_response(body: bytes) -> None:
     try:
-        parse_token_answer(body, NOW)
-    except TokenAnswerError:
+        parse(body, NOW)
+    except BadResponse:
         pass
 
 
@@ -95,8 +101,8 @@ def test_token_answer_parser_raises_nothing_but_token_answer_error(body: bytes) 
 )
 def test_any_json_object_gives_a_token_or_a_clear_refusal(fields: dict[str, object]) -> None:
     try:
-        token = parse_token_answer(json.dumps(fields).encode(), NOW)
-    except TokenAnswerError:
+        token = parse(json.dumps(fields).encode(), NOW)
+    except BadResponse:
         return
     assert token.value
     assert NOW + 60 <= token.expires_at <= NOW + 24 * 3600
