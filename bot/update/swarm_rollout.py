@@ -19,7 +19,7 @@ from typing import Any
 
 import docker.errors
 
-from bot.domain.model import UpdateResult, short_digest
+from bot.domain.model import UpdateOutcome, UpdateResult, short_digest
 from bot.domain.reference import split_digest
 from bot.engines.swarm import service_image, service_name
 from bot.errors import EngineError
@@ -84,23 +84,24 @@ class ServiceUpdater:
         try:
             await self._set_template(service, with_image(service, f"{tagged}@{digest}"))
         except EngineError as exc:
-            return UpdateResult.untouched(
-                name, f"the swarm refused the update of {name}: {exc}", old_digest, digest
+            return UpdateResult(
+                name, UpdateOutcome.FAILED, old_digest, digest,
+                f"the swarm refused the update of {name}: {exc}; nothing was changed",
             )
         try:
             state, message = await self._rollout(service)
         except EngineError as exc:
             state, message = "", f"watching the rollout failed: {exc}"
         if state == _DONE:
-            return UpdateResult.updated(
-                name, old_digest, digest,
+            return UpdateResult(
+                name, UpdateOutcome.UPDATED, old_digest, digest,
                 f"service {name} now runs {familiar} at {short_digest(digest)}",
             )
         why = message or "the swarm gave no reason"
         log.warning("update of service %s to %s failed: %s", name, digest, why)
         if state == _SWARM_ROLLED_BACK:
-            return UpdateResult.rolled_back(
-                name, old_digest, digest,
+            return UpdateResult(
+                name, UpdateOutcome.ROLLED_BACK, old_digest, digest,
                 f"the update of service {name} to {short_digest(digest)} failed and the swarm "
                 f"rolled it back: {why}",
             )
@@ -116,17 +117,16 @@ class ServiceUpdater:
         except EngineError as exc:
             state, message = "", str(exc)
         if state == _DONE:
-            return UpdateResult.rolled_back(
-                name, old_digest, digest,
+            return UpdateResult(
+                name, UpdateOutcome.ROLLED_BACK, old_digest, digest,
                 f"the update of service {name} to {short_digest(digest)} failed ({why}); its "
                 "previous spec is back",
             )
-        return UpdateResult.failed(
-            name,
+        return UpdateResult(
+            name, UpdateOutcome.FAILED, old_digest, digest,
             f"the update of service {name} to {short_digest(digest)} failed ({why}) and putting "
             f"its previous spec back did not finish ({message}); see "
             f"`docker service ps {name}`",
-            old_digest, digest,
         )
 
     async def _inspect(self, name: str) -> dict[str, Any]:
