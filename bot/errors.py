@@ -20,7 +20,6 @@
     │   ├── StaleUpdate             the container no longer runs what the update was made for
     │   └── SelfUpdateRefused       the bot's own container cannot be recreated in place
     │       └── SelfUpdateHandedOver    ...so a helper container from the new image does it
-    ├── NotAuthorized               the sender may not change state
     ├── UsageError                  a command's arguments cannot work; the message is the answer
     │   └── DurationError           (bot.domain.durations) text that is no duration in bounds
     └── StoreError                  the SQLite store is unusable
@@ -191,10 +190,6 @@ class SelfUpdateHandedOver(SelfUpdateRefused):
     def __init__(self, message: str, *, helper: str) -> None:
         super().__init__(message)
         self.helper = helper  # the helper container's name
-
-
-class NotAuthorized(DockWardenError):
-    """The sender may not change state."""
 
 
 class UsageError(DockWardenError):
