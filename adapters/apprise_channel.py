@@ -15,10 +15,11 @@ import logging
 import apprise
 from apprise.utils.parse import parse_urls
 
+from adapters.common import PartialDeliveries
+from bot.chat.alert_texts import render_text
 from bot.chat.messages import Alert, AlertKind, Dispatch
 from bot.config.settings import Settings
 from bot.errors import ConfigError, DockWardenError
-from bot.usecases.alerting import render_text
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,6 @@ _NOTIFY_TYPES: dict[AlertKind, apprise.NotifyType] = {
     AlertKind.UPDATE_FAILED: apprise.NotifyType.FAILURE,
     AlertKind.ENGINE_UNREACHABLE: apprise.NotifyType.FAILURE,
 }
-_PARTIAL_LIMIT = 1000  # alerts remembered as delivered to some URLs only
 
 
 def _scheme(url: str) -> str:
@@ -69,7 +69,7 @@ class AppriseAdapter:
         if settings.notify_urls is None:
             raise ConfigError("DOCKWARDEN_NOTIFY_URLS is not set")
         self._targets = parse_targets(settings.notify_urls.get_secret_value())
-        self._partial: dict[tuple[str, ...], set[str]] = {}
+        self._partial: PartialDeliveries[str] = PartialDeliveries()
         # Apprise's DEBUG lines carry request URLs and headers (passwords, tokens): never those,
         # whatever the log level asked for; its INFO and WARNING lines name hosts only.
         library = logging.getLogger("apprise")
@@ -90,8 +90,7 @@ class AppriseAdapter:
 
     async def notify(self, alert: Alert) -> None:
         """Send to each URL that does not have this alert yet; raise naming those that failed."""
-        key = (alert.kind.value, alert.title, alert.text, alert.update_id or "")
-        done = self._partial.pop(key, set())
+        done = self._partial.take(alert)
         todo = [(label, target) for label, target in self._targets if label not in done]
         body = plain_body(alert)
         kind = _NOTIFY_TYPES.get(alert.kind, apprise.NotifyType.WARNING)
@@ -107,9 +106,7 @@ class AppriseAdapter:
             else:
                 done.add(label)
         if failed:
-            if len(self._partial) >= _PARTIAL_LIMIT:
-                self._partial.pop(next(iter(self._partial)))
-            self._partial[key] = done
+            self._partial.remember(alert, done)
             raise DockWardenError(
                 f"alert {alert.title!r} not delivered to Apprise URL(s) {', '.join(failed)}"
             )

@@ -13,9 +13,12 @@ import os
 import sys
 from typing import TextIO
 
+from adapters.common import ask
+from bot.chat.alert_texts import render_text
+from bot.chat.catalogue import COMMANDS, usage
 from bot.chat.messages import Alert, Command, Dispatch, Reply, Sender
 from bot.entrypoints.report import pass_line
-from bot.usecases.alerting import PassSummary, render_text
+from bot.usecases.alerting import PassSummary
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,11 @@ def parse_line(line: str) -> Command | None:
     if not words:
         return None
     return Command(name=words[0].lstrip("/").lower(), args=tuple(words[1:]), sender=CONSOLE_SENDER)
+
+
+def help_line() -> str:
+    """What the console shows when it starts reading: every command and how it is typed."""
+    return "Commands: " + ", ".join(usage(spec) for spec in COMMANDS)
 
 
 def render_reply(reply: Reply) -> str:
@@ -75,8 +83,7 @@ class ConsoleAdapter:
         # returns at once instead of waiting for the operator to press Enter.
         self._fd = self._stdin.fileno()
         asyncio.get_running_loop().add_reader(self._fd, self._readable)
-        self._print("Commands: /help, /status, /check, /updates, /approve <id>, "
-                    "/rollback <name> ...")
+        self._print(help_line())
 
     async def stop(self) -> None:
         """Stop reading; let commands under way finish briefly."""
@@ -98,9 +105,9 @@ class ConsoleAdapter:
     async def handle_line(self, line: str) -> Reply | None:
         """Dispatch one typed line and print the reply."""
         command = parse_line(line)
-        if command is None or self._dispatch is None:
+        if command is None:
             return None
-        reply = await self._dispatch(command)
+        reply = await ask(self._dispatch, command)
         self._print(render_reply(reply))
         return reply
 

@@ -36,9 +36,9 @@ from adapters.discord.render import (
 )
 from adapters.discord.webhook import DiscordWebhookAdapter
 from bot.chat.messages import Alert, Command, Dispatch, Reply, Sender
+from bot.chat.text_safety import safe_text
 from bot.config.settings import Settings
 from bot.errors import ConfigError, DockWardenError
-from bot.usecases.alerting import safe_text
 
 __all__ = ["Completions", "DiscordAdapter", "DiscordWebhookAdapter"]
 

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
+from bot.chat.alert_texts import SNOOZE_BUTTON, result_alert
 from bot.chat.messages import Command, Reply, Sender
+from bot.chat.text_safety import safe_text
 from bot.chat.throttle import Cooldown, SenderLimiter, Verdict
 from bot.config.settings import Settings
 from bot.domain import durations
@@ -44,7 +46,8 @@ from bot.errors import (
 )
 from bot.store.db import PendingUpdate, Store, utcnow
 from bot.store.safety import SafetyStore
-from bot.usecases.alerting import SNOOZE_BUTTON, AlertSink, PassSummary, result_alert, safe_text
+from bot.usecases.alerting import PassSummary
+from bot.usecases.delivery import AlertSink
 
 if TYPE_CHECKING:
     from bot.update.rollback import Rollbacks

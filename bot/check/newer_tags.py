@@ -92,7 +92,7 @@ def with_newer(
     if found is None or plan.lookup is None or result.status is CheckStatus.SKIPPED:
         return result
     if isinstance(found, BadTagRule):
-        error = CheckError("bad_rule", str(found), plan.lookup.registry)
+        error = CheckError(found.kind, str(found), plan.lookup.registry)
         return dataclasses.replace(result, status=CheckStatus.ERROR, remote_digest=None,
                                    error=error)
     if isinstance(found, RegistryError):

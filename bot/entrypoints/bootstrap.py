@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from bot.store.db import Store
     from bot.update.rollback import Rollbacks
     from bot.update.updater import Updater
-    from bot.usecases.alerting import Notifier
+    from bot.usecases.delivery import Notifier
     from bot.usecases.passes import PassRunner, PassScheduler
 
 log = logging.getLogger(__name__)
@@ -210,7 +210,7 @@ def build_core(
 ) -> Core:
     """Wire the core around its ports (the daemon and the tests use this same wiring)."""
     from bot.chat.commands import Authorizer, CommandRouter, UpdateService
-    from bot.usecases.alerting import Notifier
+    from bot.usecases.delivery import Notifier
     from bot.usecases.passes import PassRunner
 
     secrets = [

@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TextIO
 
+from bot.chat.alert_texts import render_text
 from bot.chat.messages import Alert
 from bot.config.settings import Settings
 from bot.store.db import Store
-from bot.usecases.alerting import alert_to_json, render_text
+from bot.usecases.delivery import alert_to_json
 
 # setting that enables an adapter -> the name its outbox rows carry (the adapter's `name`)
 OUTBOX_NAMES: dict[str, str] = {

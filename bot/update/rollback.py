@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from bot.chat.messages import Alert, AlertKind, Field
+from bot.chat.text_safety import safe_text
 from bot.domain.model import UpdateOutcome, short_digest
 from bot.domain.reference import ImageRef, split_digest
 from bot.engines.swarm import service_image, service_name
@@ -28,7 +29,6 @@ from bot.store.db import utcnow
 from bot.store.safety import PreviousImage, SafetyStore
 from bot.update import selfinfo
 from bot.update.spec import build_create_spec, container_name
-from bot.usecases.alerting import safe_text
 
 if TYPE_CHECKING:
     from bot.update.updater import Updater

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from bot.domain.reference import ImageRef
     from bot.store.db import Store
     from bot.update.replace import Engine
-    from bot.usecases.alerting import Notifier
+    from bot.usecases.delivery import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +291,7 @@ def _up_alert(result: UpdateResult, actor: str | None) -> Any:
     """update_succeeded / update_failed, saying that this DockWarden is up and on what."""
     from dataclasses import replace
 
-    from bot.usecases.alerting import result_alert
+    from bot.chat.alert_texts import result_alert
 
     alert = result_alert(result, update_id=None, actor=actor)
     running = result.new_digest if result.outcome is UpdateOutcome.UPDATED else result.old_digest

@@ -27,7 +27,8 @@ from bot.domain.policy import AutoWindow
 from bot.errors import ConfigError, EngineError
 from bot.store.db import PendingUpdate, Store, utcnow
 from bot.store.safety import SafetyStore
-from bot.usecases.alerting import Alerter, Notifier, PassSummary
+from bot.usecases.alerting import Alerter, PassSummary
+from bot.usecases.delivery import Notifier
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from bot.config.settings import Settings
 from bot.entrypoints.notify_test import send_test_alert
 from bot.errors import ConfigError, DockWardenError
 from bot.store.db import Store
-from bot.usecases.alerting import Notifier
+from bot.usecases.delivery import Notifier
 from tests.e2e import discord_fixtures
 from tests.e2e.conftest import TELEGRAM_ALERT_CHATS
 from tests.standins.discord import DiscordStandin

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from bot.chat.messages import AlertKind
 from bot.domain.model import Basis
+from bot.engines.inspect import parse_container
 from bot.store.db import Store
 from bot.update.self_update import META_KEY, SelfUpdateReport, _helper_spec, helper_name
-from bot.usecases.alerting import Notifier
+from bot.usecases.delivery import Notifier
 from tests.unit.fakes import NEW, OLD, FakeAdapter
 
 OLD_INSPECT = {
@@ -30,7 +31,9 @@ OLD_INSPECT = {
 
 
 def test_helper_runs_the_new_image_with_the_bots_env_mounts_and_network() -> None:
-    spec = _helper_spec(OLD_INSPECT, "sha256:" + "2" * 64, NEW, "telegram:1 (admin)")
+    spec = _helper_spec(
+        parse_container(OLD_INSPECT), "sha256:" + "2" * 64, NEW, "telegram:1 (admin)"
+    )
     assert spec["image"] == "sha256:" + "2" * 64
     assert spec["name"] == helper_name("dockwarden") == "dockwarden-dockwarden-selfupdate"
     assert spec["entrypoint"] == ["python3", "-m", "bot.selfupdate"]
@@ -114,11 +117,11 @@ async def test_a_helper_that_never_reports_is_said_as_failed_after_the_wait(
 
 def test_helper_of_a_bot_on_the_host_network_gets_a_hostname_of_its_own() -> None:
     on_host = {**OLD_INSPECT, "HostConfig": {**OLD_INSPECT["HostConfig"], "NetworkMode": "host"}}
-    spec = _helper_spec(on_host, "sha256:" + "2" * 64, NEW, "")
+    spec = _helper_spec(parse_container(on_host), "sha256:" + "2" * 64, NEW, "")
     assert "NetworkMode" not in spec["host_config"]  # the default bridge, its own hostname
     over_tcp = {**on_host, "Config": {**OLD_INSPECT["Config"],
                                       "Env": ["DOCKER_HOST=tcp://127.0.0.1:2375"]}}
-    spec = _helper_spec(over_tcp, "sha256:" + "2" * 64, NEW, "")
+    spec = _helper_spec(parse_container(over_tcp), "sha256:" + "2" * 64, NEW, "")
     assert spec["host_config"]["NetworkMode"] == "host"  # it needs the loopback to reach it
 
 
@@ -131,14 +134,15 @@ def test_helper_gets_the_bots_anonymous_data_volume_too() -> None:
                       "Destination": "/var/run/docker.sock", "RW": True},
                      {"Type": "volume", "Name": "3f" * 32, "Destination": "/data", "RW": True},
                  ]}
-    spec = _helper_spec(anonymous, "sha256:" + "2" * 64, NEW, "")
+    spec = _helper_spec(parse_container(anonymous), "sha256:" + "2" * 64, NEW, "")
     assert spec["host_config"]["Mounts"] == [
         {"Type": "volume", "Source": "3f" * 32, "Target": "/data", "ReadOnly": False},
     ]
-    assert "Mounts" not in _helper_spec(OLD_INSPECT, "sha256:" + "2" * 64, NEW, "")["host_config"]
+    spec = _helper_spec(parse_container(OLD_INSPECT), "sha256:" + "2" * 64, NEW, "")
+    assert "Mounts" not in spec["host_config"]
 
 
 def test_what_the_update_was_found_for_goes_to_the_helper_whole() -> None:
     found_for = Basis("docker.io/acme/dockwarden:1.2", OLD, new_tag="1.3")
-    spec = _helper_spec(OLD_INSPECT, "sha256:" + "2" * 64, NEW, "", found_for)
+    spec = _helper_spec(parse_container(OLD_INSPECT), "sha256:" + "2" * 64, NEW, "", found_for)
     assert Basis(**json.loads(spec["command"][3])) == found_for  # a newer tag is applied too

@@ -13,7 +13,7 @@ from bot.chat.messages import AlertKind
 from bot.domain.model import Basis, UpdateOutcome, UpdateResult
 from bot.errors import StaleUpdate
 from bot.store.db import PendingUpdate, Store
-from bot.usecases.alerting import Notifier
+from bot.usecases.delivery import Notifier
 from tests.unit.fakes import NEW, NEWER, OLD, FakeAdapter
 
 ACTOR = "telegram:1 (admin)"

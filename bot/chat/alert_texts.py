@@ -1,0 +1,269 @@
+"""Every alert's words: what a pass, an update or a registry problem tells people.
+
+Each builder returns a neutral `Alert` (plain text, fields, buttons); adapters escape it for their
+markup. A registry problem is said by the one table `PROBLEMS`: the problem's kind (a registry
+error's `kind`, as `dockwarden check --json` names it) gives its alert kind, title and advice.
+Registry problems are said with the kind, the status code and the host only; texts that may
+quote an engine (a failed pull) go through `safe_text` (bot/chat/text_safety.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.chat.messages import Action, Alert, AlertKind, Field
+from bot.chat.text_safety import safe_scheme, safe_text, status_code
+from bot.check.image_info import brings_fields
+from bot.domain.model import CheckResult, UpdateOutcome, UpdateResult, short_digest
+from bot.domain.reference import registry_of
+from bot.domain.versions import change_level, parse_version
+from bot.errors import (
+    AuthFailed,
+    BadResponse,
+    BadTagRule,
+    ManifestNotFound,
+    RateLimited,
+    RegistryUnreachable,
+    UnsupportedChallenge,
+)
+from bot.store.updates import PendingUpdate
+
+SNOOZE_BUTTON = "1d"  # what the Snooze button of an update alert snoozes for
+
+
+@dataclass(frozen=True)
+class Problem:
+    """How one kind of registry problem is said: its alert kind, title and advice."""
+
+    alert: AlertKind
+    title: str
+    advice: str
+
+
+PROBLEMS: dict[str, Problem] = {
+    UnsupportedChallenge.kind: Problem(
+        AlertKind.UNSUPPORTED_CHALLENGE,
+        "Unsupported auth challenge",
+        "DockWarden speaks Basic and Bearer token auth only. If the registry can offer one of "
+        "them, enable it there; otherwise opt these containers out with the label "
+        "dockwarden.enable=false. The other registries are still checked.",
+    ),
+    AuthFailed.kind: Problem(
+        AlertKind.AUTH_FAILED,
+        "Registry authentication failed",
+        "Check the credentials Docker keeps for this registry (`docker login <registry>` as "
+        "the user DockWarden runs as, or DOCKER_CONFIG).",
+    ),
+    RegistryUnreachable.kind: Problem(
+        AlertKind.REGISTRY_UNREACHABLE,
+        "Registry unreachable",
+        "Check DNS, network and TLS to the registry; a plain-HTTP registry must be listed in "
+        "DOCKWARDEN_INSECURE_REGISTRIES.",
+    ),
+    RateLimited.kind: Problem(
+        AlertKind.RATE_LIMITED,
+        "Registry rate limit",
+        "The registry keeps answering 429. Logging in (`docker login`) usually raises the "
+        "limit; checks resume on their own.",
+    ),
+    # The kinds below have no alert kind of their own: said under the nearest one, with the
+    # real problem kept in Alert.extra["problem"] and in the title.
+    ManifestNotFound.kind: Problem(
+        AlertKind.REGISTRY_UNREACHABLE,
+        "Image not found in registry",
+        "The repository or tag is not in the registry any more; check the image name.",
+    ),
+    BadResponse.kind: Problem(
+        AlertKind.REGISTRY_UNREACHABLE,
+        "Registry answered garbage",
+        "The registry answered something DockWarden cannot read; see the logs.",
+    ),
+    BadTagRule.kind: Problem(
+        AlertKind.REGISTRY_UNREACHABLE,
+        "Bad tag rule label",
+        "Fix the container's dockwarden.semver or dockwarden.tags.include/exclude label (a "
+        "regular expression matching whole tag names); its digest is not checked meanwhile.",
+    ),
+}
+
+
+def problem(kind: str) -> Problem:
+    """How a problem kind is said; a kind not in the table under its own name."""
+    return PROBLEMS.get(kind) or Problem(AlertKind.REGISTRY_UNREACHABLE, kind, "see the logs.")
+
+
+def update_alert(update: PendingUpdate, *, with_actions: bool) -> Alert:
+    """The update_available alert of one pending update."""
+    actions: tuple[Action, ...] = ()
+    if with_actions:
+        actions = (
+            Action("approve", update.id, "Approve"),
+            Action("ignore", update.id, "Ignore"),
+            Action("snooze", update.id, f"Snooze {SNOOZE_BUTTON}"),
+        )
+    how = (
+        f"Approve with /approve {update.id}."
+        if with_actions
+        else f"Policy {update.policy}: to update, send /pull {update.container}."
+    )
+    newer = newer_tag_line(update)
+    return Alert(
+        kind=AlertKind.UPDATE_AVAILABLE,
+        title=f"Update available: {update.container}",
+        text=f"{newer or update.image + ' has a newer digest.'} {how}",
+        fields=(
+            Field("Container", update.container),
+            Field("Image", update.image),
+            Field("Registry", registry_of(update.image)),
+            Field("Running", short_digest(update.old_digest)),
+            Field("New", short_digest(update.remote_digest)),
+            *((Field("New tag", update.new_tag),) if update.new_tag else ()),
+            *brings_fields(update),
+            Field("Policy", update.policy),
+            Field("Update id", update.id),
+        ),
+        actions=actions,
+        update_id=update.id,
+        container=update.container,
+        extra={"digest": update.remote_digest, "image": update.image},
+    )
+
+
+def rolled_back_note(container: str) -> str:
+    """Added to an update alert for a digest the container was rolled back from once."""
+    return (f"{container} was rolled back from this digest once, so it is not applied "
+            "automatically.")
+
+
+def newer_tag_line(update: PendingUpdate) -> str | None:
+    """"nginx 1.27.3 → 1.28.0 available (minor)" for a newer tag; None for a new digest."""
+    if not update.new_tag:
+        return None
+    name, _, tag = update.image.rpartition(":")
+    old, new = parse_version(tag), parse_version(update.new_tag)
+    level = f" ({change_level(old, new)})" if old is not None and new is not None else ""
+    short = name.rsplit("/", 1)[-1]
+    return f"{short} {tag} → {update.new_tag} available{level}."
+
+
+def problem_alert(registry: str, kind: str, results: Sequence[CheckResult]) -> Alert:
+    """One alert for one problem kind at one registry, naming the containers it hides."""
+    said = problem(kind)
+    first = results[0].error
+    raw_scheme = first.scheme if first else None
+    scheme = safe_scheme(raw_scheme)
+    status = status_code(first.message) if first else None
+    containers = ", ".join(sorted({r.container for r in results}))
+    # Kind, status code and host only: the registry's own words stay in the logs.
+    lines = [f"{said.title} at {registry}" + (f" (HTTP {status})" if status else "") + "."]
+    if scheme:
+        lines.append(f"The registry asks for the {scheme!r} auth scheme.")
+    elif raw_scheme:
+        lines.append("The registry asks for an auth scheme with an unreadable name.")
+    lines.append(f"Not checked: {containers}.")
+    lines.append(f"What to do: {said.advice}")
+    fields = [Field("Registry", registry), Field("Problem", kind)]
+    if status:
+        fields.append(Field("Status", f"HTTP {status}"))
+    if scheme:
+        fields.append(Field("Scheme", scheme))
+    fields.append(Field("Containers", containers))
+    extra = {"registry": registry, "problem": kind}
+    if scheme:
+        extra["scheme"] = scheme
+    return Alert(
+        kind=said.alert,
+        title=f"{said.title}: {registry}",
+        text="\n".join(lines),
+        fields=tuple(fields),
+        extra=extra,
+    )
+
+
+def recovered_alert(registry: str, kinds: Sequence[str]) -> Alert:
+    """Said once when a registry that had problems answers normally again."""
+    cleared = ", ".join(kinds)
+    return Alert(
+        kind=AlertKind.RECOVERED,
+        title=f"Registry recovered: {registry}",
+        text=f"{registry} answers normally again (was: {cleared}).",
+        fields=(Field("Registry", registry), Field("Cleared", cleared)),
+        extra={"registry": registry, "problem": cleared},
+    )
+
+
+def engine_alert(message: str) -> Alert:
+    """Said once when a pass cannot list the engine's containers (engine down or failing)."""
+    return Alert(
+        kind=AlertKind.ENGINE_UNREACHABLE,
+        title="Docker engine problem: nothing was checked",
+        text=(
+            f"{safe_text(message)}\nNo container is checked until it answers; DockWarden "
+            "keeps trying on schedule and says so once it does."
+        ),
+        fields=(Field("Problem", "engine_unreachable"),),
+        extra={"problem": "engine_unreachable"},
+    )
+
+
+def engine_recovered_alert() -> Alert:
+    """Said once when the Docker engine answers again after an engine_unreachable alert."""
+    return Alert(
+        kind=AlertKind.RECOVERED,
+        title="Docker engine recovered",
+        text="The Docker engine answers again; checks are back on schedule.",
+        fields=(Field("Cleared", "engine_unreachable"),),
+        extra={"problem": "engine_unreachable"},
+    )
+
+
+def result_alert(result: UpdateResult, *, update_id: str | None, actor: str | None) -> Alert:
+    """update_succeeded / update_failed for what an update did."""
+    ok = result.outcome in (UpdateOutcome.UPDATED, UpdateOutcome.UP_TO_DATE)
+    who = f" (by {actor})" if actor else ""
+    if result.outcome is UpdateOutcome.UPDATED:
+        title = f"Updated: {result.container}"
+        text = f"{result.container} now runs {short_digest(result.new_digest)}{who}."
+    elif result.outcome is UpdateOutcome.UP_TO_DATE:
+        title = f"Already up to date: {result.container}"
+        text = f"{result.container} already runs {short_digest(result.new_digest)}{who}."
+    elif result.outcome is UpdateOutcome.ROLLED_BACK:
+        title = f"Update rolled back: {result.container}"
+        text = (
+            f"The new container did not come up; {result.container} is back on "
+            f"{short_digest(result.old_digest)}{who}. {safe_text(result.message)}"
+        )
+    else:
+        title = f"Update failed: {result.container}"
+        text = f"{safe_text(result.message)}{who}"
+    fields = [
+        Field("Container", result.container),
+        Field("Outcome", result.outcome.value),
+        Field("Old", short_digest(result.old_digest)),
+        Field("New", short_digest(result.new_digest)),
+    ]
+    if actor:
+        fields.append(Field("By", actor))
+    # Back to the previous image in one tap (admins only, like Approve): bot/update/rollback.py.
+    actions = ((Action("rollback", result.container, "Roll back"),)
+               if result.outcome is UpdateOutcome.UPDATED else ())
+    return Alert(
+        kind=AlertKind.UPDATE_SUCCEEDED if ok else AlertKind.UPDATE_FAILED,
+        title=title,
+        text=text.strip(),
+        fields=tuple(fields),
+        actions=actions,
+        update_id=update_id,
+        container=result.container,
+        extra={"outcome": result.outcome.value, "message": result.message},
+    )
+
+
+def render_text(alert: Alert) -> str:
+    """Plain text of an alert: title, text, fields, and the commands its buttons stand for."""
+    lines = [alert.title, alert.text]
+    lines.extend(f"{f.name}: {f.value}" for f in alert.fields)
+    if alert.actions:
+        lines.append("  ".join(f"[{a.text}: /{a.verb} {a.target}]" for a in alert.actions))
+    return "\n".join(line for line in lines if line)
