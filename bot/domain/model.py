@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 
 class CheckStatus(StrEnum):
@@ -150,18 +150,23 @@ class CheckReport:
         }
 
 
+NOTHING_CHANGED = "nothing was changed"
+
+OutcomeT = TypeVar("OutcomeT", bound=StrEnum)
+
+
 @dataclass(frozen=True)
-class UpdateResult:
-    """What one update did."""
+class Change(Generic[OutcomeT]):
+    """What one update or rollback of a container did: from which digest to which, and why."""
 
     container: str
-    outcome: UpdateOutcome
+    outcome: OutcomeT
     old_digest: str | None
     new_digest: str | None
     message: str
 
     def as_json(self) -> dict[str, Any]:
-        """The contract's `dockwarden update --json` document."""
+        """The contract's `dockwarden update --json` (and `rollback --json`) document."""
         return {
             "container": self.container,
             "outcome": self.outcome.value,
@@ -169,6 +174,51 @@ class UpdateResult:
             "new_digest": self.new_digest,
             "message": self.message,
         }
+
+
+@dataclass(frozen=True)
+class UpdateResult(Change[UpdateOutcome]):
+    """What one update did; built by the constructors below, one per outcome."""
+
+    @classmethod
+    def updated(cls, container: str, old: str | None, new: str, message: str) -> UpdateResult:
+        """The container (or service) runs `new` now."""
+        return cls(container, UpdateOutcome.UPDATED, old, new, message)
+
+    @classmethod
+    def up_to_date(
+        cls, container: str, old: str | None, new: str, what: str, familiar: str
+    ) -> UpdateResult:
+        """`what` (the container, or "service NAME") already runs `new`; nothing was done."""
+        return cls(
+            container, UpdateOutcome.UP_TO_DATE, old, new,
+            f"{what} already runs {familiar} at {short_digest(new)}; {NOTHING_CHANGED}",
+        )
+
+    @classmethod
+    def rolled_back(cls, container: str, old: str | None, new: str, message: str) -> UpdateResult:
+        """The update to `new` failed and the container runs `old` again."""
+        return cls(container, UpdateOutcome.ROLLED_BACK, old, new, message)
+
+    @classmethod
+    def failed(
+        cls, container: str, message: str, old: str | None = None, new: str | None = None
+    ) -> UpdateResult:
+        """The update failed (what runs now, the message says)."""
+        return cls(container, UpdateOutcome.FAILED, old, new, message)
+
+    @classmethod
+    def untouched(
+        cls,
+        container: str,
+        why: str,
+        old: str | None = None,
+        new: str | None = None,
+        *,
+        note: str = "",
+    ) -> UpdateResult:
+        """The update failed before anything was touched: "WHY; nothing was changed[NOTE]"."""
+        return cls.failed(container, f"{why}; {NOTHING_CHANGED}{note}", old, new)
 
 
 @dataclass(frozen=True)
