@@ -44,8 +44,10 @@ from bot.errors import (
     StoreError,
     UpdateInProgress,
 )
-from bot.store.db import PendingUpdate, Store, utcnow
+from bot.store.connection import utcnow
+from bot.store.db import Store
 from bot.store.safety import SafetyStore
+from bot.store.updates import PendingUpdate
 from bot.usecases.alerting import PassSummary
 from bot.usecases.delivery import AlertSink
 

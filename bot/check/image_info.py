@@ -23,7 +23,9 @@ from bot.domain.model import CheckResult, CheckStatus
 from bot.domain.reference import ImageRef, parse_reference
 from bot.errors import DockWardenError, InvalidReference, RegistryError
 from bot.registry.config_blob import Platform
-from bot.store.db import PendingUpdate, Store, utcnow
+from bot.store.connection import utcnow
+from bot.store.db import Store
+from bot.store.updates import PendingUpdate
 
 log = logging.getLogger(__name__)
 

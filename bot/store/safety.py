@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.store.db import Store, utcnow
+from bot.store.connection import Database, utcnow
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def _iso(moment: datetime) -> str:
 class SafetyStore:
     """Rollback records, rolled-back digests, first sightings and window waits."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Database) -> None:
         self.store = store
 
     # -- previous images -------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from typing import Any
 import docker.errors
 
 from bot.errors import DockWardenError, EngineError, StoreError
-from bot.store.db import JournalEntry, Store
+from bot.store.db import Store
+from bot.store.journal import JournalEntry
 from bot.update.health import Verdict, wait_healthy
 from bot.update.spec import CreateSpec, container_name
 

@@ -25,7 +25,7 @@ from bot.domain.model import UpdateOutcome, short_digest
 from bot.domain.reference import ImageRef, split_digest
 from bot.engines.swarm import service_image, service_name
 from bot.errors import ContainerNotFound, EngineError, InvalidReference, StoreError, UpdateError
-from bot.store.db import utcnow
+from bot.store.connection import utcnow
 from bot.store.safety import PreviousImage, SafetyStore
 from bot.update import selfinfo
 from bot.update.spec import build_create_spec, container_name

@@ -35,7 +35,8 @@ from bot.errors import (
     UpdateError,
     UpdateInProgress,
 )
-from bot.store.db import JournalEntry, Store
+from bot.store.db import Store
+from bot.store.journal import JournalEntry
 from bot.update import selfinfo
 from bot.update.replace import Engine, Replacer
 from bot.update.rollback import keep_previous

@@ -25,8 +25,10 @@ from bot.config.cron import cron_trigger
 from bot.domain.model import CheckStatus, UpdateState
 from bot.domain.policy import AutoWindow
 from bot.errors import ConfigError, EngineError
-from bot.store.db import PendingUpdate, Store, utcnow
+from bot.store.connection import utcnow
+from bot.store.db import Store
 from bot.store.safety import SafetyStore
+from bot.store.updates import PendingUpdate
 from bot.usecases.alerting import Alerter, PassSummary
 from bot.usecases.delivery import Notifier
 

@@ -23,7 +23,8 @@ from bot.engines.docker import DockerEngine
 from bot.entrypoints.bootstrap import Core, build_checker, build_core
 from bot.registry.client import RegistryClient
 from bot.registry.credentials import DockerCredentials
-from bot.store.db import Store, utcnow
+from bot.store.connection import utcnow
+from bot.store.db import Store
 from bot.update.rollback import RollbackOutcome, RollbackPlan, Rollbacks
 from bot.update.updater import Updater
 from tests.services.containers import OwnNetwork

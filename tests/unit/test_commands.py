@@ -35,6 +35,7 @@ from tests.unit.fakes import (
     outdated,
     report,
 )
+from tests.unit.store_reads import approvers
 
 
 @dataclass
@@ -129,7 +130,7 @@ async def test_admin_approve_calls_the_updater_once_and_reports(bot: Bot) -> Non
     assert bot.updater.calls == [("web", NEW, "telegram:1 (admin)")]
     assert "updated" in reply.text
     assert bot.store.get_update(update_id).state == "applied"  # type: ignore[union-attr]
-    assert [a.actor for a in bot.store.approvals(update_id)] == ["telegram:1 (admin)"]
+    assert approvers(bot.store, update_id) == ["telegram:1 (admin)"]
     assert bot.adapter.alerts[-1].kind is AlertKind.UPDATE_SUCCEEDED
     actions = [(e.action, e.outcome) for e in reversed(bot.store.history())]
     assert actions == [("approve", "approved"), ("update", "updated")]

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.store.db import JournalEntry
+from bot.store.journal import JournalEntry
 from bot.update.selfinfo import (
     ids_from_cgroup,
     ids_from_mountinfo,

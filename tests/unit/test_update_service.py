@@ -12,7 +12,8 @@ from bot.chat.commands import UpdateService
 from bot.chat.messages import AlertKind
 from bot.domain.model import Basis, UpdateOutcome, UpdateResult
 from bot.errors import StaleUpdate
-from bot.store.db import PendingUpdate, Store
+from bot.store.db import Store
+from bot.store.updates import PendingUpdate
 from bot.usecases.delivery import Notifier
 from tests.unit.fakes import NEW, NEWER, OLD, FakeAdapter
 

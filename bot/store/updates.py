@@ -1,0 +1,184 @@
+"""Found updates (table `updates`) and who approved them (table `approvals`).
+
+A row per (container, newer digest), known by a short random id people type in /approve.
+States (bot/domain/model.py UpdateState): pending -> approved -> applied | failed;
+pending -> ignored; a newer digest makes the container's pending, approved and failed rows
+superseded.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from bot.domain.model import Policy, UpdateState
+from bot.errors import StoreError
+from bot.store.connection import Database, utcnow
+
+# Crockford's base32 without the letters people confuse (i, l, o, u).
+_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+_ID_LENGTH = 6
+
+
+@dataclass(frozen=True)
+class PendingUpdate:
+    """A newer digest for one container, known by a short id people can type."""
+
+    id: str
+    container: str
+    image: str
+    old_digest: str | None
+    remote_digest: str
+    policy: Policy
+    state: UpdateState
+    created_at: str
+    updated_at: str
+    detail: str
+    new_tag: str | None = None  # a newer version tag: the update moves the container to it
+    brings: str = "{}"  # JSON: what the new image says about itself (bot/check/image_info.py)
+
+
+class Updates:
+    """The `updates` and `approvals` tables."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(
+        self,
+        container: str,
+        image: str,
+        old_digest: str | None,
+        remote_digest: str,
+        policy: Policy,
+        new_tag: str | None = None,
+    ) -> tuple[PendingUpdate, bool]:
+        """The update row for (container, remote_digest), created if new; (row, created).
+
+        A new digest supersedes the container's older rows that were not applied or ignored.
+        """
+        with self.db.transaction() as db:
+            row = db.execute(
+                "SELECT * FROM updates WHERE container = ? AND remote_digest = ?",
+                (container, remote_digest),
+            ).fetchone()
+            if row is not None:
+                return _update(row), False
+            now = utcnow().isoformat()
+            db.execute(
+                "UPDATE updates SET state = 'superseded', updated_at = ?"
+                " WHERE container = ? AND state IN ('pending', 'approved', 'failed')",
+                (now, container),
+            )
+            update_id = _new_id(db)
+            db.execute(
+                "INSERT INTO updates (id, container, image, old_digest, remote_digest, policy,"
+                " state, created_at, updated_at, new_tag)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+                (update_id, container, image, old_digest, remote_digest, policy, now, now,
+                 new_tag),
+            )
+            row = db.execute("SELECT * FROM updates WHERE id = ?", (update_id,)).fetchone()
+            return _update(row), True
+
+    def get(self, update_id: str) -> PendingUpdate | None:
+        """The update with that short id."""
+        return self._one("SELECT * FROM updates WHERE id = ?", update_id.strip().lower())
+
+    def latest(self, container: str) -> PendingUpdate | None:
+        """The newest update row of `container`, whatever its state."""
+        return self._one(
+            "SELECT * FROM updates WHERE container = ? ORDER BY seq DESC LIMIT 1", container
+        )
+
+    def newer(self, update: PendingUpdate) -> PendingUpdate | None:
+        """The newest row of the same container created after `update`, if any."""
+        return self._one(
+            "SELECT * FROM updates WHERE container = ? AND seq > "
+            "(SELECT seq FROM updates WHERE id = ?) ORDER BY seq DESC LIMIT 1",
+            update.container, update.id,
+        )
+
+    def in_states(self, states: tuple[UpdateState, ...]) -> list[PendingUpdate]:
+        """Update rows in the given states, oldest first."""
+        marks = ",".join("?" for _ in states)
+        with self.db.reading() as db:
+            rows = db.execute(
+                f"SELECT * FROM updates WHERE state IN ({marks}) ORDER BY seq", states
+            ).fetchall()
+        return [_update(row) for row in rows]
+
+    def set_state(
+        self,
+        update_id: str,
+        state: UpdateState,
+        *,
+        expect: tuple[UpdateState, ...] | None = None,
+        detail: str = "",
+    ) -> bool:
+        """Move an update to `state` (only from one of `expect` when given); True if it moved."""
+        try:
+            state = UpdateState(state)
+        except ValueError:
+            raise StoreError(f"unknown update state {state!r}") from None
+        sql = "UPDATE updates SET state = ?, updated_at = ?, detail = ? WHERE id = ?"
+        params: list[Any] = [state, utcnow().isoformat(), detail, update_id]
+        if expect:
+            sql += f" AND state IN ({','.join('?' for _ in expect)})"
+            params.extend(expect)
+        with self.db.transaction() as db:
+            return db.execute(sql, params).rowcount > 0
+
+    def approve(self, update_id: str, actor: str) -> bool:
+        """Mark an update approved by `actor`; False when it was not approvable any more."""
+        with self.db.transaction() as db:
+            moved = db.execute(
+                "UPDATE updates SET state = 'approved', updated_at = ? WHERE id = ?"
+                " AND state IN ('pending', 'ignored', 'failed')",
+                (utcnow().isoformat(), update_id),
+            ).rowcount
+            if moved:
+                db.execute(
+                    "INSERT INTO approvals (update_id, actor, at) VALUES (?, ?, ?)",
+                    (update_id, actor, utcnow().isoformat()),
+                )
+            return moved > 0
+
+    def reopen_interrupted(self) -> list[PendingUpdate]:
+        """At start: updates left `approved` by a process that died return to `pending`.
+
+        The updater's reconcile has finished or undone the interrupted attempt; the approval
+        stays recorded, and the update can be approved again (or is settled by the next pass
+        when the container turns out to run that digest).
+        """
+        with self.db.transaction() as db:
+            rows = db.execute("SELECT * FROM updates WHERE state = 'approved'").fetchall()
+            db.execute(
+                "UPDATE updates SET state = 'pending', updated_at = ?,"
+                " detail = 'interrupted by a restart' WHERE state = 'approved'",
+                (utcnow().isoformat(),),
+            )
+        return [_update(row) for row in rows]
+
+    def _one(self, sql: str, *params: str) -> PendingUpdate | None:
+        with self.db.reading() as db:
+            row = db.execute(sql, params).fetchone()
+        return None if row is None else _update(row)
+
+
+def _new_id(db: sqlite3.Connection) -> str:
+    # Random rather than a counter: a button left over from a wiped database never lands on
+    # an unrelated update.
+    while True:
+        candidate = "".join(secrets.choice(_ID_ALPHABET) for _ in range(_ID_LENGTH))
+        if db.execute("SELECT 1 FROM updates WHERE id = ?", (candidate,)).fetchone() is None:
+            return candidate
+
+
+def _update(row: sqlite3.Row) -> PendingUpdate:
+    data = dict(row)
+    data.pop("seq", None)
+    data["policy"], data["state"] = Policy(data["policy"]), UpdateState(data["state"])
+    return PendingUpdate(**data)
