@@ -20,7 +20,7 @@ from bot.domain.reference import ImageRef
 from bot.errors import DockWardenError, EngineError, RegistryError, UnsupportedChallenge
 from bot.registry.challenge import choose_challenge, parse_www_authenticate
 from bot.registry.tls import RegistryTls, verified_by
-from bot.registry.wire import scheme_for
+from bot.registry.wire import api_scheme
 
 if TYPE_CHECKING:
     from bot.engines.docker import DockerEngine
@@ -145,7 +145,7 @@ async def offered_auth(
 ) -> str:
     """What the registry's /v2/ asks for, in words (one unauthenticated request)."""
     insecure = tls.insecure if tls is not None else settings.insecure_registries
-    scheme = scheme_for(ref.registry, insecure)
+    scheme = api_scheme(ref.registry, ref.api_host, insecure)
     url = f"{scheme}://{ref.api_host}/v2/"
     verify: ssl.SSLContext | bool = True
     if tls is not None and scheme == "https":

@@ -28,7 +28,7 @@ from bot.registry.ping import Pinger
 from bot.registry.state import RegistryState, SharedTasks
 from bot.registry.tags import Repository, list_tags, next_page
 from bot.registry.tls import RegistryTls
-from bot.registry.wire import next_link, scheme_for
+from bot.registry.wire import api_scheme, next_link
 
 # Answers that mean "this registry will not do HEAD here": ask with GET instead.
 _HEAD_REFUSED = frozenset({400, 405, 501})
@@ -190,9 +190,7 @@ class RegistryClient:
     def _registry(self, ref: ImageRef) -> RegistryState:
         state = self._registries.get(ref.registry)
         if state is None:
-            scheme = scheme_for(ref.api_host, self._insecure)
-            if scheme == "https" and ref.api_host != ref.registry:
-                scheme = scheme_for(ref.registry, self._insecure)
+            scheme = api_scheme(ref.registry, ref.api_host, self._insecure)
             state = RegistryState(
                 name=ref.registry,
                 base=f"{scheme}://{ref.api_host}",

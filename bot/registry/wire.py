@@ -58,6 +58,15 @@ def scheme_for(registry: str, insecure: Iterable[str] = ()) -> str:
     return "http" if is_loopback(registry) or is_insecure(registry, insecure) else "https"
 
 
+def api_scheme(registry: str, api_host: str, insecure: Iterable[str] = ()) -> str:
+    """The scheme of a registry's API: plain HTTP when its API host or its name may use it
+    (Docker Hub's API host is not its name)."""
+    scheme = scheme_for(api_host, insecure)
+    if scheme == "https" and api_host != registry:
+        scheme = scheme_for(registry, insecure)
+    return scheme
+
+
 def parse_retry_after(value: str | None, now: float) -> float | None:
     """Seconds to wait from a Retry-After value (either form, at most an hour); None if unusable."""
     if value is None:

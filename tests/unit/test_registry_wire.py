@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from bot.registry.wire import (
     MAX_RETRY_AFTER,
+    api_scheme,
     is_loopback,
     next_link,
     parse_retry_after,
@@ -55,6 +56,13 @@ def test_insecure_cidr_covers_ip_registries_in_it() -> None:
     assert scheme_for("10.1.2.3:5000", ["10.0.0.0/8"]) == "http"
     assert scheme_for("192.168.1.2:5000", ["10.0.0.0/8"]) == "https"
     assert scheme_for("nexus.lan", ["10.0.0.0/8", "garbage/99"]) == "https"
+
+
+def test_docker_hub_listed_insecure_by_either_name_is_spoken_to_in_plain_http() -> None:
+    assert api_scheme("docker.io", "registry-1.docker.io", ["docker.io"]) == "http"
+    assert api_scheme("docker.io", "registry-1.docker.io", ["registry-1.docker.io"]) == "http"
+    assert api_scheme("docker.io", "registry-1.docker.io") == "https"
+    assert api_scheme("ghcr.io", "ghcr.io", ["docker.io"]) == "https"
 
 
 def test_split_host_handles_ports_and_ipv6() -> None:
