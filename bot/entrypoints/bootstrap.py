@@ -54,12 +54,15 @@ def build_credentials(settings: Settings) -> DockerCredentials:
 
 
 def engine_insecure_registries(engine: DockerEngine) -> tuple[str, ...]:
-    """The registries and CIDRs the engine treats as insecure (`docker info`); none when the
-    engine will not say (one blocking request: async callers use a thread)."""
+    """The registries and CIDRs the engine treats as insecure (`docker info`), and its http://
+    registry mirrors; none when the engine will not say (one blocking request: async callers
+    use a thread)."""
+    from bot.registry.mirrors import engine_mirrors, plain_http_hosts
     from bot.registry.tls import engine_insecure_registries as from_info
 
     try:
-        return from_info(engine.info())
+        info = engine.info()
+        return (*from_info(info), *plain_http_hosts(engine_mirrors(info)))
     except DockWardenError as exc:
         log.warning("cannot read the engine's insecure registries: %s", exc)
         return ()
@@ -74,8 +77,11 @@ def build_registry(
     a registry's own CA and client certificate come from DOCKWARDEN_CERTS_DIR, as for Docker.
     """
     from bot.registry.client import RegistryClient
+    from bot.registry.mirrors import parse_mirror, plain_http_hosts
     from bot.registry.tls import RegistryTls
 
+    # DOCKWARDEN_REGISTRY_MIRRORS given as http:// are spoken to over plain HTTP, as Docker does.
+    http_mirrors = plain_http_hosts(parse_mirror(url) for url in settings.registry_mirrors or ())
     transport = None
     if metrics is not None:
         from bot.http.metrics import CountingTransport
@@ -90,7 +96,7 @@ def build_registry(
         transport=transport,
         tls=RegistryTls(
             settings.certs_dir,
-            insecure=settings.insecure_registries,
+            insecure=(*settings.insecure_registries, *http_mirrors),
             engine_insecure=engine_insecure,
         ),
     )
@@ -109,6 +115,7 @@ def build_checker(
         local_inspect,
     )
     from bot.domain.versions import LEVELS
+    from bot.registry.mirrors import MirroredDigests, chosen_mirrors
 
     describer = Describer(
         registry,
@@ -117,9 +124,13 @@ def build_checker(
         local=lambda reference: local_inspect(engine, reference),
     )
 
+    # Docker Hub images through the mirrors the engine pulls through (read on the first pass).
+    mirrored = MirroredDigests(
+        registry, lambda: chosen_mirrors(settings.registry_mirrors, engine.info)
+    )
     return Checker(
         engine,
-        registry,
+        mirrored,
         label_enable=settings.label_enable,
         default_policy=settings.default_policy,
         semver=LEVELS[settings.semver] if settings.semver else None,

@@ -9,7 +9,6 @@ Each pass also drops history older than DOCKWARDEN_HISTORY_RETENTION.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -27,6 +26,7 @@ from bot.domain.policy import AutoWindow
 from bot.errors import ConfigError, EngineError
 from bot.store.connection import utcnow
 from bot.store.db import Store
+from bot.store.meta import LastPass
 from bot.store.safety import SafetyStore
 from bot.store.updates import PendingUpdate
 from bot.usecases.alerting import Alerter, PassSummary
@@ -233,12 +233,11 @@ class PassRunner:
             for r in summary.report.results
             if r.status is CheckStatus.ERROR and r.error and r.error.kind == "rate_limited"
         }
-        data: dict[str, Any] = {
-            "checked_at": summary.report.checked_at.isoformat(timespec="seconds"),
-            "counts": summary.counts(),
-            "rate_limited": limited,
-        }
-        self.store.set_meta("last_pass", json.dumps(data))
+        self.store.set_last_pass(LastPass(
+            checked_at=summary.report.checked_at,
+            counts={CheckStatus(status): n for status, n in summary.counts().items()},
+            rate_limited=limited,
+        ))
 
 
 def parse_schedule(schedule: str, tz: str = "UTC") -> CronTrigger:
