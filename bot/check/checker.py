@@ -30,6 +30,7 @@ from bot.domain.reference import ImageRef, is_image_id, parse_reference
 from bot.domain.versions import Level
 from bot.engines.swarm import SERVICE_ID_LABEL
 from bot.errors import ContainerNotFound, InvalidReference, RegistryError
+from bot.registry.mirrors import with_endpoints
 
 log = logging.getLogger(__name__)
 
@@ -294,6 +295,7 @@ class Checker:
             )
             for p in plans
         )
+        results = with_endpoints(results, [p.lookup for p in plans], self.registry)
         if self.describer is not None:
             results = await self.describer.describe(results)
         log.debug("checked %d workloads, %d distinct references", len(results), len(refs))

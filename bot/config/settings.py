@@ -151,6 +151,10 @@ class Settings(BaseSettings):
     insecure_registries: HostList = Field(
         default=(), validation_alias="DOCKWARDEN_INSECURE_REGISTRIES"
     )
+    # None: the engine's registry-mirrors (`docker info`); () with "none": no mirror at all.
+    registry_mirrors: Annotated[tuple[str, ...] | None, NoDecode] = Field(
+        default=None, validation_alias="DOCKWARDEN_REGISTRY_MIRRORS"
+    )
     certs_dir: str = Field(default="/etc/docker/certs.d", validation_alias="DOCKWARDEN_CERTS_DIR")
     health_timeout: Seconds = Field(default=60.0, validation_alias="DOCKWARDEN_HEALTH_TIMEOUT")
     grace_period: Seconds = Field(default=5.0, validation_alias="DOCKWARDEN_GRACE_PERIOD")
@@ -207,6 +211,18 @@ class Settings(BaseSettings):
     @classmethod
     def _hosts(cls, value: object) -> tuple[str, ...]:
         return tuple(_split(value))
+
+    @field_validator("registry_mirrors", mode="before")
+    @classmethod
+    def _mirrors(cls, value: object) -> tuple[str, ...] | None:
+        from bot.registry.mirrors import parse_mirror
+
+        entries = _split(value)
+        if not entries:
+            return None  # unset or empty: the engine's own
+        if [e.lower() for e in entries] == ["none"]:
+            return ()
+        return tuple(dict.fromkeys(parse_mirror(entry).url for entry in entries))
 
     @field_validator("schedule")
     @classmethod

@@ -118,10 +118,13 @@ class CheckResult:
     current_version: str | None = None  # org.opencontainers.image.version of what runs
     new_version: str | None = None  # ... and of what the update brings
     min_age: timedelta | None = None  # a new digest is proposed once seen this long
+    # Which endpoint gave remote_digest, when Docker Hub was asked through registry mirrors
+    # (a mirror's URL, or docker.io); in JSON only then, so the contract stays as it was.
+    endpoint: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        """The contract's result object."""
-        return {
+        """The contract's result object (`endpoint` only when mirrors were asked)."""
+        found: dict[str, Any] = {
             "container": self.container,
             "image": self.image,
             "status": self.status.value,
@@ -133,6 +136,9 @@ class CheckResult:
             "current_version": self.current_version,
             "new_version": self.new_version,
         }
+        if self.endpoint is not None:
+            found["endpoint"] = self.endpoint
+        return found
 
 
 @dataclass(frozen=True)

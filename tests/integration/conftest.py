@@ -9,8 +9,6 @@ the session's one engine.
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,8 +18,8 @@ from bot.engines.docker import DockerEngine
 from bot.store.db import Store
 from tests.conftest import _stoppers
 from tests.integration.engines import EngineUnderTest
-from tests.integration.hosts import compose, mirror, second_engine  # noqa: F401 - fixtures
-from tests.services.engine import Engine, remove_session_resources
+from tests.integration.hosts import compose, mirror, own_engine, second_engine  # noqa: F401
+from tests.services.engine import Engine
 from tests.services.images import ImageFactory
 from tests.services.newer_engine import ContainerdStoreEngine, NewerEngineUnavailable
 from tests.services.podman import RUN_DEFAULTS, PodmanEngine, PodmanUnavailable
@@ -31,18 +29,11 @@ from tests.services.registry import Registries
 @pytest.fixture(scope="session")
 def containerd_engine(registries: Registries) -> Iterator[EngineUnderTest]:
     """Docker 26.1 (Debian 13) with the containerd image store; skips where it cannot run."""
-    engine = ContainerdStoreEngine()
-    _stoppers.append(engine.stop)
-    try:
-        engine.start()
-    except (NewerEngineUnavailable, RuntimeError, OSError) as exc:
-        engine.stop()
-        pytest.skip(f"Docker 26.1 with the containerd image store cannot run here: {exc}")
-    remove_session_resources(engine.client, dead_only=True)
-    yield EngineUnderTest("containerd", engine.url, engine.client, ImageFactory(engine.client))
-    with contextlib.suppress(Exception):
-        remove_session_resources(engine.client, dead_only=False, session=os.getpid())
-    engine.stop()
+    yield from own_engine(
+        ContainerdStoreEngine(), "containerd",
+        "Docker 26.1 with the containerd image store cannot run here",
+        (NewerEngineUnavailable, RuntimeError, OSError),
+    )
 
 
 @pytest.fixture(scope="session")

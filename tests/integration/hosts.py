@@ -26,22 +26,29 @@ def mirror(registries: Registries) -> RegistryService:
     return registries.anonymous
 
 
+def own_engine(engine: Engine, store: str, cannot: str,
+               errors: tuple[type[Exception], ...] = (RuntimeError, OSError)
+               ) -> Iterator[EngineUnderTest]:
+    """For a session fixture: start `engine` (a skip saying `cannot`, and why, when it fails),
+    yield it as the tests use it, then remove what the session made there and stop it."""
+    _stoppers.append(engine.stop)
+    try:
+        engine.start()
+    except errors as exc:
+        engine.stop()
+        pytest.skip(f"{cannot}: {exc}")
+    remove_session_resources(engine.client, dead_only=True)
+    yield EngineUnderTest(store, engine.url, engine.client, ImageFactory(engine.client))
+    with contextlib.suppress(Exception):
+        remove_session_resources(engine.client, dead_only=False, session=os.getpid())
+    engine.stop()
+
+
 @pytest.fixture(scope="session")
 def second_engine(mirror: RegistryService) -> Iterator[EngineUnderTest]:
     """A second dockerd (own socket, data root, bridge) whose Docker Hub mirror is `mirror`;
     skips where it cannot run."""
-    engine = SecondEngine(mirror.url)
-    _stoppers.append(engine.stop)
-    try:
-        engine.start()
-    except (RuntimeError, OSError) as exc:
-        engine.stop()
-        pytest.skip(f"a second dockerd cannot run here: {exc}")
-    remove_session_resources(engine.client, dead_only=True)
-    yield EngineUnderTest("second", engine.url, engine.client, ImageFactory(engine.client))
-    with contextlib.suppress(Exception):
-        remove_session_resources(engine.client, dead_only=False, session=os.getpid())
-    engine.stop()
+    yield from own_engine(SecondEngine(mirror.url), "second", "a second dockerd cannot run here")
 
 
 @pytest.fixture(scope="session")

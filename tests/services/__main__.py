@@ -64,35 +64,31 @@ def fetch_newer_engine() -> int:
     """Download and unpack Debian 13's Docker beside the system's (once; cached after)."""
     from tests.services import newer_engine
 
-    if newer_engine.unpacked():
-        return 0  # cached from an earlier run: nothing to do, nothing to say
-    WORK_ROOT.mkdir(parents=True, exist_ok=True)
-    logfile = WORK_ROOT / "prepare-trixie.log"
-    print(f"test services: fetching Debian 13 docker.io and containerd into "
-          f"{newer_engine.TRIXIE_ROOT} (log {logfile})", flush=True)
-    try:
-        newer_engine.fetch(logfile)
-    except (newer_engine.NewerEngineUnavailable, OSError, subprocess.CalledProcessError) as exc:
-        # Not fatal: the tests on that engine skip and say why.
-        print(f"test services: Debian 13 Docker unavailable: {exc}", file=sys.stderr)
-    return 0
+    return _fetch_once("Debian 13 docker.io and containerd", "Debian 13 Docker",
+                       newer_engine.TRIXIE_ROOT, newer_engine.unpacked, newer_engine.fetch,
+                       "prepare-trixie.log")
 
 
 def fetch_compose() -> int:
     """Download and unpack Debian 13's Compose v2 beside the system's Docker (once; cached)."""
     from tests.services import compose
 
-    if compose.unpacked():
-        return 0
+    return _fetch_once("Debian 13 docker-compose", "Compose v2", compose.COMPOSE_ROOT,
+                       compose.unpacked, compose.fetch, "prepare-compose.log")
+
+
+def _fetch_once(what: str, short: str, into: Path, unpacked: Callable[[], bool],
+                fetch: Callable[[Path], None], log_name: str) -> int:
+    """Fetch what is not unpacked yet; a failure is said but not fatal (its tests skip)."""
+    if unpacked():
+        return 0  # cached from an earlier run: nothing to do, nothing to say
     WORK_ROOT.mkdir(parents=True, exist_ok=True)
-    logfile = WORK_ROOT / "prepare-compose.log"
-    print(f"test services: fetching Debian 13 docker-compose into {compose.COMPOSE_ROOT} "
-          f"(log {logfile})", flush=True)
+    logfile = WORK_ROOT / log_name
+    print(f"test services: fetching {what} into {into} (log {logfile})", flush=True)
     try:
-        compose.fetch(logfile)
-    except (compose.ComposeUnavailable, OSError, subprocess.CalledProcessError) as exc:
-        # Not fatal: the Compose tests skip and say why.
-        print(f"test services: Compose v2 unavailable: {exc}", file=sys.stderr)
+        fetch(logfile)
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        print(f"test services: {short} unavailable: {exc}", file=sys.stderr)
     return 0
 
 
