@@ -68,9 +68,7 @@ class Store(Database):
         detail: str = "",
     ) -> int:
         """Append one action and its outcome to the history."""
-        return self._history.record(
-            action, outcome, container=container, actor=actor, detail=detail
-        )
+        return self._history.record(action, outcome, container, actor, detail)
 
     def history(self, container: str | None = None, limit: int = 20) -> list[HistoryEntry]:
         """The newest history entries, for one container or all."""
@@ -121,7 +119,7 @@ class Store(Database):
         detail: str = "",
     ) -> bool:
         """Move an update to `state` (only from one of `expect` when given); True if it moved."""
-        return self._updates.set_state(update_id, state, expect=expect, detail=detail)
+        return self._updates.set_state(update_id, state, expect, detail)
 
     def approve_update(self, update_id: str, actor: str) -> bool:
         """Mark an update approved by `actor`; False when it was not approvable any more."""

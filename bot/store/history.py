@@ -29,13 +29,7 @@ class History:
         self.db = db
 
     def record(
-        self,
-        action: str,
-        outcome: str,
-        *,
-        container: str | None = None,
-        actor: str | None = None,
-        detail: str = "",
+        self, action: str, outcome: str, container: str | None, actor: str | None, detail: str
     ) -> int:
         """Append one action and its outcome to the history."""
         with self.db.transaction() as db:

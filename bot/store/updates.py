@@ -47,13 +47,8 @@ class Updates:
         self.db = db
 
     def add(
-        self,
-        container: str,
-        image: str,
-        old_digest: str | None,
-        remote_digest: str,
-        policy: Policy,
-        new_tag: str | None = None,
+        self, container: str, image: str, old_digest: str | None, remote_digest: str,
+        policy: Policy, new_tag: str | None,
     ) -> tuple[PendingUpdate, bool]:
         """The update row for (container, remote_digest), created if new; (row, created).
 
@@ -111,12 +106,8 @@ class Updates:
         return [_update(row) for row in rows]
 
     def set_state(
-        self,
-        update_id: str,
-        state: UpdateState,
-        *,
-        expect: tuple[UpdateState, ...] | None = None,
-        detail: str = "",
+        self, update_id: str, state: UpdateState, expect: tuple[UpdateState, ...] | None,
+        detail: str,
     ) -> bool:
         """Move an update to `state` (only from one of `expect` when given); True if it moved."""
         try:
