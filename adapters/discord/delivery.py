@@ -25,6 +25,7 @@ import discord.gateway
 import discord.http
 import yarl
 
+from adapters.common import redact
 from bot.errors import DockWardenError
 
 log = logging.getLogger(__name__)
@@ -33,14 +34,6 @@ T = TypeVar("T")
 
 DEFAULT_RETRY_AFTER = 1.0  # seconds, when a 429 names no wait at all
 MAX_WAIT = 60.0  # a longer wait is not worth holding an alert for; we give up and say so
-
-
-def scrub(text: str, secrets: Sequence[str]) -> str:
-    """`text` with every secret replaced by `***`."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 def _retry_after(exc: discord.HTTPException) -> float:
@@ -77,11 +70,11 @@ async def deliver(
             elif exc.status < 500:
                 raise DockWardenError(
                     f"Discord refused {what}: HTTP {exc.status} "
-                    f"{scrub(exc.text, secrets)[:200]}".rstrip()
+                    f"{redact(exc.text, secrets)[:200]}".rstrip()
                 ) from None
             problem = f"HTTP {exc.status}"
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            problem = f"{type(exc).__name__}: {scrub(str(exc), secrets)[:200]}"
+            problem = f"{type(exc).__name__}: {redact(str(exc), secrets)[:200]}"
         if attempt == attempts or wait > MAX_WAIT:
             break
         log.warning("sending %s to Discord failed (%s); retry %d/%d in %.2fs",

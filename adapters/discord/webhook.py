@@ -11,29 +11,17 @@ import re
 import aiohttp
 import discord
 
-from adapters.discord.delivery import ApiRedirect, deliver, scrub
+from adapters.common import SecretFilter, not_running
+from adapters.discord.delivery import ApiRedirect, deliver
 from adapters.discord.render import alert_embed
 from bot.chat.messages import Alert, Dispatch
 from bot.config.settings import Settings
-from bot.errors import ConfigError, DockWardenError
+from bot.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 _WEBHOOK_PATH = re.compile(r"/webhooks/(?P<id>\d+)/(?P<token>[^/?#]+)")
-
-
-class _ScrubFilter(logging.Filter):
-    """Takes a secret out of a library's log records (discord.py logs webhook URLs at DEBUG)."""
-
-    def __init__(self, secret: str) -> None:
-        super().__init__()
-        self._secret = secret
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if self._secret in message:
-            record.msg, record.args = scrub(message, [self._secret]), ()
-        return True
+_LIBRARY_LOG = "discord.webhook.async_"  # logs webhook URLs, token included, at DEBUG
 
 
 class DiscordWebhookAdapter:
@@ -59,13 +47,13 @@ class DiscordWebhookAdapter:
         self._redirect = ApiRedirect(settings.discord_api_base_url, None)
         self._session: aiohttp.ClientSession | None = None
         self._webhook: discord.Webhook | None = None
-        self._filter = _ScrubFilter(self._token)
-        self._library_log = logging.getLogger("discord.webhook.async_")
+        self._filter = SecretFilter()
+        self._filter.protect(self._token)
 
     async def start(self, dispatch: Dispatch) -> None:
         """Open the HTTP session; there is nothing to listen to (dispatch is not used)."""
         self._redirect.enter()
-        self._library_log.addFilter(self._filter)
+        self._filter.attach(_LIBRARY_LOG)
         self._session = aiohttp.ClientSession()
         self._webhook = discord.Webhook.partial(self._webhook_id, self._token,
                                                 session=self._session)
@@ -79,14 +67,14 @@ class DiscordWebhookAdapter:
             if session is not None:
                 await session.close()
         finally:
-            self._library_log.removeFilter(self._filter)
+            self._filter.detach(_LIBRARY_LOG)
             self._redirect.exit()
 
     async def notify(self, alert: Alert) -> None:
         """Post the alert's embed (buttons need a bot, so none)."""
         webhook = self._webhook
         if webhook is None:
-            raise DockWardenError(f"Discord webhook is not started; alert {alert.title!r} lost")
+            raise not_running("The Discord webhook", alert)
         embed = alert_embed(alert)
 
         async def send() -> discord.WebhookMessage:

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, User
 
+from adapters import common
+from bot.chat.catalogue import CommandSpec, usage
 from bot.chat.messages import Action, Alert, Reply
 
 log = logging.getLogger(__name__)
@@ -20,6 +22,7 @@ log = logging.getLogger(__name__)
 MESSAGE_LIMIT = 4096  # characters per message, Telegram's limit
 CALLBACK_DATA_LIMIT = 64  # bytes of callback_data, Telegram's limit
 CALLBACK_ANSWER_LIMIT = 200  # characters of an answerCallbackQuery text
+MENU_DESCRIPTION_LIMIT = 256  # characters of a command's description in the menu
 
 def escape(text: str) -> str:
     """Text made safe for Telegram's HTML parse mode."""
@@ -120,8 +123,8 @@ def keyboard(actions: Sequence[Action]) -> InlineKeyboardMarkup | None:
 
 
 def press_line(who: str, label: str, outcome: str) -> str:
-    """The line added under an alert once someone pressed one of its buttons."""
-    return f"{escape(who)} pressed {escape(label)}: {escape(outcome)}"
+    """The HTML line added under an alert once someone pressed one of its buttons."""
+    return escape(common.press_line(who, label, outcome))
 
 
 def edited_text(original_html: str, line: str, limit: int = MESSAGE_LIMIT) -> str:
@@ -130,6 +133,12 @@ def edited_text(original_html: str, line: str, limit: int = MESSAGE_LIMIT) -> st
     if size(text) <= limit:
         return text
     return line if size(line) <= limit else _pieces(html.unescape(line), limit)[0]
+
+
+def menu_description(spec: CommandSpec) -> str:
+    """A command's line in Telegram's command menu: its summary, and how to type its arguments."""
+    text = f"{spec.summary} {usage(spec)}" if spec.arguments else spec.summary
+    return text[:MENU_DESCRIPTION_LIMIT]
 
 
 def display_name(user: User) -> str:

@@ -78,8 +78,12 @@ async def test_commands_are_synced_to_the_configured_guild(
     assert "global" not in discord_standin.commands
     options = {c["name"]: c.get("options", []) for c in discord_standin.commands[str(GUILD_ID)]}
     assert [o["autocomplete"] for o in options["pull"]] == [True]
+    # the catalogue's arguments: /snooze's duration may be left out (the default applies)
     assert [(o["name"], o["required"]) for o in options["snooze"]] == [
-        ("name", True), ("duration", True)]
+        ("name", True), ("duration", False)]
+    assert [(o["name"], o["autocomplete"]) for o in options["approve"]] == [("id", True)]
+    assert [(o["name"], o["type"], o["min_value"]) for o in options["updates"]] == [
+        ("page", 4, 1)]
 
 
 async def test_commands_are_synced_globally_without_a_guild(
@@ -478,7 +482,7 @@ async def test_stop_under_a_callers_deadline_still_closes_the_client(
     assert discord.http.Route.BASE == base
     assert not [t for t in asyncio.all_tasks() if t.get_name() == "discord-client"]
     assert adapter.failure is None
-    for handler in list(adapter._handlers):  # the answer that was cut off
+    for handler in list(adapter.interactions.handlers):  # the answer that was cut off
         handler.cancel()
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
-from adapters.telegram.adapter import COMMANDS, TelegramAdapter
+from adapters.telegram.adapter import TelegramAdapter
 from adapters.telegram.render import MESSAGE_LIMIT
+from bot.chat.catalogue import COMMANDS, command, usage
 from bot.chat.messages import Action, Alert, AlertKind, Command, Field, Reply, Sender
 from bot.config.settings import Settings
 from bot.errors import ConfigError, DockWardenError
@@ -68,7 +70,7 @@ def update_alert(update_id: str = "u1") -> Alert:
     )
 
 
-async def test_start_registers_every_command_with_a_description(
+async def test_start_registers_every_catalogue_command_with_its_summary_and_usage(
     adapter: TelegramAdapter, telegram_standin: TelegramStandin
 ) -> None:
     names = [c["command"] for c in telegram_standin.commands]
@@ -76,8 +78,13 @@ async def test_start_registers_every_command_with_a_description(
         "status", "check", "updates", "approve", "pull", "ignore", "snooze", "rollback", "history",
         "help",
     ]
-    assert names == [name for name, _ in COMMANDS]
-    assert all(c["description"] for c in telegram_standin.commands)
+    assert names == [spec.name for spec in COMMANDS]
+    described = {c["command"]: c["description"] for c in telegram_standin.commands}
+    assert described["status"] == command("status").summary
+    assert described["history"] == f"{command('history').summary} /history [name]"
+    for spec in COMMANDS:
+        assert described[spec.name].startswith(spec.summary)
+        assert described[spec.name].endswith(usage(spec) if spec.arguments else spec.summary)
 
 
 async def test_status_command_reaches_dispatch_with_sender_and_reply_arrives(
@@ -149,13 +156,13 @@ async def test_failing_dispatch_is_answered_in_the_chat_and_logged_with_tracebac
     async def broken(command: Command) -> Reply:
         raise RuntimeError("store on fire")
 
-    adapter._dispatch = broken
+    adapter._commands.dispatch = broken
     telegram_standin.push_message(CHAT, TELEGRAM_ADMIN, "/status")
 
     [reply] = await wait_for(lambda: telegram_standin.sent_messages(CHAT), "the failure note")
     assert reply["text"] == "/status failed; the bot's log says why."
     [record] = await wait_for(
-        lambda: [r for r in caplog.records if r.name == "adapters.telegram.adapter"
+        lambda: [r for r in caplog.records if r.name == "adapters.telegram.commands"
                  and r.levelname == "ERROR"],
         "the error handler's log line",
     )
@@ -171,7 +178,7 @@ async def test_alerts_go_out_before_start_and_are_refused_after_stop(
     await adapter.start(core)
     await adapter.stop()
 
-    with pytest.raises(DockWardenError, match="stopped"):
+    with pytest.raises(DockWardenError, match="not running"):
         await adapter.notify(update_alert("u2"))
     assert [len(telegram_standin.sent_messages(c)) for c in TELEGRAM_ALERT_CHATS] == [1, 1]
 
@@ -228,28 +235,61 @@ async def test_approve_press_dispatches_and_edits_the_alert_with_who_and_outcome
     assert "reply_markup" in other_chat_alert, "only the pressed message is edited"
 
 
-async def test_slow_approval_answers_the_press_at_once_and_edits_when_done(
+@pytest.fixture
+async def gated_alert(
     telegram_settings: Settings, telegram_standin: TelegramStandin, core: ScriptedCore
-) -> None:
+) -> AsyncIterator[dict[str, Any]]:
+    """An alert sent by an adapter that answers a slow press after 0.1s; the core waits for
+    `core.gate` before it answers."""
     adapter = TelegramAdapter(telegram_settings, poll_timeout=2, answer_within=0.1)
     await adapter.start(core)
+    core.gate = asyncio.Event()
     try:
-        core.gate = asyncio.Event()
-        core.replies["approve"] = Reply("my_app.web_1: updated")
         await adapter.notify(update_alert())
         [alert] = telegram_standin.sent_messages(CHAT)
-
-        telegram_standin.press_button(CHAT, TELEGRAM_ADMIN, alert["message_id"], "approve:u1")
-
-        [answer] = await wait_for(lambda: telegram_standin.callback_answers, "an early answer")
-        assert answer["text"] == "Approve: working on it..."
-        assert telegram_standin.edits == []
-        core.gate.set()
-        [edit] = await wait_for(lambda: telegram_standin.edits, "the edit with the outcome")
-        assert edit["plain_text"].endswith("pressed Approve: my_app.web_1: updated")
-        assert len(telegram_standin.callback_answers) == 1
+        yield alert
     finally:
+        core.gate.set()
         await adapter.stop()
+
+
+async def test_slow_approval_answers_the_press_at_once_and_edits_when_done(
+    gated_alert: dict[str, Any], telegram_standin: TelegramStandin, core: ScriptedCore
+) -> None:
+    assert command("approve").slow
+    assert core.gate is not None
+    core.replies["approve"] = Reply("my_app.web_1: updated")
+
+    telegram_standin.press_button(CHAT, TELEGRAM_ADMIN, gated_alert["message_id"], "approve:u1")
+
+    [answer] = await wait_for(lambda: telegram_standin.callback_answers, "an early answer")
+    assert answer["text"] == "Approve: working on it..."
+    assert telegram_standin.edits == []
+    core.gate.set()
+    [edit] = await wait_for(lambda: telegram_standin.edits, "the edit with the outcome")
+    assert edit["plain_text"].endswith("pressed Approve: my_app.web_1: updated")
+    assert len(telegram_standin.callback_answers) == 1
+
+
+async def test_a_press_of_a_quick_command_is_answered_with_its_outcome_however_long_it_takes(
+    gated_alert: dict[str, Any], telegram_standin: TelegramStandin, core: ScriptedCore
+) -> None:
+    assert not command("snooze").slow
+    assert core.gate is not None
+    core.replies["snooze"] = Reply("Snoozed my_app.web_1 for 1d")
+
+    telegram_standin.press_button(
+        CHAT, TELEGRAM_ADMIN, gated_alert["message_id"], "snooze:my_app.web_1"
+    )
+
+    await wait_for(lambda: core.commands, "the press to reach dispatch")
+    await asyncio.sleep(0.4)  # well past answer_within: a slow command had its early answer
+    assert telegram_standin.callback_answers == []
+    core.gate.set()
+    [answer] = await wait_for(lambda: telegram_standin.callback_answers, "the answer")
+    assert answer["text"] == "Snoozed my_app.web_1 for 1d"
+    [edit] = await wait_for(lambda: telegram_standin.edits, "the edit with the outcome")
+    assert edit["plain_text"].endswith("pressed Snooze 1d: Snoozed my_app.web_1 for 1d")
 
 
 async def test_refused_press_is_answered_privately_and_the_alert_stays(

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from telegram import User
 from telegram.error import RetryAfter
 
-from adapters.telegram.adapter import retry_seconds
+from adapters.telegram.delivery import retry_seconds
 from adapters.telegram.render import (
     MESSAGE_LIMIT,
     callback_data,
@@ -18,6 +18,7 @@ from adapters.telegram.render import (
     edited_text,
     escape,
     keyboard,
+    menu_description,
     paginate,
     parse_callback_data,
     press_line,
@@ -25,6 +26,7 @@ from adapters.telegram.render import (
     render_reply,
     size,
 )
+from bot.chat.catalogue import COMMANDS, command
 from bot.chat.messages import Action, Alert, AlertKind, Field, Reply
 from tests.standins.telegram import ApiError, parse_html
 
@@ -164,3 +166,11 @@ def test_lines_are_packed_whole_into_pages_and_blank_pages_dropped() -> None:
 def test_the_standin_refuses_markup_telegram_refuses(raw: str) -> None:
     with pytest.raises(ApiError, match="can't parse entities"):
         parse_html(raw)
+
+
+def test_the_menu_shows_each_commands_summary_and_how_its_arguments_are_typed() -> None:
+    assert menu_description(command("status")) == command("status").summary
+    assert menu_description(command("history")) == (
+        f"{command('history').summary} /history [name]"
+    )
+    assert all(3 <= len(menu_description(spec)) <= 256 for spec in COMMANDS)
