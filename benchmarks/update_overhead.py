@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,37 +40,38 @@ from tests.services.images import ImageFactory  # noqa: E402
 from tests.services.registry import RegistryProcess, RegistryService  # noqa: E402
 
 SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 86400 & wait"]
-DOCKERS_OWN = ("pull", "create_container_from_config", "start")
+DOCKERS_OWN = ("pull", "create", "start")
+PORT_CALLS = (
+    "inspect_container", "inspect_image", "list_containers", "pull", "tag", "remove_image", "stop",
+    "rename", "create", "connect", "start", "restart", "remove_container",
+)
 
 
-def _time_engine_calls(updater: Updater, spent: Counter[str]) -> None:
-    """Wrap the updater's engine calls so each method's time adds up in `spent`."""
-    call = updater.engine.call
+def _time_engine_calls(engine: DockerEngine, spent: Counter[str]) -> Callable[[], None]:
+    """Wrap the engine port's calls so each method's time adds up in `spent`; the unwrapper."""
     lock = threading.Lock()
 
-    def timed_stream(events: Iterator[Any]) -> Iterator[Any]:
-        # A pull's work happens while its progress stream is read.
-        while True:
+    def timed(method: str) -> Callable[..., Awaitable[Any]]:
+        call = getattr(engine, method)
+
+        async def run(*args: Any, **kwargs: Any) -> Any:
             start = time.perf_counter()
             try:
-                event = next(events)
-            except StopIteration:
-                return
+                return await call(*args, **kwargs)
             finally:
                 with lock:
-                    spent["pull"] += time.perf_counter() - start
-            yield event
+                    spent[method] += time.perf_counter() - start
 
-    async def timed(what: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            result = await call(what, method, *args, **kwargs)
-        finally:
-            with lock:
-                spent[method] += time.perf_counter() - start
-        return timed_stream(iter(result)) if method == "pull" else result
+        return run
 
-    updater.engine.call = timed  # type: ignore[method-assign]
+    for method in PORT_CALLS:
+        setattr(engine, method, timed(method))
+
+    def unwrap() -> None:
+        for method in PORT_CALLS:
+            delattr(engine, method)
+
+    return unwrap
 
 
 async def one_round(
@@ -89,7 +90,7 @@ async def one_round(
     container = client.containers.run(f"{name}:1", detach=True, name=repo.replace("/", "-"))
     spent: Counter[str] = Counter()
     updater = Updater(engine, registry, store, health_timeout=60, grace_period=grace)
-    _time_engine_calls(updater, spent)
+    unwrap = _time_engine_calls(engine, spent)
     try:
         start = time.perf_counter()
         result = await updater.update(container.name)
@@ -97,6 +98,7 @@ async def one_round(
         if result.outcome is not UpdateOutcome.UPDATED:
             raise RuntimeError(f"update did not succeed: {result.message}")
     finally:
+        unwrap()
         client.api.remove_container(container.name, force=True, v=True)
         for tag in (f"{name}:1", old_image):
             try:
@@ -128,7 +130,7 @@ async def main(rounds: int, grace: float) -> int:
                     overheads.append(overhead)
                     walls.append(wall)
                     print(f"{number:>5} {wall:7.3f} {spent['pull']:7.3f} "
-                          f"{spent['create_container_from_config']:7.3f} {spent['start']:7.3f} "
+                          f"{spent['create']:7.3f} {spent['start']:7.3f} "
                           f"{spent['stop']:7.3f} {spent['remove_container']:7.3f} "
                           f"{overhead:9.3f}")
         finally:

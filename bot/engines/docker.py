@@ -1,9 +1,9 @@
-"""The Docker engine: the connection, the SDK's errors translated, the engine port, Workloads.
+"""The Docker engine: the connection, the SDK's errors translated (here only), the engine port.
 
 `DockerEngine` is the real implementation of the engine port (bot/engines/port.py): its async
 methods run the synchronous SDK in a worker thread and answer typed views (bot/engines/
 inspect.py). Its synchronous methods (version, info, list_workloads, ...) serve the checker and
-doctor, which run them with `asyncio.to_thread`.
+doctor, which run them with `asyncio.to_thread`; bot/engines/workloads.py lists the containers.
 """
 
 from __future__ import annotations
@@ -20,19 +20,23 @@ import docker.errors
 import requests.exceptions
 
 from bot.domain.model import Workload
-from bot.domain.reference import parse_reference
 from bot.engines.inspect import (
     ContainerInspect,
     ContainerSummary,
     ImageInspect,
-    JsonObject,
     JsonValue,
     parse_container,
     parse_image,
     parse_summary,
 )
-from bot.engines.port import NetworkAttachment, doing
-from bot.errors import EngineError, EngineUnavailable, InvalidReference
+from bot.engines.port import NetworkAttachment, doing, require_image
+from bot.engines.workloads import (
+    STORE_CLASSIC,
+    STORE_CONTAINERD,
+    STORE_PODMAN,
+    list_workloads,
+)
+from bot.errors import EngineError, EngineUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +44,6 @@ DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 
 # `docker info`'s DriverStatus on an engine that keeps images in containerd's store.
 _CONTAINERD_DRIVER_TYPE = "io.containerd.snapshotter.v1"
-STORE_CLASSIC, STORE_CONTAINERD, STORE_PODMAN = "classic", "containerd", "podman"
 
 # Lost connections and timeouts mean the engine went away, not that it refused one request.
 _CONNECTION_ERRORS = (
@@ -83,7 +86,7 @@ class DockerEngine:
         )
 
     @contextmanager
-    def _calls(self, what: str | None = None) -> Iterator[None]:
+    def calls(self, what: str | None = None) -> Iterator[None]:
         """The one translation of the SDK's failures into DockWarden's engine errors.
 
         With `what`, the message says what the engine refused; without (the port's calls), it
@@ -107,7 +110,7 @@ class DockerEngine:
 
     async def _run(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """One SDK call in a worker thread, its failures translated."""
-        with self._calls():
+        with self.calls():
             return await asyncio.to_thread(call, *args, **kwargs)
 
     async def _found(self, call: Callable[[str], Any], ref: str) -> Any:
@@ -128,27 +131,17 @@ class DockerEngine:
 
     def version(self) -> dict[str, Any]:
         """The engine's /version document (Version, ApiVersion, Os, Arch, ...)."""
-        with self._calls("reporting its version"):
+        with self.calls("reporting its version"):
             return dict(self.docker.version())
 
     def info(self) -> dict[str, Any]:
         """The engine's /info document (RegistryConfig, Driver, ...)."""
-        with self._calls("reporting its settings"):
+        with self.calls("reporting its settings"):
             return dict(self.docker.info())
 
     def list_workloads(self) -> list[Workload]:
         """The running containers, each with the reference it was created from."""
-        with self._calls("listing containers"):
-            summaries: list[dict[str, Any]] = self.docker.api.containers()
-        images = self._image_digests()
-        inspected_images: set[str] = set()
-        store = self.store()
-        workloads = []
-        for summary in summaries:
-            workload = self._workload(summary, images, inspected_images, store)
-            if workload is not None:
-                workloads.append(workload)
-        return workloads
+        return list_workloads(self)
 
     def store(self) -> str:
         """Where the engine keeps images: "classic", "containerd" or "podman" (asked once).
@@ -157,7 +150,7 @@ class DockerEngine:
         and Podman give every image, built or imported too, a RepoDigest of its own digest.
         """
         if self._store is None:
-            with self._calls("reporting its version"):
+            with self.calls("reporting its version"):
                 components = self.docker.version().get("Components") or []
             if any("podman" in str(c.get("Name", "")).lower() for c in components):
                 self._store = STORE_PODMAN
@@ -169,7 +162,7 @@ class DockerEngine:
         """Swarm services when this engine is a swarm manager; otherwise none."""
         from bot.engines.swarm import list_services
 
-        with self._calls("listing swarm services"):
+        with self.calls("listing swarm services"):
             return list_services(self.docker)
 
     def close(self) -> None:
@@ -209,13 +202,9 @@ class DockerEngine:
                     raise EngineError(str(event["error"]))
 
         await self._run(drain)
-        with doing("inspecting the pulled image"):
-            image = await self.inspect_image(f"{repository}@{digest}")
-            if image is None:
-                raise EngineError(f"no image {repository}@{digest} after the pull")
-        return image
+        return await require_image(self, f"{repository}@{digest}", "inspecting the pulled image")
 
-    async def tag(self, image: str, repository: str, tag: str) -> None:
+    async def tag(self, image: str, repository: str, tag: str | None) -> None:
         """Let `repository:tag` name `image`."""
         await self._run(self.docker.api.tag, image, repository, tag)
 
@@ -266,7 +255,7 @@ class DockerEngine:
         """Remove a container (with the anonymous volumes it made itself, when `volumes`)."""
         await self._run(self.docker.api.remove_container, container_id, v=volumes, force=force)
 
-    async def inspect_service(self, ref: str) -> JsonObject | None:
+    async def inspect_service(self, ref: str) -> dict[str, Any] | None:
         """A swarm service's inspect document; None without it (or without a manager here)."""
 
         def found() -> Any:
@@ -282,7 +271,7 @@ class DockerEngine:
         service = await self._run(found)
         return None if service is None else dict(service)
 
-    async def service_tasks(self, service_id: str) -> list[JsonObject]:
+    async def service_tasks(self, service_id: str) -> list[dict[str, Any]]:
         """A swarm service's tasks."""
         tasks = await self._run(self.docker.api.tasks, filters={"service": service_id})
         return [dict(task) for task in tasks]
@@ -299,7 +288,7 @@ class DockerEngine:
     def _containerd_store(self) -> bool:
         """Whether the engine keeps its images in containerd's store (GET /info)."""
         try:
-            with self._calls("reporting its storage"):
+            with self.calls("reporting its storage"):
                 status = self.docker.info().get("DriverStatus") or []
         except EngineUnavailable:
             raise
@@ -310,107 +299,6 @@ class DockerEngine:
                      self.where, exc)
             return False
         return any(isinstance(pair, list) and _CONTAINERD_DRIVER_TYPE in pair for pair in status)
-
-    def _image_digests(self) -> dict[str, tuple[str, ...]]:
-        """RepoDigests of every local image, by image id, in one request."""
-        with self._calls("listing images"):
-            listed: list[dict[str, Any]] = self.docker.api.images()
-        return {img["Id"]: tuple(img.get("RepoDigests") or ()) for img in listed}
-
-    def _repo_digests(
-        self,
-        image_id: str,
-        image: str,
-        known: dict[str, tuple[str, ...]],
-        inspected: set[str],
-        store: str,
-    ) -> tuple[str, ...]:
-        # The containerd image store lists one RepoDigest per image: an image with a second
-        # name may lack the container's repository there, though its inspect has them all.
-        listed = known.get(image_id)
-        if listed is not None and (image_id in inspected or _names_repository(listed, image)):
-            return listed
-        inspected.add(image_id)
-        with self._calls("inspecting an image"):
-            try:
-                found = self.docker.api.inspect_image(image_id)
-            except docker.errors.NotFound:
-                found = {}
-        known[image_id] = tuple(found.get("RepoDigests") or ()) or known.get(image_id, ())
-        if not found and store == STORE_CONTAINERD:
-            # A pull over the tag removed the image the container still runs; on this store
-            # its id is the digest of the manifest (or index) it was pulled as.
-            return _own_digest(image, image_id)
-        return known[image_id]
-
-    def _workload(
-        self,
-        summary: dict[str, Any],
-        images: dict[str, tuple[str, ...]],
-        inspected_images: set[str],
-        store: str,
-    ) -> Workload | None:
-        container_id: str = summary["Id"]
-        image_id: str = summary.get("ImageID") or ""
-        image: str = summary.get("Image") or ""
-        # The list shows the image id instead of the reference when the tag has since moved to
-        # another image (pulled but not yet recreated): only then is an inspect needed.
-        if not image or image == image_id:
-            with self._calls("inspecting a container"):
-                try:
-                    inspected = self.docker.api.inspect_container(container_id)
-                except docker.errors.NotFound:
-                    log.debug("container %s went away during the pass", container_id[:12])
-                    return None
-            image = inspected["Config"]["Image"]
-            image_id = inspected.get("Image") or image_id
-        return Workload(
-            name=container_name(summary.get("Names") or [], container_id),
-            id=container_id,
-            image=image,
-            image_id=image_id,
-            repo_digests=(
-                self._repo_digests(image_id, image, images, inspected_images, store)
-                if image_id
-                else ()
-            ),
-            labels=dict(summary.get("Labels") or {}),
-            digests_prove_pull=store == STORE_CLASSIC,
-        )
-
-
-def _names_repository(repo_digests: tuple[str, ...], image: str) -> bool:
-    """Whether a RepoDigest names the repository of `image` (or `image` is no reference)."""
-    try:
-        wanted = parse_reference(image)
-    except InvalidReference:
-        return True  # an image id or the like: nothing an inspect could add
-    for entry in repo_digests:
-        try:
-            have = parse_reference(entry)
-        except InvalidReference:
-            continue
-        if (have.registry, have.repository) == (wanted.registry, wanted.repository):
-            return True
-    return False
-
-
-def _own_digest(image: str, image_id: str) -> tuple[str, ...]:
-    """`repository@<image id>` for a reference (nothing when `image` is none)."""
-    try:
-        return (f"{parse_reference(image).name}@{image_id}",)
-    except InvalidReference:
-        return ()
-
-
-def container_name(names: list[str], container_id: str) -> str:
-    """The container's own name from the list API's Names (links add "/other/alias" names)."""
-    for name in names:
-        stripped = name.lstrip("/")
-        if "/" not in stripped:
-            return stripped
-    return names[0].lstrip("/") if names else container_id[:12]
-
 
 def _root_cause(exc: BaseException) -> str:
     """The OS-level reason under the SDK's wrapping ("Connection refused"), else the message."""

@@ -3,7 +3,9 @@
 `DockerEngine` (bot/engines/docker.py) is the real implementation over the Docker SDK;
 tests/unit/fakes.py holds an in-memory one. Each call raises an EngineError whose message is
 the engine's own words (EngineUnavailable when the engine went away); `doing` puts what the
-caller was doing in front, as the update's messages say it.
+caller was doing in front, as the update's messages say it. Containers and images come back as
+typed views (bot/engines/inspect.py); swarm services stay the engine's JSON documents, which
+bot/engines/swarm.py reads.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.engines.inspect import (
     ContainerInspect,
@@ -73,7 +75,7 @@ class Engine(Protocol):
     ) -> ImageInspect:
         """Pull `repository@digest` (with these credentials, else Docker's own); the image."""
 
-    async def tag(self, image: str, repository: str, tag: str) -> None:
+    async def tag(self, image: str, repository: str, tag: str | None) -> None:
         """Let `repository:tag` name `image`."""
 
     async def remove_image(self, image: str) -> None:
@@ -102,10 +104,10 @@ class Engine(Protocol):
     ) -> None:
         """Remove a container (with the anonymous volumes it made itself, when `volumes`)."""
 
-    async def inspect_service(self, ref: str) -> JsonObject | None:
+    async def inspect_service(self, ref: str) -> dict[str, Any] | None:
         """A swarm service's inspect document; None without it (or without a manager here)."""
 
-    async def service_tasks(self, service_id: str) -> list[JsonObject]:
+    async def service_tasks(self, service_id: str) -> list[dict[str, Any]]:
         """A swarm service's tasks."""
 
     async def update_service(
@@ -125,3 +127,12 @@ def doing(what: str) -> Iterator[None]:
         if type(exc) is not EngineError:
             raise
         raise EngineError(f"{what}: {exc}") from None
+
+
+async def require_image(engine: Engine, ref: str, what: str) -> ImageInspect:
+    """The image `ref`; an EngineError saying `what` failed when the engine has none."""
+    with doing(what):
+        image = await engine.inspect_image(ref)
+        if image is None:
+            raise EngineError(f"no such image: {ref}")
+    return image

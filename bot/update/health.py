@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
-Inspect = Callable[[], Awaitable[Mapping[str, Any]]]
+from bot.engines.inspect import ContainerInspect, ContainerState
+
+# The container's inspect view now; None once it is gone.
+Inspect = Callable[[], Awaitable[ContainerInspect | None]]
 
 POLL_INTERVAL = 0.2
 
@@ -25,19 +27,12 @@ class Verdict:
     detail: str
 
 
-def has_healthcheck(container: Mapping[str, Any]) -> bool:
-    """Whether the container runs a HEALTHCHECK (its own or its image's, not disabled)."""
-    check = (container.get("Config") or {}).get("Healthcheck") or {}
-    test = check.get("Test") or []
-    return bool(test) and test[0] != "NONE"
-
-
-def _stopped(state: Mapping[str, Any]) -> str | None:
-    if state.get("Running") and not state.get("Restarting"):
+def _stopped(state: ContainerState) -> str | None:
+    if state.running and not state.restarting:
         return None
-    if state.get("Restarting"):
-        return f"it is restarting (exit code {state.get('ExitCode')})"
-    return f"it exited with code {state.get('ExitCode')}"
+    if state.restarting:
+        return f"it is restarting (exit code {state.exit_code})"
+    return f"it exited with code {state.exit_code}"
 
 
 async def wait_healthy(
@@ -50,23 +45,24 @@ async def wait_healthy(
 ) -> Verdict:
     """Watch a started container until it proves healthy or fails; never raises on a verdict."""
     first = await inspect()
-    restarts = int(first.get("RestartCount") or 0)
-    started_at = (first.get("State") or {}).get("StartedAt")
-    checked = has_healthcheck(first)
+    if first is None:
+        return _gone()
+    restarts = first.restart_count
+    started_at = first.state.started_at
+    checked = first.has_healthcheck
     deadline = clock() + (timeout if checked else grace_period)
-    current: Mapping[str, Any] = first
+    current = first
     while True:
-        state = current.get("State") or {}
+        state = current.state
         stopped = _stopped(state)
         if stopped:
             return Verdict(False, f"the new container did not stay up: {stopped}")
-        if int(current.get("RestartCount") or 0) > restarts or state.get("StartedAt") != started_at:
+        if current.restart_count > restarts or state.started_at != started_at:
             return Verdict(False, "the new container restarted during the grace period")
         if checked:
-            status = (state.get("Health") or {}).get("Status")
-            if status == "healthy":
+            if state.health == "healthy":
                 return Verdict(True, "the new container reports healthy")
-            if status == "unhealthy":
+            if state.health == "unhealthy":
                 return Verdict(False, f"the new container reports unhealthy{_last_log(state)}")
         if clock() >= deadline:
             if checked:
@@ -75,14 +71,20 @@ async def wait_healthy(
                 )
             return Verdict(True, f"the new container kept running for {grace_period:g} s")
         await asyncio.sleep(min(poll_interval, max(0.0, deadline - clock())))
-        current = await inspect()
+        found = await inspect()
+        if found is None:
+            return _gone()
+        current = found
 
 
-def _last_log(state: Mapping[str, Any]) -> str:
-    logs = (state.get("Health") or {}).get("Log") or []
-    if not logs:
+def _gone() -> Verdict:
+    return Verdict(False, "the new container did not stay up: it exited with code gone (removed)")
+
+
+def _last_log(state: ContainerState) -> str:
+    if not state.health_log:
         return ""
-    last = logs[-1]
-    output = str(last.get("Output") or "").strip().splitlines()
+    last = state.health_log[-1]
+    output = last.output.strip().splitlines()
     tail = output[-1][:200] if output else ""
-    return f" (last check exit code {last.get('ExitCode')}{': ' + tail if tail else ''})"
+    return f" (last check exit code {last.exit_code}{': ' + tail if tail else ''})"

@@ -23,12 +23,14 @@ from bot.chat.messages import Alert, AlertKind, Field
 from bot.chat.text_safety import safe_text
 from bot.domain.model import UpdateOutcome, short_digest
 from bot.domain.reference import ImageRef, split_digest
+from bot.engines.inspect import ContainerInspect, ImageInspect
+from bot.engines.port import doing, require_image
 from bot.engines.swarm import service_image, service_name
 from bot.errors import ContainerNotFound, EngineError, InvalidReference, StoreError, UpdateError
 from bot.store.connection import utcnow
 from bot.store.safety import PreviousImage, SafetyStore
 from bot.update import selfinfo
-from bot.update.spec import build_create_spec, container_name
+from bot.update.spec import build_create_spec
 
 if TYPE_CHECKING:
     from bot.update.updater import Updater
@@ -146,7 +148,7 @@ class Rollbacks:
 
     async def plan(self, name: str) -> RollbackPlan | None:
         """What `rollback name` would do; None when there is nothing to roll back."""
-        old = await self.updater.engine.inspect(name)
+        old = await self.updater.engine.inspect_container(name)
         if old is None:
             service = await self.updater.services.find(name)
             if service is None:
@@ -157,8 +159,8 @@ class Rollbacks:
             now_digest, back_digest, _ = found
             return RollbackPlan(service_name(service), service_image(service), now_digest,
                                 back_digest)
-        record = await asyncio.to_thread(self.safety.last_update, container_name(old))
-        if record is None or old["Image"] != record.new_image_id:
+        record = await asyncio.to_thread(self.safety.last_update, old.name)
+        if record is None or old.image_id != record.new_image_id:
             return None
         return RollbackPlan(record.container, record.image, record.new_digest, record.old_digest)
 
@@ -169,14 +171,14 @@ class Rollbacks:
         updater._busy.add(name)
         claimed = {name}
         try:
-            old = await updater.engine.inspect(name)
+            old = await updater.engine.inspect_container(name)
             if old is not None:
-                for key in (str(old["Id"]), container_name(old)):
+                for key in (old.id, old.name):
                     if key not in claimed:
                         updater._claim_or_raise(key)
                         updater._busy.add(key)
                         claimed.add(key)
-                await updater._refuse_foreign_update(container_name(old))
+                await updater._refuse_foreign_update(old.name)
                 result = await self._container(old)
             else:
                 service = await updater.services.find(name)
@@ -195,8 +197,8 @@ class Rollbacks:
         log.info("rollback of %s: %s (%s)", result.container, result.outcome, result.message)
         return result
 
-    async def _container(self, old: Mapping[str, Any]) -> RollbackResult:
-        name = container_name(old)
+    async def _container(self, old: ContainerInspect) -> RollbackResult:
+        name = old.name
         record = await asyncio.to_thread(self.safety.last_update, name)
         if record is None:
             return RollbackResult(
@@ -204,14 +206,14 @@ class Rollbacks:
                 f"no update of {name} is recorded within DOCKWARDEN_ROLLBACK_KEEP; "
                 "nothing to roll back",
             )
-        if old["Image"] != record.new_image_id:
+        if old.image_id != record.new_image_id:
             return RollbackResult(
                 name, RollbackOutcome.NOTHING, None, None,
                 f"{name} no longer runs the image its last update put there; nothing to roll "
                 "back, nothing was changed",
             )
         now = record.new_digest
-        if selfinfo.runs_inside(str(old["Id"])):
+        if selfinfo.runs_inside(old.id):
             return RollbackResult(
                 name, RollbackOutcome.FAILED, now, now,
                 f"{name} runs DockWarden itself; roll it back from outside; nothing was changed",
@@ -223,8 +225,8 @@ class Rollbacks:
                                   f"{exc}; nothing was changed")
         try:
             image_id = await self._previous_image(record, ref)
-            current_image = dict(await self.updater.engine.call(
-                "inspecting the image", "inspect_image", old["Image"]))
+            current_image = await require_image(
+                self.updater.engine, old.image_id, "inspecting the image")
         except EngineError as exc:
             return RollbackResult(
                 name, RollbackOutcome.FAILED, now, now,
@@ -236,9 +238,9 @@ class Rollbacks:
     async def _previous_image(self, record: PreviousImage, ref: ImageRef) -> str:
         """The kept image's id; pulled again by its digest when it was removed meanwhile."""
         try:
-            image = await self.updater.engine.call(
-                "inspecting the previous image", "inspect_image", record.old_image_id)
-            return str(image["Id"])
+            image = await require_image(
+                self.updater.engine, record.old_image_id, "inspecting the previous image")
+            return image.id
         except EngineError:
             if not record.old_digest:
                 raise
@@ -246,16 +248,16 @@ class Rollbacks:
 
     async def _replace(
         self,
-        old: Mapping[str, Any],
+        old: ContainerInspect,
         record: PreviousImage,
         ref: ImageRef,
-        current_image: Mapping[str, Any],
+        current_image: ImageInspect,
         image_id: str,
     ) -> RollbackResult:
         from bot.update.updater import _tagged
 
         updater = self.updater
-        name = container_name(old)
+        name = old.name
         now, back = record.new_digest, record.old_digest
         # The reference it ran before (another tag when the update moved it to a newer one).
         image_text = record.image
@@ -266,16 +268,16 @@ class Rollbacks:
         )
         journal = {
             "kind": "rollback", "image": image_text, "digest": back, "old_digest": now,
-            "old_image_id": old["Image"], "new_image_id": image_id,
+            "old_image_id": old.image_id, "new_image_id": image_id,
             "retag": [ref.name, ref.tag] if _tagged(current_image, ref) else None,
             "owner": selfinfo.process_identity(),
-            "dependents": [container_name(d) for d in dependents],
+            "dependents": [d.name for d in dependents],
         }
         try:
             # The container is recreated from its reference as written: the tag must name the
             # previous image first; a failed rollback gives it back to the current one.
-            await updater.engine.call("tagging the previous image", "tag", image_id, ref.name,
-                                      ref.tag)
+            with doing("tagging the previous image"):
+                await updater.engine.tag(image_id, ref.name, ref.tag)
         except EngineError as exc:
             return RollbackResult(name, RollbackOutcome.FAILED, now, now,
                                   f"could not tag the previous image: {exc}; nothing was changed")

@@ -27,13 +27,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from bot.domain.model import Basis, UpdateOutcome, UpdateResult, UpdateState, short_digest
+from bot.engines.port import doing
 from bot.errors import DockWardenError, SelfUpdateHandedOver
 
 if TYPE_CHECKING:
     from bot.config.settings import Settings
     from bot.domain.reference import ImageRef
+    from bot.engines.inspect import ContainerInspect, JsonObject
+    from bot.engines.port import Engine
     from bot.store.db import Store
-    from bot.update.replace import Engine
     from bot.usecases.delivery import Notifier
 
 log = logging.getLogger(__name__)
@@ -57,18 +59,12 @@ def _now() -> str:
 
 
 def _helper_spec(
-    old: Mapping[str, Any], image_id: str, digest: str, actor: str, made_for: Basis | None = None
+    old: ContainerInspect, image_id: str, digest: str, actor: str, made_for: Basis | None = None
 ) -> dict[str, Any]:
     """create_container arguments: the new image, the bot's env, mounts, network and user."""
-    from bot.update.spec import container_name
-
-    name = container_name(old)
-    config: Mapping[str, Any] = old.get("Config") or {}
-    host: Mapping[str, Any] = old.get("HostConfig") or {}
-    labels = {
-        k: v for k, v in (config.get("Labels") or {}).items()
-        if not k.startswith(_FOREIGN_LABEL_PREFIXES)
-    }
+    name = old.name
+    host: Mapping[str, Any] = old.host_config
+    labels = {k: v for k, v in old.labels.items() if not k.startswith(_FOREIGN_LABEL_PREFIXES)}
     labels.update({"dockwarden.enable": "false", HELPER_LABEL: name})
     host_config: dict[str, Any] = {"AutoRemove": True}
     for key in ("Binds", "Mounts", "NetworkMode", "ExtraHosts", "Dns", "SecurityOpt"):
@@ -77,7 +73,7 @@ def _helper_spec(
     mounts = _volumes_not_named(old, host_config)
     if mounts:
         host_config["Mounts"] = [*host_config.get("Mounts", ()), *mounts]
-    env = list(config.get("Env") or ())
+    env = list(old.env)
     if host_config.get("NetworkMode") == "host" and not _engine_over_network(env):
         # On the host's network the helper would share the bot's hostname, and a bot starting
         # meanwhile would take the helper's update journal for one its own earlier life left
@@ -91,24 +87,32 @@ def _helper_spec(
         "command": [name, digest, actor, json.dumps(asdict(made_for)) if made_for else ""],
         "environment": env,
         "labels": labels,
-        "user": config.get("User") or "",
+        "user": old.user,
         "host_config": host_config,
     }
 
 
 def _volumes_not_named(
-    old: Mapping[str, Any], host_config: Mapping[str, Any]
+    old: ContainerInspect, host_config: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
     """The bot's volumes that its HostConfig does not name (the image's VOLUME /data when run
     without -v): the helper must open the very same store."""
     covered = {str(m.get("Target")) for m in host_config.get("Mounts") or ()}
     covered |= {b.split(":")[1] for b in host_config.get("Binds") or () if ":" in b}
     return [
-        {"Type": "volume", "Source": m["Name"], "Target": m["Destination"],
-         "ReadOnly": not m.get("RW", True)}
-        for m in old.get("Mounts") or ()
-        if m.get("Type") == "volume" and m.get("Name") and m.get("Destination") not in covered
+        {"Type": "volume", "Source": m.name, "Target": m.destination, "ReadOnly": not m.rw}
+        for m in old.mounts
+        if m.type == "volume" and m.name and m.destination not in covered
     ]
+
+
+def _create_body(spec: Mapping[str, Any]) -> JsonObject:
+    """The engine API's create body for `_helper_spec`'s arguments."""
+    return {
+        "Image": spec["image"], "Entrypoint": spec["entrypoint"], "Cmd": spec["command"],
+        "Env": spec["environment"], "Labels": spec["labels"], "User": spec["user"],
+        "HostConfig": spec["host_config"],
+    }
 
 
 def _engine_over_network(env: list[str]) -> bool:
@@ -123,7 +127,7 @@ def _engine_over_network(env: list[str]) -> bool:
 async def hand_over(
     engine: Engine,
     store: Store,
-    old: Mapping[str, Any],
+    old: ContainerInspect,
     ref: ImageRef,
     digest: str,
     old_digest: str | None,
@@ -132,9 +136,7 @@ async def hand_over(
     made_for: Basis | None = None,
 ) -> NoReturn:
     """Start the helper that recreates the bot's own container; raises SelfUpdateHandedOver."""
-    from bot.update.spec import container_name
-
-    name = container_name(old)
+    name = old.name
     record = {
         "container": name, "image": str(ref), "old_digest": old_digest, "new_digest": digest,
         "actor": actor or "", "state": "running", "started_at": _now(),
@@ -142,9 +144,10 @@ async def hand_over(
     await asyncio.to_thread(store.set_meta, META_KEY, json.dumps(record))
     spec = _helper_spec(old, image_id, digest, actor or "", made_for)
     try:
-        created = await engine.call("creating the self-update helper", "create_container",
-                                    **spec)
-        await engine.call("starting the self-update helper", "start", created["Id"])
+        with doing("creating the self-update helper"):
+            created = await engine.create(spec["name"], _create_body(spec))
+        with doing("starting the self-update helper"):
+            await engine.start(created)
     except DockWardenError:
         # No helper runs: nothing for the next start to wait for (the failure is the answer).
         record["state"] = "reported"
@@ -178,7 +181,7 @@ async def carry_out(
                     result = await updater.update(name, expected_digest=digest,
                                                   actor=actor or None, made_for=made_for)
                 except DockWardenError as exc:
-                    result = UpdateResult(name, UpdateOutcome.FAILED, None, digest, str(exc))
+                    result = UpdateResult.failed(name, str(exc), None, digest)
         finally:
             engine.close()
         _finish(store, result)
@@ -276,10 +279,11 @@ class SelfUpdateReport:
 def _result_of(record: Mapping[str, Any]) -> UpdateResult:
     name = str(record.get("container") or "dockwarden")
     if record.get("state") == "running":  # the helper never said: it died, or is very late
-        return UpdateResult(
-            name, UpdateOutcome.FAILED, record.get("old_digest"), record.get("new_digest"),
+        return UpdateResult.failed(
+            name,
             f"the self-update helper {helper_name(name)} did not report; this DockWarden "
             "runs the digest shown as old",
+            record.get("old_digest"), record.get("new_digest"),
         )
     return UpdateResult(
         name, UpdateOutcome(record.get("outcome") or "failed"), record.get("old_digest"),

@@ -1,7 +1,8 @@
 """Turn a container's inspect data into the arguments that recreate it on another image.
 
-Pure functions, no engine calls: the updater feeds them `docker inspect` of the container and of
-the image it was created from, and posts what they return to the engine's create endpoint.
+Pure functions, no engine calls: the updater feeds them the typed inspect views of the container
+and of the image it was created from (bot/engines/inspect.py), and hands what they return to the
+engine port's `create` and `connect` (bot/engines/port.py).
 
 What the container only had because its old image set it (an Env entry, Cmd, Entrypoint, a
 label, ...) is dropped, so the new image's defaults apply; what someone set explicitly is kept.
@@ -16,6 +17,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.engines.inspect import (
+    ContainerInspect,
+    Endpoint,
+    ImageInspect,
+    JsonObject,
+    JsonValue,
+    Mount,
+)
+from bot.engines.port import NetworkAttachment
+
 # Networks docker manages itself: no aliases, no static addresses, nothing to connect to.
 _BUILTIN_NETWORK_MODES = {"default", "bridge", "host", "none"}
 
@@ -25,55 +36,17 @@ _IMAGE_MAPS = ("ExposedPorts", "Volumes")  # dict keys, each compared on its own
 
 
 @dataclass(frozen=True)
-class NetworkAttachment:
-    """One network the new container joins, with the settings the old one had there."""
-
-    network: str
-    aliases: tuple[str, ...] = ()
-    links: tuple[str, ...] = ()
-    ipv4_address: str | None = None
-    ipv6_address: str | None = None
-    link_local_ips: tuple[str, ...] = ()
-    driver_opts: dict[str, str] | None = None
-
-    def endpoint_config(self) -> dict[str, Any]:
-        """The engine API's EndpointSettings for create."""
-        ipam: dict[str, Any] = {}
-        if self.ipv4_address:
-            ipam["IPv4Address"] = self.ipv4_address
-        if self.ipv6_address:
-            ipam["IPv6Address"] = self.ipv6_address
-        if self.link_local_ips:
-            ipam["LinkLocalIPs"] = list(self.link_local_ips)
-        endpoint: dict[str, Any] = {}
-        if ipam:
-            endpoint["IPAMConfig"] = ipam
-        if self.aliases:
-            endpoint["Aliases"] = list(self.aliases)
-        if self.links:
-            endpoint["Links"] = list(self.links)
-        if self.driver_opts:
-            endpoint["DriverOpts"] = dict(self.driver_opts)
-        return endpoint
-
-
-@dataclass(frozen=True)
 class CreateSpec:
     """Everything needed to recreate a container: the create body, then extra networks."""
 
     name: str
-    body: dict[str, Any]  # POST /containers/create: Config fields, HostConfig, NetworkingConfig
+    body: JsonObject  # POST /containers/create: Config fields, HostConfig, NetworkingConfig
     extra_networks: tuple[NetworkAttachment, ...] = field(default=())
 
 
-def container_name(container: Mapping[str, Any]) -> str:
-    """The container's name without docker's leading slash."""
-    return str(container.get("Name") or "").lstrip("/")
-
-
 def build_create_spec(
-    container: Mapping[str, Any],
-    old_image: Mapping[str, Any],
+    container: ContainerInspect,
+    old_image: ImageInspect,
     *,
     image: str,
     network_container: str | None = None,
@@ -85,10 +58,10 @@ def build_create_spec(
     whose namespace is shared was itself recreated). `shared_destinations` are mount points that
     arrive through VolumesFrom and so must not be mounted again.
     """
-    config = strip_image_defaults(container.get("Config") or {}, old_image.get("Config") or {})
-    host_config = copy.deepcopy(dict(container.get("HostConfig") or {}))
-    short_id = str(container.get("Id", ""))[:12]
-    network_mode = str(host_config.get("NetworkMode") or "default")
+    config: dict[str, Any] = strip_image_defaults(container.config, old_image.config)
+    host_config: dict[str, Any] = copy.deepcopy(dict(container.host_config))
+    short_id = container.id[:12]
+    network_mode = container.network_mode
     if network_container is not None and network_mode.startswith("container:"):
         network_mode = f"container:{network_container}"
         host_config["NetworkMode"] = network_mode
@@ -106,43 +79,44 @@ def build_create_spec(
         host_config["Ulimits"] = docker_ulimits(host_config["Ulimits"])
     _carry_anonymous_volumes(container, host_config, set(shared_destinations))
 
-    body: dict[str, Any] = {**config, "Image": image, "HostConfig": host_config}
+    body: JsonObject = {**config, "Image": image, "HostConfig": host_config}
     primary, extras = network_attachments(container, network_mode)
     if primary is not None:
         body["NetworkingConfig"] = {"EndpointsConfig": {primary.network: primary.endpoint_config()}}
-    return CreateSpec(name=container_name(container), body=body, extra_networks=tuple(extras))
+    return CreateSpec(name=container.name, body=body, extra_networks=tuple(extras))
 
 
 def strip_image_defaults(
-    config: Mapping[str, Any], image_config: Mapping[str, Any]
+    config: Mapping[str, JsonValue], image_config: Mapping[str, JsonValue]
 ) -> dict[str, Any]:
     """The container's Config minus every value that equals the old image's default."""
-    out = copy.deepcopy(dict(config))
+    out: dict[str, Any] = copy.deepcopy(dict(config))
+    image: Mapping[str, Any] = image_config  # JSON read below by key, its shape as Docker's
     for key in ("Image", "OnBuild", "ArgsEscaped"):
         out.pop(key, None)
 
-    image_env = set(image_config.get("Env") or ())
+    image_env = set(image.get("Env") or ())
     env = [entry for entry in out.get("Env") or () if entry not in image_env]
     out["Env"] = env or None
 
-    image_labels = image_config.get("Labels") or {}
+    image_labels = image.get("Labels") or {}
     labels = {k: v for k, v in (out.get("Labels") or {}).items() if image_labels.get(k) != v}
     out["Labels"] = labels or None
 
     for key in _IMAGE_MAPS:
-        image_keys = set(image_config.get(key) or {})
+        image_keys = set(image.get(key) or {})
         kept = {k: v for k, v in (out.get(key) or {}).items() if k not in image_keys}
         out[key] = kept or None
 
     for key in _IMAGE_SCALARS:
-        if key in out and _same(out[key], image_config.get(key)):
+        if key in out and _same(out[key], image.get(key)):
             out.pop(key)
 
     # The engine takes the image's Cmd only when no Entrypoint is given, so a Cmd beside an
     # explicit Entrypoint was explicit too, whatever it equals.
-    if _same(out.get("Entrypoint"), image_config.get("Entrypoint")):
+    if _same(out.get("Entrypoint"), image.get("Entrypoint")):
         out.pop("Entrypoint", None)
-        if _same(out.get("Cmd"), image_config.get("Cmd")):
+        if _same(out.get("Cmd"), image.get("Cmd")):
             out.pop("Cmd", None)
     return out
 
@@ -173,58 +147,55 @@ def legacy_links(links: Iterable[str] | None) -> list[str]:
 
 
 def anonymous_volumes(
-    container: Mapping[str, Any], shared_destinations: Iterable[str] = ()
-) -> list[dict[str, Any]]:
+    container: ContainerInspect, shared_destinations: Iterable[str] = ()
+) -> list[Mount]:
     """The container's volume mounts that nobody named: an image VOLUME, `-v /path`, ..."""
-    host_config = container.get("HostConfig") or {}
     named = set(shared_destinations)
-    for bind in host_config.get("Binds") or ():
-        parts = str(bind).split(":")
+    for bind in container.binds:
+        parts = bind.split(":")
         if len(parts) >= 2:
             named.add(parts[1])
-    for mount in host_config.get("Mounts") or ():
-        if mount.get("Source"):
-            named.add(mount.get("Target"))
+    named.update(m.destination for m in container.host_mounts if m.source)
     return [
         mount
-        for mount in container.get("Mounts") or ()
-        if mount.get("Type") == "volume" and mount.get("Destination") not in named
+        for mount in container.mounts
+        if mount.type == "volume" and mount.destination not in named
     ]
 
 
 def _carry_anonymous_volumes(
-    container: Mapping[str, Any], host_config: dict[str, Any], shared: set[str]
+    container: ContainerInspect, host_config: dict[str, Any], shared: set[str]
 ) -> None:
     """Mount each anonymous volume of the old container by name at the same place."""
     by_target = {str(m.get("Target")): m for m in host_config.get("Mounts") or ()}
     binds = list(host_config.get("Binds") or ())
     for mount in anonymous_volumes(container, shared):
-        name, destination = mount["Name"], mount["Destination"]
+        name, destination = mount.name, mount.destination
         spec = by_target.get(destination)
         if spec is not None:  # a `--mount type=volume,target=...` without a source
             spec["Source"] = name
             continue
-        binds.append(f"{name}:{destination}" + ("" if mount.get("RW", True) else ":ro"))
+        binds.append(f"{name}:{destination}" + ("" if mount.rw else ":ro"))
     host_config["Binds"] = binds or None
 
 
 def network_attachments(
-    container: Mapping[str, Any], network_mode: str
+    container: ContainerInspect, network_mode: str
 ) -> tuple[NetworkAttachment | None, list[NetworkAttachment]]:
     """The network given at create time (user-defined only) and the ones to connect after."""
     if network_mode in ("host", "none") or network_mode.startswith("container:"):
         return None, []
-    networks = (container.get("NetworkSettings") or {}).get("Networks") or {}
-    short_id = str(container.get("Id", ""))[:12]
+    networks = {endpoint.network: endpoint for endpoint in container.networks}
+    short_id = container.id[:12]
     primary_name = "bridge" if network_mode == "default" else network_mode
     if primary_name not in networks:
         # NetworkMode may hold the network's id rather than its name.
-        by_id = [n for n, s in networks.items() if str(s.get("NetworkID")).startswith(network_mode)]
+        by_id = [n for n, e in networks.items() if e.network_id.startswith(network_mode)]
         primary_name = by_id[0] if by_id else primary_name
     primary: NetworkAttachment | None = None
     extras = []
-    for name, settings in networks.items():
-        attachment = _attachment(name, settings or {}, short_id)
+    for name, endpoint in networks.items():
+        attachment = _attachment(endpoint, short_id)
         if name == primary_name:
             primary = None if name in _BUILTIN_NETWORK_MODES else attachment
         else:
@@ -232,28 +203,24 @@ def network_attachments(
     return primary, extras
 
 
-def _attachment(name: str, settings: Mapping[str, Any], short_id: str) -> NetworkAttachment:
-    ipam = settings.get("IPAMConfig") or {}
+def _attachment(endpoint: Endpoint, short_id: str) -> NetworkAttachment:
     # Docker adds the container's short id as an alias on user-defined networks; the new
     # container gets its own.
-    aliases = tuple(a for a in settings.get("Aliases") or () if a != short_id)
     return NetworkAttachment(
-        network=name,
-        aliases=aliases,
-        links=tuple(settings.get("Links") or ()),
-        ipv4_address=ipam.get("IPv4Address") or None,
-        ipv6_address=ipam.get("IPv6Address") or None,
-        link_local_ips=tuple(ipam.get("LinkLocalIPs") or ()),
-        driver_opts=dict(settings["DriverOpts"]) if settings.get("DriverOpts") else None,
+        network=endpoint.network,
+        aliases=tuple(a for a in endpoint.aliases if a != short_id),
+        links=endpoint.links,
+        ipv4_address=endpoint.ipv4_address,
+        ipv6_address=endpoint.ipv6_address,
+        link_local_ips=endpoint.link_local_ips,
+        driver_opts=dict(endpoint.driver_opts) if endpoint.driver_opts else None,
     )
 
 
-def shares_network_of(container: Mapping[str, Any], target: Mapping[str, Any]) -> bool:
+def shares_network_of(container: ContainerInspect, target: ContainerInspect) -> bool:
     """Whether `container` runs in `target`'s network namespace (`network_mode: container:`)."""
-    mode = str((container.get("HostConfig") or {}).get("NetworkMode") or "")
+    mode = container.network_mode
     if not mode.startswith("container:"):
         return False
     ref = mode.removeprefix("container:")
-    return ref in (target.get("Id"), container_name(target)) or (
-        len(ref) >= 12 and str(target.get("Id", "")).startswith(ref)
-    )
+    return ref in (target.id, target.name) or (len(ref) >= 12 and target.id.startswith(ref))

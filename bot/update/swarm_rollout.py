@@ -17,13 +17,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import docker.errors
-
-from bot.domain.model import UpdateOutcome, UpdateResult, short_digest
+from bot.domain.model import UpdateResult, short_digest
 from bot.domain.reference import split_digest
+from bot.engines.port import Engine, doing
 from bot.engines.swarm import service_image, service_name
 from bot.errors import EngineError
-from bot.update.replace import Engine
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +63,8 @@ class ServiceUpdater:
 
     async def find(self, name: str) -> dict[str, Any] | None:
         """The service's inspect data, or None (no such service, or no swarm manager here)."""
-        try:
-            return dict(await asyncio.to_thread(self.engine.api.inspect_service, name))
-        except docker.errors.NotFound:
-            return None
-        except docker.errors.APIError as exc:
-            if exc.status_code == 503:  # "This node is not a swarm manager"
-                return None
-            raise EngineError(f"inspecting service {name}: {exc.explanation or exc}") from None
+        with doing(f"inspecting service {name}"):
+            return await self.engine.inspect_service(name)
 
     async def update(
         self, service: Mapping[str, Any], digest: str, old_digest: str | None, familiar: str
@@ -84,24 +76,23 @@ class ServiceUpdater:
         try:
             await self._set_template(service, with_image(service, f"{tagged}@{digest}"))
         except EngineError as exc:
-            return UpdateResult(
-                name, UpdateOutcome.FAILED, old_digest, digest,
-                f"the swarm refused the update of {name}: {exc}; nothing was changed",
+            return UpdateResult.untouched(
+                name, f"the swarm refused the update of {name}: {exc}", old_digest, digest
             )
         try:
             state, message = await self._rollout(service)
         except EngineError as exc:
             state, message = "", f"watching the rollout failed: {exc}"
         if state == _DONE:
-            return UpdateResult(
-                name, UpdateOutcome.UPDATED, old_digest, digest,
+            return UpdateResult.updated(
+                name, old_digest, digest,
                 f"service {name} now runs {familiar} at {short_digest(digest)}",
             )
         why = message or "the swarm gave no reason"
         log.warning("update of service %s to %s failed: %s", name, digest, why)
         if state == _SWARM_ROLLED_BACK:
-            return UpdateResult(
-                name, UpdateOutcome.ROLLED_BACK, old_digest, digest,
+            return UpdateResult.rolled_back(
+                name, old_digest, digest,
                 f"the update of service {name} to {short_digest(digest)} failed and the swarm "
                 f"rolled it back: {why}",
             )
@@ -117,27 +108,32 @@ class ServiceUpdater:
         except EngineError as exc:
             state, message = "", str(exc)
         if state == _DONE:
-            return UpdateResult(
-                name, UpdateOutcome.ROLLED_BACK, old_digest, digest,
+            return UpdateResult.rolled_back(
+                name, old_digest, digest,
                 f"the update of service {name} to {short_digest(digest)} failed ({why}); its "
                 "previous spec is back",
             )
-        return UpdateResult(
-            name, UpdateOutcome.FAILED, old_digest, digest,
+        return UpdateResult.failed(
+            name,
             f"the update of service {name} to {short_digest(digest)} failed ({why}) and putting "
             f"its previous spec back did not finish ({message}); see "
             f"`docker service ps {name}`",
+            old_digest, digest,
         )
 
     async def _inspect(self, name: str) -> dict[str, Any]:
-        return dict(await self.engine.call(f"inspecting service {name}", "inspect_service", name))
+        with doing(f"inspecting service {name}"):
+            service = await self.engine.inspect_service(name)
+            if service is None:
+                raise EngineError(f"no such service: {name}")
+        return service
 
     async def _set_template(self, service: Mapping[str, Any], template: dict[str, Any]) -> None:
         # fetch_current_spec: everything but the task template stays as the swarm has it.
-        await self.engine.call(
-            "updating the service", "update_service", service["ID"],
-            service["Version"]["Index"], task_template=template, fetch_current_spec=True,
-        )
+        with doing("updating the service"):
+            await self.engine.update_service(
+                str(service["ID"]), int(service["Version"]["Index"]), template
+            )
 
     async def _rollout(self, before: Mapping[str, Any]) -> tuple[str, str]:
         """Wait for the update started after `before` to end: (UpdateStatus.State, Message).

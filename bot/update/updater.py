@@ -18,11 +18,11 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import docker.errors
-
 from bot.check.checker import local_digests
 from bot.domain.model import Basis, UpdateOutcome, UpdateResult, short_digest
 from bot.domain.reference import ImageRef, is_image_id, parse_reference
+from bot.engines.inspect import ContainerInspect, ImageInspect
+from bot.engines.port import Engine, doing, require_image
 from bot.engines.swarm import service_name, service_workload
 from bot.errors import (
     ContainerNotFound,
@@ -38,13 +38,12 @@ from bot.errors import (
 from bot.store.db import Store
 from bot.store.journal import JournalEntry
 from bot.update import selfinfo
-from bot.update.replace import Engine, Replacer
+from bot.update.replace import Replacer
 from bot.update.rollback import keep_previous
-from bot.update.spec import build_create_spec, container_name, shares_network_of
+from bot.update.spec import build_create_spec, shares_network_of
 from bot.update.swarm_rollout import ServiceUpdater
 
 if TYPE_CHECKING:
-    from bot.engines.docker import DockerEngine
     from bot.registry.client import RegistryClient
     from bot.registry.credentials import DockerCredentials
 
@@ -73,7 +72,7 @@ class Updater:
 
     def __init__(
         self,
-        engine: DockerEngine,
+        engine: Engine,
         registry: RegistryClient,
         store: Store,
         *,
@@ -91,7 +90,7 @@ class Updater:
         self.remove_old_images = remove_old_images
         # How long the image an update replaced is kept for a rollback (bot/update/rollback.py).
         self.rollback_keep = rollback_keep
-        self.engine = Engine(engine.docker.api)
+        self.engine = engine
         self.replacer = Replacer(
             self.engine,
             store,
@@ -119,14 +118,14 @@ class Updater:
         self._busy.add(name)
         claimed = {name}
         try:
-            old = await self.engine.inspect(name)
+            old = await self.engine.inspect_container(name)
             if old is not None:
-                for key in (old["Id"], container_name(old)):
+                for key in (old.id, old.name):
                     if key not in claimed:
                         self._claim_or_raise(key)
                         self._busy.add(key)
                         claimed.add(key)
-                await self._refuse_foreign_update(container_name(old))
+                await self._refuse_foreign_update(old.name)
                 result = await self._update(old, expected_digest, made_for)
             else:
                 service = await self.services.find(name)
@@ -208,8 +207,8 @@ class Updater:
 
     async def _refuse_own_service(self, service: Mapping[str, Any], name: str) -> None:
         """The swarm would replace the task DockWarden runs in half-way through the wait."""
-        tasks = await self.engine.call("listing the service's tasks", "tasks",
-                                       filters={"service": service["ID"]})
+        with doing("listing the service's tasks"):
+            tasks = await self.engine.service_tasks(str(service["ID"]))
         for task in tasks:
             container_id = ((task.get("Status") or {}).get("ContainerStatus") or {}).get(
                 "ContainerID"
@@ -244,7 +243,7 @@ class Updater:
 
     async def preview(self, name: str) -> Preview:
         """The digests an update of `name` would go from and to (raises when it cannot start)."""
-        old = await self.engine.inspect(name)
+        old = await self.engine.inspect_container(name)
         if old is None:
             service = await self.services.find(name)
             if service is None:
@@ -253,52 +252,49 @@ class Updater:
             new = await self.registry.remote_digest(ref)
             return Preview(service_name(service), str(ref), old_digest, new)
         ref, old_image = await self._target(old)
-        old_digests = local_digests(ref, old_image.get("RepoDigests") or ())
+        old_digests = local_digests(ref, old_image.repo_digests)
         new = await self.registry.remote_digest(ref)
-        return Preview(container_name(old), str(ref), old_digests[0] if old_digests else None, new)
+        return Preview(old.name, str(ref), old_digests[0] if old_digests else None, new)
 
-    async def _target(self, old: Mapping[str, Any]) -> tuple[ImageRef, dict[str, Any]]:
+    async def _target(self, old: ContainerInspect) -> tuple[ImageRef, ImageInspect]:
         """The reference to update `old` along, and its current image's inspect data."""
-        ref = self._reference(old, str((old.get("Config") or {}).get("Image") or ""))
+        ref = self._reference(old, old.image)
         return ref, await self._old_image(old, ref)
 
-    async def _old_image(self, old: Mapping[str, Any], ref: ImageRef) -> dict[str, Any]:
+    async def _old_image(self, old: ContainerInspect, ref: ImageRef) -> ImageInspect:
         """The inspect data of the image `old` runs; pulled back by digest when it is gone."""
-        image_id = str(old["Image"])
-        try:
-            return dict(await asyncio.to_thread(self.engine.api.inspect_image, image_id))
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            raise EngineError(f"inspecting the image: {exc.explanation or exc}") from None
+        image_id = old.image_id
+        with doing("inspecting the image"):
+            found = await self.engine.inspect_image(image_id)
+        if found is not None:
+            return found
         # On the containerd image store a pull over the tag removes the image a container still
         # runs, and its id is the digest it was pulled as: pulled back, it gives the image's own
         # settings (not to be pinned on the new container) and a rollback its image.
         try:
             await self._pull(ref, image_id)
         except EngineError as exc:
-            raise _Failed(f"the image {container_name(old)} runs ({short_digest(image_id)}) is "
+            raise _Failed(f"the image {old.name} runs ({short_digest(image_id)}) is "
                           f"no longer here and could not be pulled back: {exc}") from None
-        image = await self.engine.call("inspecting the image", "inspect_image", image_id)
-        return dict(image)
+        return await require_image(self.engine, image_id, "inspecting the image")
 
     async def _update(
-        self, old: Mapping[str, Any], expected: str | None, made_for: Basis | None
+        self, old: ContainerInspect, expected: str | None, made_for: Basis | None
     ) -> UpdateResult:
-        name = container_name(old)
+        name = old.name
         try:
             ref, old_image = await self._target(old)
         except _Failed as exc:
             return UpdateResult(
                 name, UpdateOutcome.FAILED, None, None, f"{exc}; nothing was changed"
             )
-        old_digests = local_digests(ref, old_image.get("RepoDigests") or ())
+        old_digests = local_digests(ref, old_image.repo_digests)
         old_digest = old_digests[0] if old_digests else None
         _refuse_stale(name, ref, old_digests, expected, made_for)
         digest = await self._digest_to_apply(name, ref, old_digest, expected)
         if isinstance(digest, UpdateResult):
             return digest
-        image_text = str((old.get("Config") or {}).get("Image") or "")
+        image_text = old.image
         if made_for is not None and made_for.new_tag and made_for.new_tag != ref.tag:
             # A newer version tag: the container is recreated on REPO:NEW_TAG, that digest.
             image_text, ref = _with_tag(image_text, ref, made_for.new_tag), ref.with_tag(
@@ -317,7 +313,7 @@ class Updater:
                 name, UpdateOutcome.FAILED, old_digest, digest,
                 f"could not pull {ref.name}@{digest}: {exc}; nothing was changed",
             )
-        if selfinfo.runs_inside(str(old["Id"])):
+        if selfinfo.runs_inside(old.id):
             # Stopping its own container would stop this update half-way: a helper container
             # from the new image does it from outside (raises SelfUpdateHandedOver).
             from bot.update.self_update import hand_over
@@ -329,16 +325,16 @@ class Updater:
         )
         return _compose_note(result, old, ref)
 
-    def _reference(self, old: Mapping[str, Any], image_text: str) -> ImageRef:
-        name = container_name(old)
-        if SWARM_TASK_LABEL in ((old.get("Config") or {}).get("Labels") or {}):
+    def _reference(self, old: ContainerInspect, image_text: str) -> ImageRef:
+        name = old.name
+        if SWARM_TASK_LABEL in old.labels:
             raise _Failed(f"{name} is a Swarm task; update its service instead")
-        if (old.get("HostConfig") or {}).get("AutoRemove"):
+        if old.auto_remove:
             raise _Failed(f"{name} was started with --rm: stopping it would delete it, so it "
                           "cannot be rolled back; recreate it yourself")
-        if not (old.get("State") or {}).get("Running"):
+        if not old.state.running:
             raise _Failed(f"{name} is not running; start it first, or recreate it yourself")
-        if is_image_id(image_text, str(old.get("Image") or "")):
+        if is_image_id(image_text, old.image_id):
             raise _Failed(f"{name} was created from an image id, which has no newer version")
         try:
             ref = parse_reference(image_text)
@@ -351,22 +347,7 @@ class Updater:
     async def _pull(self, ref: ImageRef, digest: str) -> str:
         """Pull `repo@digest`; the new image's id."""
         auth = await asyncio.to_thread(self._auth_config, ref)
-        events = await self.engine.call(
-            "pulling", "pull", ref.name, tag=digest, stream=True, decode=True, auth_config=auth
-        )
-
-        def drain() -> None:
-            try:
-                for event in events:
-                    if isinstance(event, dict) and event.get("error"):
-                        raise EngineError(str(event["error"]))
-            except docker.errors.DockerException as exc:
-                raise EngineError(str(exc)) from None
-
-        await asyncio.to_thread(drain)
-        image = await self.engine.call("inspecting the pulled image", "inspect_image",
-                                       f"{ref.name}@{digest}")
-        return str(image["Id"])
+        return (await self.engine.pull(ref.name, digest, auth)).id
 
     def _auth_config(self, ref: ImageRef) -> dict[str, str] | None:
         if self.credentials is None:
@@ -383,17 +364,17 @@ class Updater:
 
     async def _replace(
         self,
-        old: Mapping[str, Any],
-        old_image: Mapping[str, Any],
+        old: ContainerInspect,
+        old_image: ImageInspect,
         ref: ImageRef,
         digest: str,
         old_digest: str | None,
         new_image_id: str,
         image_text: str | None = None,
     ) -> UpdateResult:
-        name = container_name(old)
+        name = old.name
         # The reference as written; for a newer version tag, the same with the new tag.
-        image_text = image_text or str(old["Config"]["Image"])
+        image_text = image_text or old.image
         dependents = await self._dependents(old)
         spec = build_create_spec(
             old, old_image, image=image_text,
@@ -402,15 +383,15 @@ class Updater:
         retag = [ref.name, ref.tag] if _tagged(old_image, ref) else None
         journal = {
             "kind": "update", "image": image_text, "digest": digest, "old_digest": old_digest,
-            "old_image_id": old["Image"], "new_image_id": new_image_id, "retag": retag,
+            "old_image_id": old.image_id, "new_image_id": new_image_id, "retag": retag,
             "owner": selfinfo.process_identity(),
-            "dependents": [container_name(d) for d in dependents],
+            "dependents": [d.name for d in dependents],
         }
         try:
             # The new container is created from the reference as written, so the tag must name
             # the pulled image first; a rollback gives it back to the old image.
-            await self.engine.call("tagging the pulled image", "tag", new_image_id, ref.name,
-                                   ref.tag)
+            with doing("tagging the pulled image"):
+                await self.engine.tag(new_image_id, ref.name, ref.tag)
         except EngineError as exc:
             return UpdateResult(
                 name, UpdateOutcome.FAILED, old_digest, digest,
@@ -437,10 +418,10 @@ class Updater:
         finally:
             if dependents:
                 await self.replacer.finish(done.journal_id, "updated")
-        if old["Image"] != new_image_id:
+        if old.image_id != new_image_id:
             # Recorded for a rollback; removed now or after DOCKWARDEN_ROLLBACK_KEEP when asked.
-            notes += await keep_previous(self, name, str(old["Config"]["Image"]),
-                                         str(old["Image"]), old_digest, new_image_id, digest)
+            notes += await keep_previous(self, name, old.image, old.image_id, old_digest,
+                                         new_image_id, digest)
         return UpdateResult(
             name, UpdateOutcome.UPDATED, old_digest, digest,
             f"{name} now runs {ref.familiar} at {short_digest(digest)}; {done.detail}{notes}",
@@ -451,40 +432,41 @@ class Updater:
         try:
             # Without force the engine refuses while any container (stopped ones too) uses it
             # or another tag names it: exactly the cases where it must stay.
-            await self.engine.call("removing the old image", "remove_image", image_id)
+            with doing("removing the old image"):
+                await self.engine.remove_image(image_id)
         except EngineError as exc:
             log.info("old image %s kept: %s", image_id[:19], exc)
             return f"; the old image is kept ({exc})"
         return "; the old image was removed"
 
-    async def _dependents(self, target: Mapping[str, Any]) -> list[dict[str, Any]]:
+    async def _dependents(self, target: ContainerInspect) -> list[ContainerInspect]:
         """Running containers that share `target`'s network namespace."""
         found = []
-        for summary in await self.engine.call("listing containers", "containers"):
-            if summary["Id"] == target["Id"]:
+        with doing("listing containers"):
+            summaries = await self.engine.list_containers()
+        for summary in summaries:
+            if summary.id == target.id:
                 continue
-            mode = str((summary.get("HostConfig") or {}).get("NetworkMode") or "")
-            if mode.startswith("container:"):
-                other = await self.engine.inspect(summary["Id"])
+            if summary.network_mode.startswith("container:"):
+                other = await self.engine.inspect_container(summary.id)
                 if other is not None and shares_network_of(other, target):
                     found.append(other)
         return found
 
-    async def _shared_destinations(self, container: Mapping[str, Any]) -> set[str]:
+    async def _shared_destinations(self, container: ContainerInspect) -> set[str]:
         """Mount points that come from `--volumes-from` containers."""
         destinations: set[str] = set()
-        for source in (container.get("HostConfig") or {}).get("VolumesFrom") or ():
-            other = await self.engine.inspect(str(source).split(":")[0])
-            for mount in (other or {}).get("Mounts") or ():
-                destinations.add(str(mount.get("Destination")))
+        for source in container.volumes_from:
+            other = await self.engine.inspect_container(source.split(":")[0])
+            destinations.update(m.destination for m in (other.mounts if other else ()))
         return destinations
 
-    async def _recreate_dependents(self, dependents: list[dict[str, Any]], new_id: str) -> str:
+    async def _recreate_dependents(self, dependents: list[ContainerInspect], new_id: str) -> str:
         """Recreate each dependent on its own image, now in the new container's namespace."""
         notes = []
         for dep in dependents:
-            dep_name = container_name(dep)
-            image = await self.engine.call("inspecting an image", "inspect_image", dep["Image"])
+            dep_name = dep.name
+            image = await require_image(self.engine, dep.image_id, "inspecting an image")
             spec = build_create_spec(
                 dep, image, image=await self._same_image(dep), network_container=new_id,
                 shared_destinations=await self._shared_destinations(dep),
@@ -499,36 +481,37 @@ class Updater:
             notes.append(f"{dep_name} {state}")
         return "; " + "; ".join(notes) if notes else ""
 
-    async def _same_image(self, container: Mapping[str, Any]) -> str:
+    async def _same_image(self, container: ContainerInspect) -> str:
         """The container's reference if it still names the image it runs, else the image id."""
-        text = str(container["Config"]["Image"])
+        text = container.image
         try:
-            current = await self.engine.call("inspecting an image", "inspect_image", text)
+            current = await require_image(self.engine, text, "inspecting an image")
         except EngineError:
-            return str(container["Image"])
-        return text if current["Id"] == container["Image"] else str(container["Image"])
+            return container.image_id
+        return text if current.id == container.image_id else container.image_id
 
     async def _rejoin(self, name: str, dependent_names: list[str]) -> str:
         """Recreate the sharers still pointing at the namespace of `name`'s old container."""
-        target = await self.engine.inspect(name)
+        target = await self.engine.inspect_container(name)
         if target is None:
             return ""
         stale = []
         for dep_name in dependent_names:
-            dep = await self.engine.inspect(dep_name)
+            dep = await self.engine.inspect_container(dep_name)
             if dep is not None and not shares_network_of(dep, target):
                 stale.append(dep)
-        return await self._recreate_dependents(stale, str(target["Id"]))
+        return await self._recreate_dependents(stale, target.id)
 
-    async def _restart_dependents(self, dependents: list[dict[str, Any]]) -> str:
+    async def _restart_dependents(self, dependents: list[ContainerInspect]) -> str:
         """After a rollback the old container has a fresh namespace: its sharers rejoin it."""
         notes = []
         for dep in dependents:
             try:
-                await self.engine.call("restarting a dependent", "restart", dep["Id"])
-                notes.append(f"restarted {container_name(dep)}")
+                with doing("restarting a dependent"):
+                    await self.engine.restart(dep.id)
+                notes.append(f"restarted {dep.name}")
             except EngineError as exc:
-                notes.append(f"could not restart {container_name(dep)}: {exc}")
+                notes.append(f"could not restart {dep.name}: {exc}")
         return "; " + "; ".join(notes) if notes else ""
 
     async def reconcile(self) -> list[str]:
@@ -613,11 +596,10 @@ def _with_tag(image_text: str, ref: ImageRef, new_tag: str) -> str:
     return str(ref.with_tag(new_tag))
 
 
-def _compose_note(result: UpdateResult, old: Mapping[str, Any], ref: ImageRef) -> UpdateResult:
+def _compose_note(result: UpdateResult, old: ContainerInspect, ref: ImageRef) -> UpdateResult:
     """After a move to a newer tag: say when a compose file still names the old one."""
-    labels = (old.get("Config") or {}).get("Labels") or {}
-    files = labels.get(COMPOSE_FILES_LABEL)
-    old_tag = _tag_of(str((old.get("Config") or {}).get("Image") or ""))
+    files = old.labels.get(COMPOSE_FILES_LABEL)
+    old_tag = _tag_of(old.image)
     if result.outcome is not UpdateOutcome.UPDATED or not files or old_tag == ref.tag:
         return result
     note = (
@@ -634,9 +616,9 @@ def _tag_of(image_text: str) -> str | None:
         return None
 
 
-def _tagged(image: Mapping[str, Any], ref: ImageRef) -> bool:
+def _tagged(image: ImageInspect, ref: ImageRef) -> bool:
     """Whether the old image carries `ref`'s tag (so a rollback should give it back)."""
-    for text in image.get("RepoTags") or ():
+    for text in image.repo_tags:
         try:
             other = parse_reference(text)
         except InvalidReference:

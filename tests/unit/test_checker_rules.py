@@ -312,7 +312,7 @@ async def test_swarm_task_containers_are_replaced_by_their_service() -> None:
 
 
 def test_container_name_is_its_own_name_not_a_link_alias() -> None:
-    from bot.engines.docker import container_name
+    from bot.engines.workloads import container_name
 
     assert container_name(["/web/db", "/db"], "c" * 64) == "db"
     assert container_name(["/solo"], "c" * 64) == "solo"

@@ -2,36 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from bot.update.health import has_healthcheck, wait_healthy
+from bot.engines.inspect import ContainerInspect, parse_container
+from bot.update.health import wait_healthy
 
 CHECK = {"Test": ["CMD-SHELL", "true"]}
 
 
-def running(health: str | None = None, restarts: int = 0, started: str = "t0") -> dict[str, Any]:
+def running(health: str | None = None, restarts: int = 0, started: str = "t0") -> ContainerInspect:
     state: dict[str, Any] = {"Running": True, "Restarting": False, "StartedAt": started}
     config: dict[str, Any] = {}
     if health is not None:
         state["Health"] = {"Status": health, "Log": [{"ExitCode": 1, "Output": "boom\n"}]}
         config["Healthcheck"] = CHECK
-    return {"State": state, "RestartCount": restarts, "Config": config}
+    return parse_container({"Id": "c" * 64, "State": state, "RestartCount": restarts,
+                            "Config": config})
 
 
-def exited(code: int) -> dict[str, Any]:
-    return {"State": {"Running": False, "ExitCode": code, "StartedAt": "t0"}, "Config": {}}
+def exited(code: int) -> ContainerInspect:
+    return parse_container({"Id": "c" * 64, "State": {"Running": False, "ExitCode": code,
+                                                      "StartedAt": "t0"}, "Config": {}})
 
 
 class Script:
     """Answers inspect with the given documents, then repeats the last; time moves per call."""
 
-    def __init__(self, *answers: dict[str, Any]) -> None:
+    def __init__(self, *answers: ContainerInspect | None) -> None:
         self.answers = list(answers)
         self.now = 0.0
         self.calls = 0
 
-    async def inspect(self) -> Mapping[str, Any]:
+    async def inspect(self) -> ContainerInspect | None:
         self.calls += 1
         return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
 
@@ -82,6 +84,9 @@ async def test_healthcheck_that_never_settles_fails_at_the_timeout() -> None:
 
 
 def test_disabled_healthcheck_counts_as_none() -> None:
-    assert not has_healthcheck({"Config": {"Healthcheck": {"Test": ["NONE"]}}})
-    assert has_healthcheck({"Config": {"Healthcheck": CHECK}})
-    assert not has_healthcheck({"Config": {}})
+    def has_healthcheck(config: dict[str, Any]) -> bool:
+        return parse_container({"Id": "c" * 64, "Config": config}).has_healthcheck
+
+    assert not has_healthcheck({"Healthcheck": {"Test": ["NONE"]}})
+    assert has_healthcheck({"Healthcheck": CHECK})
+    assert not has_healthcheck({})

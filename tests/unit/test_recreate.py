@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from bot.engines.inspect import ContainerInspect, parse_container, parse_image
 from bot.update.spec import (
+    CreateSpec,
     anonymous_volumes,
     build_create_spec,
     legacy_links,
@@ -108,9 +110,14 @@ def inspect_data(**config_overrides: Any) -> dict[str, Any]:
     }
 
 
+def spec_of(container: dict[str, Any], **options: Any) -> CreateSpec:
+    """The create spec of an inspect answer, on the old image above."""
+    return build_create_spec(parse_container(container), parse_image(OLD_IMAGE), **options)
+
+
 def spec_body(**config_overrides: Any) -> dict[str, Any]:
     container = inspect_data(**config_overrides)
-    return build_create_spec(container, OLD_IMAGE, image="127.0.0.1:5000/shop/web:1").body
+    return spec_of(container, image="127.0.0.1:5000/shop/web:1").body
 
 
 def test_env_from_the_old_image_is_dropped_and_explicit_env_kept() -> None:
@@ -186,22 +193,20 @@ def test_anonymous_volumes_are_mounted_again_by_name() -> None:
 
 
 def test_anonymous_volume_detection_ignores_named_volumes_and_binds() -> None:
-    found = {m["Destination"] for m in anonymous_volumes(inspect_data())}
+    found = {m.destination for m in anonymous_volumes(parse_container(inspect_data()))}
     assert found == {"/anon2", "/cache", "/data"}
 
 
 def test_volumes_from_destinations_are_not_mounted_twice() -> None:
     container = inspect_data()
-    spec = build_create_spec(container, OLD_IMAGE, image="x:1", shared_destinations={"/cache"})
+    spec = spec_of(container, image="x:1", shared_destinations={"/cache"})
     assert not any(b.endswith(":/cache") for b in spec.body["HostConfig"]["Binds"])
 
 
 def test_read_only_anonymous_volume_stays_read_only() -> None:
     container = inspect_data()
     container["Mounts"][3]["RW"] = False
-    assert f"{ANON}:/cache:ro" in build_create_spec(
-        container, OLD_IMAGE, image="x:1"
-    ).body["HostConfig"]["Binds"]
+    assert f"{ANON}:/cache:ro" in spec_of(container, image="x:1").body["HostConfig"]["Binds"]
 
 
 def test_legacy_links_become_create_form() -> None:
@@ -220,7 +225,7 @@ def test_primary_network_keeps_aliases_and_static_ip_without_the_short_id() -> N
 
 
 def test_other_networks_are_connected_after_create_with_aliases_and_links() -> None:
-    spec = build_create_spec(inspect_data(), OLD_IMAGE, image="x:1")
+    spec = spec_of(inspect_data(), image="x:1")
     assert [n.network for n in spec.extra_networks] == ["shop_back"]
     back = spec.extra_networks[0]
     assert back.aliases == ("web-back",) and back.links == ("cache:kv",)
@@ -233,7 +238,7 @@ def test_default_bridge_gets_no_endpoint_config() -> None:
     container["NetworkSettings"]["Networks"] = {
         "bridge": {"IPAMConfig": None, "Aliases": None, "NetworkID": "b1"}
     }
-    spec = build_create_spec(container, OLD_IMAGE, image="x:1")
+    spec = spec_of(container, image="x:1")
     assert "NetworkingConfig" not in spec.body and spec.extra_networks == ()
 
 
@@ -242,7 +247,7 @@ def test_network_namespace_sharer_points_at_the_new_container_and_drops_conflict
     container["HostConfig"]["NetworkMode"] = "container:" + "b" * 64
     container["Config"]["Hostname"] = "b" * 12
     container["Config"]["MacAddress"] = "02:42:ac:11:00:02"
-    spec = build_create_spec(container, OLD_IMAGE, image="x:1", network_container="c" * 64)
+    spec = spec_of(container, image="x:1", network_container="c" * 64)
     assert spec.body["HostConfig"]["NetworkMode"] == "container:" + "c" * 64
     for key in ("Hostname", "MacAddress", "ExposedPorts", "NetworkingConfig"):
         assert key not in spec.body, key
@@ -250,18 +255,26 @@ def test_network_namespace_sharer_points_at_the_new_container_and_drops_conflict
 
 
 def test_shares_network_of_matches_full_id_or_name() -> None:
-    target = {"Id": "b" * 64, "Name": "/vpn"}
+    target = parse_container({"Id": "b" * 64, "Name": "/vpn"})
+
+    def sharer(mode: str) -> ContainerInspect:
+        return parse_container({"Id": "d" * 64, "HostConfig": {"NetworkMode": mode}})
+
     for mode in ("container:" + "b" * 64, "container:vpn", "container:" + "b" * 12):
-        assert shares_network_of({"HostConfig": {"NetworkMode": mode}}, target)
-    assert not shares_network_of({"HostConfig": {"NetworkMode": "container:other"}}, target)
-    assert not shares_network_of({"HostConfig": {"NetworkMode": "bridge"}}, target)
+        assert shares_network_of(sharer(mode), target)
+    assert not shares_network_of(sharer("container:other"), target)
+    assert not shares_network_of(sharer("bridge"), target)
 
 
 def test_building_a_spec_leaves_the_inspect_data_untouched() -> None:
     container = inspect_data()
     before = copy.deepcopy(container)
-    build_create_spec(container, OLD_IMAGE, image="x:1")
+    view = parse_container(container)
+    kept = copy.deepcopy(dict(view.config)), copy.deepcopy(dict(view.host_config))
+    build_create_spec(view, parse_image(OLD_IMAGE), image="x:1")
     assert container == before
+    # The view's documents nest mutable JSON: building must copy, not edit them.
+    assert (dict(view.config), dict(view.host_config)) == kept
 
 
 def test_strip_image_defaults_with_an_image_that_sets_nothing() -> None:
