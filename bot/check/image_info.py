@@ -23,7 +23,6 @@ from bot.domain.model import CheckResult, CheckStatus
 from bot.domain.reference import ImageRef, parse_reference
 from bot.errors import DockWardenError, InvalidReference, RegistryError
 from bot.registry.config_blob import Platform
-from bot.store.connection import utcnow
 from bot.store.db import Store
 from bot.store.updates import PendingUpdate
 
@@ -173,19 +172,12 @@ class StoreCache:
 
     def get(self, digest: str) -> ImageInfo | None:
         """What is known of the digest, if anything."""
-        with self.store.transaction() as db:
-            row = db.execute(
-                "SELECT info FROM image_configs WHERE digest = ?", (digest,)
-            ).fetchone()
-        return None if row is None else ImageInfo.from_json(str(row[0]))
+        said = self.store.image_config(digest)
+        return None if said is None else ImageInfo.from_json(said)
 
     def put(self, digest: str, info: ImageInfo) -> None:
         """Remember what the digest's config says."""
-        with self.store.transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO image_configs (digest, info, fetched_at) VALUES (?, ?, ?)",
-                (digest, info.to_json(), utcnow().isoformat()),
-            )
+        self.store.keep_image_config(digest, info.to_json())
 
 
 def update_brings(store: Store, update: PendingUpdate) -> PendingUpdate:
@@ -196,8 +188,7 @@ def update_brings(store: Store, update: PendingUpdate) -> PendingUpdate:
         return update
     old = cache.get(update.old_digest) if update.old_digest else None
     said = json.dumps(brings(old, new), sort_keys=True)
-    with store.transaction() as db:
-        db.execute("UPDATE updates SET brings = ? WHERE id = ?", (said, update.id))
+    store.set_update_brings(update.id, said)
     return dataclasses.replace(update, brings=said)
 
 

@@ -2,7 +2,8 @@
 
 It is the open file (bot/store/connection.py: migrations, transactions, StoreError) and hands
 each call to the module that owns the table: journal.py, history.py, updates.py (and
-approvals), silences.py (ignores, snoozes), seen.py, alert_keys.py, outbox.py and meta.py.
+approvals), silences.py (ignores, snoozes), seen.py, alert_keys.py, outbox.py, meta.py and
+image_configs.py.
 safety.py (rollback records, window waits) is used beside it: `SafetyStore(store)`.
 """
 
@@ -16,6 +17,7 @@ from bot.domain.model import Policy, UpdateState
 from bot.store.alert_keys import AlertKeys
 from bot.store.connection import Database, utcnow
 from bot.store.history import History, HistoryEntry
+from bot.store.image_configs import ImageConfigs
 from bot.store.journal import Journal, JournalEntry
 from bot.store.meta import LastPass, Meta
 from bot.store.outbox import Outbox, OutboxItem
@@ -37,6 +39,7 @@ class Store(Database):
         self._alert_keys = AlertKeys(self)
         self._outbox = Outbox(self)
         self._meta = Meta(self)
+        self._image_configs = ImageConfigs(self)
 
     # -- update journal (journal.py) -------------------------------------------------------------
 
@@ -129,6 +132,10 @@ class Store(Database):
         """At start: updates left `approved` by a process that died return to `pending`."""
         return self._updates.reopen_interrupted()
 
+    def set_update_brings(self, update_id: str, brings: str) -> None:
+        """Keep what the update brings (JSON from bot/check/image_info.py) with it."""
+        self._updates.set_brings(update_id, brings)
+
     # -- ignores and snoozes (silences.py) -------------------------------------------------------
 
     def ignore(
@@ -212,3 +219,13 @@ class Store(Database):
     def set_last_pass(self, last: LastPass) -> None:
         """Keep the snapshot of the pass that just ran."""
         self._meta.set_last_pass(last)
+
+    # -- image configs (image_configs.py) --------------------------------------------------------
+
+    def image_config(self, digest: str) -> str | None:
+        """What was kept of that digest's config (JSON), if anything."""
+        return self._image_configs.get(digest)
+
+    def keep_image_config(self, digest: str, info: str) -> None:
+        """Keep what the digest's config says (JSON)."""
+        self._image_configs.keep(digest, info)

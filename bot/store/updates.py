@@ -137,6 +137,11 @@ class Updates:
                 )
             return moved > 0
 
+    def set_brings(self, update_id: str, brings: str) -> None:
+        """Keep what the update brings (JSON from bot/check/image_info.py) with it."""
+        with self.db.transaction() as db:
+            db.execute("UPDATE updates SET brings = ? WHERE id = ?", (brings, update_id))
+
     def reopen_interrupted(self) -> list[PendingUpdate]:
         """At start: updates left `approved` by a process that died return to `pending`.
 

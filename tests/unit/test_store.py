@@ -289,3 +289,14 @@ def test_a_last_pass_kept_without_rate_limits_still_reads(store: Store) -> None:
     assert last is not None
     assert last.checked_at.isoformat() == "2026-01-02T03:04:05+00:00"
     assert last.counts[CheckStatus.UP_TO_DATE] == 1 and last.rate_limited == {}
+
+
+def test_an_image_config_is_kept_per_digest_and_an_update_keeps_what_it_brings(
+    store: Store,
+) -> None:
+    assert store.image_config(NEW) is None
+    store.keep_image_config(NEW, '{"version": "2"}')
+    assert store.image_config(NEW) == '{"version": "2"}' and store.image_config(OLD) is None
+    update, _ = store.add_update("web", "r/web:latest", OLD, NEW, "approve")
+    store.set_update_brings(update.id, '{"version": ["1", "2"]}')
+    assert store.get_update(update.id).brings == '{"version": ["1", "2"]}'  # type: ignore[union-attr]
