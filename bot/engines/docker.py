@@ -23,13 +23,14 @@ from bot.domain.model import Workload
 from bot.engines.inspect import (
     ContainerInspect,
     ContainerSummary,
+    Endpoint,
     ImageInspect,
     JsonValue,
     parse_container,
     parse_image,
     parse_summary,
 )
-from bot.engines.port import NetworkAttachment, doing, require_image
+from bot.engines.port import doing, require_image
 from bot.engines.workloads import (
     STORE_CLASSIC,
     STORE_CONTAINERD,
@@ -227,18 +228,18 @@ class DockerEngine:
         )
         return str(created["Id"])
 
-    async def connect(self, container_id: str, attachment: NetworkAttachment) -> None:
-        """Connect a container to one more network."""
+    async def connect(self, container_id: str, endpoint: Endpoint) -> None:
+        """Connect a container to one more network, with these settings there."""
         await self._run(
             self.docker.api.connect_container_to_network,
             container_id,
-            attachment.network,
-            ipv4_address=attachment.ipv4_address,
-            ipv6_address=attachment.ipv6_address,
-            aliases=list(attachment.aliases) or None,
-            links=list(attachment.links) or None,
-            link_local_ips=list(attachment.link_local_ips) or None,
-            driver_opt=dict(attachment.driver_opts) if attachment.driver_opts else None,
+            endpoint.network,
+            ipv4_address=endpoint.ipv4_address,
+            ipv6_address=endpoint.ipv6_address,
+            aliases=list(endpoint.aliases) or None,
+            links=list(endpoint.links) or None,
+            link_local_ips=list(endpoint.link_local_ips) or None,
+            driver_opt=dict(endpoint.driver_opts) if endpoint.driver_opts else None,
         )
 
     async def start(self, container_id: str) -> None:

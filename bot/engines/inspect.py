@@ -58,7 +58,8 @@ class Mount:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """The container's settings on one network (NetworkSettings.Networks)."""
+    """A container's settings on one network: as inspect shows them, as create and connect
+    take them."""
 
     network: str
     network_id: str = ""
@@ -68,6 +69,26 @@ class Endpoint:
     ipv6_address: str | None = None
     link_local_ips: tuple[str, ...] = ()
     driver_opts: Mapping[str, str] | None = None
+
+    def endpoint_config(self) -> JsonObject:
+        """The engine API's EndpointSettings for create."""
+        ipam: JsonObject = {}
+        if self.ipv4_address:
+            ipam["IPv4Address"] = self.ipv4_address
+        if self.ipv6_address:
+            ipam["IPv6Address"] = self.ipv6_address
+        if self.link_local_ips:
+            ipam["LinkLocalIPs"] = list(self.link_local_ips)
+        endpoint: JsonObject = {}
+        if ipam:
+            endpoint["IPAMConfig"] = ipam
+        if self.aliases:
+            endpoint["Aliases"] = list(self.aliases)
+        if self.links:
+            endpoint["Links"] = list(self.links)
+        if self.driver_opts:
+            endpoint["DriverOpts"] = dict(self.driver_opts)
+        return endpoint
 
 
 @dataclass(frozen=True)

@@ -12,50 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.engines.inspect import (
     ContainerInspect,
     ContainerSummary,
+    Endpoint,
     ImageInspect,
-    JsonObject,
     JsonValue,
 )
 from bot.errors import EngineError, EngineUnavailable
-
-
-@dataclass(frozen=True)
-class NetworkAttachment:
-    """One network a new container joins, with the settings the old one had there."""
-
-    network: str
-    aliases: tuple[str, ...] = ()
-    links: tuple[str, ...] = ()
-    ipv4_address: str | None = None
-    ipv6_address: str | None = None
-    link_local_ips: tuple[str, ...] = ()
-    driver_opts: Mapping[str, str] | None = None
-
-    def endpoint_config(self) -> JsonObject:
-        """The engine API's EndpointSettings for create."""
-        ipam: JsonObject = {}
-        if self.ipv4_address:
-            ipam["IPv4Address"] = self.ipv4_address
-        if self.ipv6_address:
-            ipam["IPv6Address"] = self.ipv6_address
-        if self.link_local_ips:
-            ipam["LinkLocalIPs"] = list(self.link_local_ips)
-        endpoint: JsonObject = {}
-        if ipam:
-            endpoint["IPAMConfig"] = ipam
-        if self.aliases:
-            endpoint["Aliases"] = list(self.aliases)
-        if self.links:
-            endpoint["Links"] = list(self.links)
-        if self.driver_opts:
-            endpoint["DriverOpts"] = dict(self.driver_opts)
-        return endpoint
 
 
 class Engine(Protocol):
@@ -90,8 +56,8 @@ class Engine(Protocol):
     async def create(self, name: str, body: Mapping[str, JsonValue]) -> str:
         """Create a container from an engine API create body; its id."""
 
-    async def connect(self, container_id: str, attachment: NetworkAttachment) -> None:
-        """Connect a container to one more network."""
+    async def connect(self, container_id: str, endpoint: Endpoint) -> None:
+        """Connect a container to one more network, with these settings there."""
 
     async def start(self, container_id: str) -> None:
         """Start a container."""

@@ -13,6 +13,7 @@ does, so their data survives.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +26,6 @@ from bot.engines.inspect import (
     JsonValue,
     Mount,
 )
-from bot.engines.port import NetworkAttachment
 
 # Networks docker manages itself: no aliases, no static addresses, nothing to connect to.
 _BUILTIN_NETWORK_MODES = {"default", "bridge", "host", "none"}
@@ -41,7 +41,7 @@ class CreateSpec:
 
     name: str
     body: JsonObject  # POST /containers/create: Config fields, HostConfig, NetworkingConfig
-    extra_networks: tuple[NetworkAttachment, ...] = field(default=())
+    extra_networks: tuple[Endpoint, ...] = field(default=())
 
 
 def build_create_spec(
@@ -181,7 +181,7 @@ def _carry_anonymous_volumes(
 
 def network_attachments(
     container: ContainerInspect, network_mode: str
-) -> tuple[NetworkAttachment | None, list[NetworkAttachment]]:
+) -> tuple[Endpoint | None, list[Endpoint]]:
     """The network given at create time (user-defined only) and the ones to connect after."""
     if network_mode in ("host", "none") or network_mode.startswith("container:"):
         return None, []
@@ -192,7 +192,7 @@ def network_attachments(
         # NetworkMode may hold the network's id rather than its name.
         by_id = [n for n, e in networks.items() if e.network_id.startswith(network_mode)]
         primary_name = by_id[0] if by_id else primary_name
-    primary: NetworkAttachment | None = None
+    primary: Endpoint | None = None
     extras = []
     for name, endpoint in networks.items():
         attachment = _attachment(endpoint, short_id)
@@ -203,18 +203,11 @@ def network_attachments(
     return primary, extras
 
 
-def _attachment(endpoint: Endpoint, short_id: str) -> NetworkAttachment:
+def _attachment(endpoint: Endpoint, short_id: str) -> Endpoint:
     # Docker adds the container's short id as an alias on user-defined networks; the new
-    # container gets its own.
-    return NetworkAttachment(
-        network=endpoint.network,
-        aliases=tuple(a for a in endpoint.aliases if a != short_id),
-        links=endpoint.links,
-        ipv4_address=endpoint.ipv4_address,
-        ipv6_address=endpoint.ipv6_address,
-        link_local_ips=endpoint.link_local_ips,
-        driver_opts=dict(endpoint.driver_opts) if endpoint.driver_opts else None,
-    )
+    # container gets its own. The network's id is the engine's to give.
+    aliases = tuple(a for a in endpoint.aliases if a != short_id)
+    return dataclasses.replace(endpoint, network_id="", aliases=aliases)
 
 
 def shares_network_of(container: ContainerInspect, target: ContainerInspect) -> bool:

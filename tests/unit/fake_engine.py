@@ -16,13 +16,13 @@ from typing import Any
 from bot.engines.inspect import (
     ContainerInspect,
     ContainerSummary,
+    Endpoint,
     ImageInspect,
     JsonValue,
     parse_container,
     parse_image,
     parse_summary,
 )
-from bot.engines.port import NetworkAttachment
 from bot.errors import EngineError
 
 
@@ -235,9 +235,9 @@ class FakeEngine:
         self.containers[container.id] = container
         return container.id
 
-    async def connect(self, container_id: str, attachment: NetworkAttachment) -> None:
+    async def connect(self, container_id: str, endpoint: Endpoint) -> None:
         self._call("connect", container_id)
-        self._get(container_id).networks[attachment.network] = attachment.endpoint_config()
+        self._get(container_id).networks[endpoint.network] = endpoint.endpoint_config()
 
     async def start(self, container_id: str) -> None:
         self._call("start", container_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.engines.inspect import parse_container, parse_image, parse_summary
@@ -117,6 +117,7 @@ json_values = st.recursive(
 )
 
 
+@settings(max_examples=60, deadline=None)
 @given(st.dictionaries(
     st.sampled_from(["Name", "Image", "State", "Config", "HostConfig", "Mounts",
                      "NetworkSettings", "RestartCount"]),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,16 @@ def engine() -> FakeEngine:
     fake.add_image(f"{REPO}:1", digest=OLD_DIGEST, config={"Healthcheck": CHECK})
     fake.publish(REPO, NEW_DIGEST, config={"Healthcheck": CHECK})
     return fake
+
+
+def dies_after(step: str) -> Callable[[str], None]:
+    """An after_step hook that kills the replacement once `step` is done."""
+
+    def hook(done: str) -> None:
+        if done == step:
+            raise KeyboardInterrupt  # the process dies: the journal stays where it was
+
+    return hook
 
 
 def replacer(engine: Engine, store: Store, done: list[str] | None = None) -> Replacer:
@@ -167,12 +177,7 @@ async def test_a_journal_left_at_health_with_a_healthy_new_container_settles_as_
 ) -> None:
     web, old, spec = await prepared(engine)
     replace = replacer(engine, store)
-
-    def die_after_the_gate(step: str) -> None:
-        if step == "health":
-            raise KeyboardInterrupt  # the process dies: the journal stays where it was
-
-    replace.after_step = die_after_the_gate
+    replace.after_step = dies_after("health")
     with pytest.raises(KeyboardInterrupt):
         await replace.replace(old, spec, {"kind": "update"})
     [entry] = store.journal_open()
@@ -187,12 +192,7 @@ async def test_a_journal_left_at_create_settles_by_restoring_the_old_container(
 ) -> None:
     web, old, spec = await prepared(engine)
     replace = replacer(engine, store)
-
-    def die_after_create(step: str) -> None:
-        if step == "create":
-            raise KeyboardInterrupt
-
-    replace.after_step = die_after_create
+    replace.after_step = dies_after("create")
     with pytest.raises(KeyboardInterrupt):
         await replace.replace(old, spec, {"kind": "update"})
     [entry] = store.journal_open()
