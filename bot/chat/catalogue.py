@@ -69,7 +69,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "snooze",
         "No update alerts for a container for a while (default 1d).",
         (
-            Argument("id|name", True, "Container (or an update id: its container)"),
+            Argument("name|id", True, "Container (or an update id: its container)"),
             Argument("duration", False, "How long, e.g. 30m, 2h, 1d (1d when omitted)"),
         ),
         changes_state=True,
@@ -98,6 +98,6 @@ def command(name: str) -> CommandSpec:
 
 
 def usage(spec: CommandSpec) -> str:
-    """How the command is typed: `/snooze <id|name> [duration]`."""
+    """How the command is typed: `/snooze <name|id> [duration]`."""
     words = [f"<{a.name}>" if a.required else f"[{a.name}]" for a in spec.arguments]
     return " ".join((f"/{spec.name}", *words))

@@ -1,6 +1,7 @@
 """Durations as people type them (`30m`, `2h`, `1d`, `1h30m`, `2w`), parsed within bounds.
 
-One parser for chat commands (`/snooze web 2h`) and settings (DOCKWARDEN_HISTORY_RETENTION).
+One parser for chat commands (`/snooze web 2h`) and settings (DOCKWARDEN_HISTORY_RETENTION);
+its DurationError is a UsageError, so the router answers a bad `/snooze` duration with its usage.
 The bound is checked on the digits before any arithmetic, so `10000000d` or a hundred-digit
 number is a clear refusal instead of an OverflowError from timedelta or datetime.
 """
@@ -10,12 +11,15 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from bot.errors import UsageError
+
 _PART = re.compile(r"(\d+)\s*([smhdw])")
 UNITS: dict[str, int] = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 YEAR = timedelta(days=365)
+SNOOZE_LIMIT = YEAR  # a longer snooze is an ignore, and unbounded ones overflow the clock
 
 
-class DurationError(ValueError):
+class DurationError(UsageError, ValueError):
     """Text that is not a duration, or one outside the allowed bounds; the message says which."""
 
 

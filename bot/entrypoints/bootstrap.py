@@ -22,7 +22,7 @@ from bot.config.settings import Settings
 from bot.errors import ConfigError, DockWardenError
 
 if TYPE_CHECKING:
-    from bot.chat.commands import CheckerPort, CommandRouter, UpdaterPort, UpdateService
+    from bot.chat.router import CommandRouter
     from bot.check.checker import Checker
     from bot.domain.policy import AutoWindow
     from bot.engines.docker import DockerEngine
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from bot.update.updater import Updater
     from bot.usecases.delivery import Notifier
     from bot.usecases.passes import PassRunner, PassScheduler
+    from bot.usecases.ports import CheckerPort, UpdaterPort
+    from bot.usecases.update_service import UpdateService
 
 log = logging.getLogger(__name__)
 
@@ -220,9 +222,11 @@ def build_core(
     rollbacks: Rollbacks | None = None,
 ) -> Core:
     """Wire the core around its ports (the daemon and the tests use this same wiring)."""
-    from bot.chat.commands import Authorizer, CommandRouter, UpdateService
+    from bot.chat.access import Authorizer
+    from bot.chat.router import CommandRouter
     from bot.usecases.delivery import Notifier
     from bot.usecases.passes import PassRunner
+    from bot.usecases.update_service import UpdateService
 
     secrets = [
         secret.get_secret_value()

@@ -62,7 +62,6 @@ def _cmd_update(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    from bot.chat.commands import UpdateService
     from bot.domain.model import UpdateOutcome, UpdateResult
     from bot.entrypoints.bootstrap import (
         build_engine,
@@ -73,6 +72,7 @@ def _cmd_update(settings: Settings, args: argparse.Namespace) -> int:
     )
     from bot.entrypoints.cli_alerts import CommandAlerts
     from bot.entrypoints.report import Status, confirm, progress
+    from bot.usecases.update_service import UpdateService
 
     status = Status(f"updating {args.name}: pulling the new image, then stopping the old one")
 

@@ -21,7 +21,7 @@ from bot.domain.model import Basis, CheckReport, CheckStatus, UpdateResult
 from bot.errors import DockWardenError, SelfUpdateHandedOver, SelfUpdateRefused
 
 if TYPE_CHECKING:
-    from bot.chat.commands import CheckerPort, UpdaterPort
+    from bot.usecases.ports import CheckerPort, UpdaterPort
 
 Clock = Callable[[], datetime]
 

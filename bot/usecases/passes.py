@@ -19,7 +19,6 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
-from bot.chat.commands import CheckerPort, UpdateService
 from bot.config.cron import cron_trigger
 from bot.domain.model import CheckStatus, UpdateState
 from bot.domain.policy import AutoWindow
@@ -31,6 +30,8 @@ from bot.store.safety import SafetyStore
 from bot.store.updates import PendingUpdate
 from bot.usecases.alerting import Alerter, PassSummary
 from bot.usecases.delivery import Notifier
+from bot.usecases.ports import CheckerPort
+from bot.usecases.update_service import UpdateService
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 
 from adapters.telegram.adapter import TelegramAdapter
-from bot.chat.commands import CheckerPort
 from bot.config.settings import Settings
 from bot.domain.model import CheckReport
 from bot.engines.docker import DockerEngine
@@ -36,6 +35,7 @@ from bot.entrypoints.bootstrap import (
 from bot.registry.client import RegistryClient
 from bot.store.db import Store
 from bot.usecases.passes import PassScheduler
+from bot.usecases.ports import CheckerPort
 from tests.e2e.conftest import TELEGRAM_ADMIN, TELEGRAM_ALERT_CHATS, TELEGRAM_OTHER
 from tests.standins.telegram import TelegramStandin, wait_for
 

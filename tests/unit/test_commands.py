@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from adapters.console import ConsoleAdapter, parse_line
-from bot.chat.commands import Authorizer, parse_duration
+from bot.chat.access import Authorizer
 from bot.chat.messages import AlertKind, Sender
 from bot.config.settings import Settings, load_settings
+from bot.domain.durations import parse_duration
 from bot.domain.model import UpdateOutcome
 from bot.entrypoints.bootstrap import Core, build_core
 from bot.errors import ConfigError, UpdateInProgress

@@ -8,9 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.chat.commands import SNOOZE_LIMIT, UsageError, parse_duration
-from bot.domain.durations import DurationError
-from bot.domain.durations import parse_duration as parse_bounded
+from bot.domain.durations import SNOOZE_LIMIT, DurationError, parse_duration
+from bot.errors import UsageError
 
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -37,9 +36,9 @@ def test_parts_add_up_and_too_long_is_refused(parts: list[tuple[int, str]]) -> N
 
 
 def test_bounds_are_the_callers() -> None:
-    assert parse_bounded("90d", minimum=timedelta(days=1), maximum=timedelta(days=3650)) == (
+    assert parse_duration("90d", minimum=timedelta(days=1), maximum=timedelta(days=3650)) == (
         timedelta(days=90))
     with pytest.raises(DurationError, match="at least 1d"):
-        parse_bounded("2h", minimum=timedelta(days=1))
+        parse_duration("2h", minimum=timedelta(days=1))
     with pytest.raises(DurationError, match="at most 365d"):
-        parse_bounded("366d")
+        parse_duration("366d")

@@ -60,7 +60,7 @@ def test_no_bot_source_names_a_chat_library_in_an_import() -> None:
 
 def test_importing_every_bot_module_loads_no_chat_library() -> None:
     modules = bot_modules()
-    assert "bot.entrypoints.bootstrap" in modules and "bot.chat.commands" in modules
+    assert "bot.entrypoints.bootstrap" in modules and "bot.chat.router" in modules
     script = (
         "import importlib, json, sys\n"
         f"for name in {modules!r}:\n"

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.chat.commands import UpdateService
 from bot.chat.messages import AlertKind
 from bot.domain.model import Basis, UpdateOutcome, UpdateResult
 from bot.errors import StaleUpdate
 from bot.store.db import Store
 from bot.store.updates import PendingUpdate
 from bot.usecases.delivery import Notifier
+from bot.usecases.update_service import UpdateService
 from tests.unit.fakes import NEW, NEWER, OLD, FakeAdapter
 
 ACTOR = "telegram:1 (admin)"
