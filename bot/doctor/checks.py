@@ -7,20 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-
-import httpx
 
 from bot.check.checker import Checker, plan_workload
 from bot.config.settings import Settings
 from bot.domain.reference import ImageRef
 from bot.errors import DockWardenError, EngineError, RegistryError, UnsupportedChallenge
-from bot.registry.challenge import choose_challenge, parse_www_authenticate
 from bot.registry.tls import RegistryTls, verified_by
-from bot.registry.wire import api_scheme
 
 if TYPE_CHECKING:
     from bot.engines.docker import DockerEngine
@@ -140,34 +135,6 @@ def chat_findings(settings: Settings) -> list[Finding]:
     return findings
 
 
-async def offered_auth(
-    ref: ImageRef, settings: Settings, tls: RegistryTls | None = None
-) -> str:
-    """What the registry's /v2/ asks for, in words (one unauthenticated request)."""
-    insecure = tls.insecure if tls is not None else settings.insecure_registries
-    scheme = api_scheme(ref.registry, ref.api_host, insecure)
-    url = f"{scheme}://{ref.api_host}/v2/"
-    verify: ssl.SSLContext | bool = True
-    if tls is not None and scheme == "https":
-        try:
-            verify = tls.context(ref.registry) or True
-        except RegistryError as exc:
-            return str(exc)
-    try:
-        async with httpx.AsyncClient(timeout=settings.registry_timeout, verify=verify) as http:
-            response = await http.get(url)
-    except httpx.HTTPError as exc:
-        return f"no answer from {url} ({type(exc).__name__})"
-    challenges = parse_www_authenticate(response.headers.get_list("www-authenticate"))
-    if response.status_code == 200 or not challenges:
-        return "open (no challenge: anonymous access)"
-    chosen = choose_challenge(challenges)
-    if chosen is None:
-        schemes = ", ".join(sorted({c.scheme for c in challenges}))
-        return f"offers only {schemes}"
-    return f"{chosen.scheme} auth"
-
-
 async def registry_findings(
     settings: Settings,
     client: RegistryClient,
@@ -180,7 +147,7 @@ async def registry_findings(
         by_registry.setdefault(ref.registry, []).append(ref)
 
     async def one(registry: str, its_refs: list[ImageRef]) -> Finding:
-        auth = await offered_auth(its_refs[0], settings, client.tls)
+        auth = await client.offered_auth(its_refs[0])
         try:
             # A helper program may take seconds: in a thread, so the registries run side by side.
             found = await asyncio.to_thread(credentials.lookup, registry)

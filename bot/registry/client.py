@@ -131,6 +131,20 @@ class RegistryClient:
         name = DOCKER_HUB if is_docker_hub(registry) else registry
         await self._auth.check(self._registry(ImageRef(registry=name, repository="")))
 
+    async def offered_auth(self, ref: ImageRef) -> str:
+        """What the registry's /v2/ asks for, in words: the ping every lookup starts with."""
+        state = self._registry(ref)
+        try:
+            async with self._share(state):
+                await self._pinger.ensure(state)
+        except RegistryError as error:
+            return str(error)
+        if state.auth is not None:
+            return f"{state.auth.challenge.scheme} auth"
+        if state.unsupported is not None:
+            return f"offers only {state.unsupported[0]}"
+        return "open (no challenge: anonymous access)"
+
     async def tags(self, ref: ImageRef, *, page_size: int | None = None) -> list[str]:
         """Every tag of the repository, following Link pagination."""
         state = self._registry(ref)

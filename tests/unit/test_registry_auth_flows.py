@@ -264,6 +264,35 @@ async def test_ping_401_without_any_challenge_means_anonymous(
     assert await client.remote_digest(image(peer)) == DIGEST
 
 
+@pytest.mark.parametrize(
+    ("challenges", "said"),
+    [
+        ((), "open (no challenge: anonymous access)"),
+        (('Bearer realm="/token",service="peer"',), "bearer auth"),
+        (('Negotiate', 'Basic realm="peer"'), "basic auth"),
+        (('Negotiate', 'NTLM'), "offers only negotiate, ntlm"),
+    ],
+)
+async def test_offered_auth_is_said_from_the_ping_the_lookups_then_reuse(
+    peer: Peer, make_client: Callable[..., RegistryClient], challenges: tuple[str, ...],
+    said: str,
+) -> None:
+    if challenges:
+        peer.ping = lambda r: unauthorized(*challenges)
+    async with make_client() as client:
+        assert await client.offered_auth(image(peer)) == said
+        await client.remote_digests([image(peer)])  # answers or errors, as values
+    assert [path for _, path, _ in peer.seen].count("/v2/") == 1
+
+
+async def test_offered_auth_of_a_registry_that_does_not_answer_says_why(
+    make_client: Callable[..., RegistryClient],
+) -> None:
+    async with make_client(timeout=2.0) as client:
+        said = await client.offered_auth(parse_reference("127.0.0.1:9/app/one:1"))
+    assert "127.0.0.1:9" in said
+
+
 async def test_server_error_is_retried_once(
     peer: Peer, make_client: Callable[..., RegistryClient]
 ) -> None:
