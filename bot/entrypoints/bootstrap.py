@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from bot.http.server import HttpServer
     from bot.registry.client import RegistryClient
     from bot.registry.credentials import DockerCredentials
+    from bot.registry.mirrors import MirroredDigests
     from bot.store.db import Store
     from bot.update.rollback import Rollbacks
     from bot.update.updater import Updater
@@ -104,6 +105,18 @@ def build_registry(
     )
 
 
+def through_mirrors(
+    settings: Settings, engine: DockerEngine, registry: RegistryClient
+) -> MirroredDigests:
+    """Digests of Docker Hub images asked of the registry mirrors first, as the engine pulls
+    (DOCKWARDEN_REGISTRY_MIRRORS, else the engine's, read on first use)."""
+    from bot.registry.mirrors import MirroredDigests, chosen_mirrors
+
+    return MirroredDigests(
+        registry, lambda: chosen_mirrors(settings.registry_mirrors, engine.info)
+    )
+
+
 def build_checker(
     settings: Settings, engine: DockerEngine, registry: RegistryClient, store: Store | None = None
 ) -> Checker:
@@ -117,7 +130,6 @@ def build_checker(
         local_inspect,
     )
     from bot.domain.versions import LEVELS
-    from bot.registry.mirrors import MirroredDigests, chosen_mirrors
 
     describer = Describer(
         registry,
@@ -126,13 +138,9 @@ def build_checker(
         local=lambda reference: local_inspect(engine, reference),
     )
 
-    # Docker Hub images through the mirrors the engine pulls through (read on the first pass).
-    mirrored = MirroredDigests(
-        registry, lambda: chosen_mirrors(settings.registry_mirrors, engine.info)
-    )
     return Checker(
         engine,
-        mirrored,
+        through_mirrors(settings, engine, registry),
         label_enable=settings.label_enable,
         default_policy=settings.default_policy,
         semver=LEVELS[settings.semver] if settings.semver else None,
@@ -161,7 +169,7 @@ def build_updater(
 
     return Updater(
         engine,
-        registry,
+        through_mirrors(settings, engine, registry),
         store,
         health_timeout=settings.health_timeout,
         grace_period=settings.grace_period,

@@ -166,6 +166,13 @@ class MirroredDigests:
         await asyncio.gather(direct(), self._through(mirrors, hub, results))
         return results
 
+    async def remote_digest(self, ref: ImageRef) -> str:
+        """One reference's digest by the same way (raises the last endpoint's RegistryError)."""
+        answer = (await self.remote_digests([ref]))[ref]
+        if isinstance(answer, RegistryError):
+            raise answer
+        return answer
+
     async def _through(
         self,
         mirrors: Sequence[Mirror],

@@ -19,12 +19,13 @@ import pytest
 
 from bot.check.checker import Checker
 from bot.config.settings import load_settings
-from bot.domain.model import CheckStatus, Policy
+from bot.domain.model import CheckStatus, Policy, UpdateOutcome
 from bot.engines.docker import DockerEngine
-from bot.entrypoints.bootstrap import build_checker
+from bot.entrypoints.bootstrap import build_checker, build_updater
 from bot.registry.client import RegistryClient
 from bot.registry.credentials import DockerCredentials
 from bot.registry.mirrors import MirroredDigests, engine_mirrors
+from bot.store.db import Store
 from tests.integration.engines import *  # noqa: F403 - on the second engine
 from tests.integration.engines import EngineUnderTest
 from tests.services.containers import ContainerFactory
@@ -33,6 +34,8 @@ from tests.services.offline import guarded_getaddrinfo
 from tests.services.registry import DeadRegistry, RegistryService
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# PID 1 ignores SIGTERM unless it traps it: this keeps `docker stop` quick.
+SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 86400 & wait"]
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +63,7 @@ def _hub_image_running(images: ImageFactory, mirror: RegistryService,
     """Push library/<name>:v1 to the mirror, pull `<name>:v1` on the second engine and run it;
     (container name, Docker Hub name, digest)."""
     name = f"dwmirror-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    digest = images.push(mirror, f"library/{name}", "v1", version=1)
+    digest = images.push(mirror, f"library/{name}", "v1", version=1, cmd=SLEEPER)
     images.client.images.pull(name, tag="v1")
     container = containers.run(f"{name}:v1")
     return container.name, name, digest
@@ -142,3 +145,18 @@ def test_check_json_says_the_mirror_answered(
     (result,) = json.loads(done.stdout)["results"]
     assert (result["status"], result["remote_digest"]) == ("up_to_date", v1)
     assert result["endpoint"] == mirror.url
+
+
+async def test_an_update_takes_the_digest_the_mirror_has_and_pulls_it_through_the_mirror(
+    images: ImageFactory, mirror: RegistryService, containers: ContainerFactory,
+    engine: DockerEngine, registry: RegistryClient, db: Store, tmp_path: Path,
+) -> None:
+    container, name, v1 = _hub_image_running(images, mirror, containers)
+    v2 = images.push(mirror, f"library/{name}", "v1", version=2, cmd=SLEEPER)
+    settings = load_settings(_env_file=None, DOCKER_CONFIG=str(tmp_path),
+                             DOCKWARDEN_GRACE_PERIOD="1")
+
+    result = await build_updater(settings, engine, registry, db).update(container)
+
+    assert result.outcome is UpdateOutcome.UPDATED, result.message
+    assert (result.old_digest, result.new_digest) == (v1, v2)

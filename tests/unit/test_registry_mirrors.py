@@ -205,3 +205,13 @@ def test_results_name_the_endpoint_only_when_mirrors_answered() -> None:
     assert told[0].as_json()["endpoint"] == LOCAL.url
     assert "endpoint" not in told[2].as_json()
     assert with_endpoints([same], [HUB], registries) == (same,)
+
+
+async def test_one_digest_is_asked_the_same_way_and_a_failure_is_raised() -> None:
+    registries = Registries({"127.0.0.1:5000": {"library/nginx:1.27": _digest(1)}},
+                            away={"docker.io"})
+    mirrored = MirroredDigests(registries, lambda: (LOCAL,))
+
+    assert await mirrored.remote_digest(HUB) == _digest(1)
+    with pytest.raises(RegistryUnreachable):
+        await mirrored.remote_digest(HUB.with_tag("1.28"))
