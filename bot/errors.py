@@ -16,6 +16,7 @@
     │   ├── MalformedInspect        an inspect answer without a field the update needs
     │   └── ContainerNotFound
     ├── UpdateError                 an update could not be carried out
+    │   ├── NotUpdatable            a Swarm task, --rm, pinned, stopped, ...: nothing was touched
     │   ├── UpdateInProgress        another update of the same container is running
     │   ├── StaleUpdate             the container no longer runs what the update was made for
     │   └── SelfUpdateRefused       the bot's own container cannot be recreated in place
@@ -164,6 +165,10 @@ class ContainerNotFound(EngineError):
 
 class UpdateError(DockWardenError):
     """An update could not be carried out."""
+
+
+class NotUpdatable(UpdateError):
+    """The update cannot start (a Swarm task, run with --rm, pinned, ...); nothing was touched."""
 
 
 class UpdateInProgress(UpdateError):

@@ -74,13 +74,13 @@ class ServiceUpdater:
         tagged, _ = split_digest(service_image(service))
         previous = dict((service.get("Spec") or {}).get("TaskTemplate") or {})
         try:
-            await self._set_template(service, with_image(service, f"{tagged}@{digest}"))
+            await self.set_template(service, with_image(service, f"{tagged}@{digest}"))
         except EngineError as exc:
             return UpdateResult.untouched(
                 name, f"the swarm refused the update of {name}: {exc}", old_digest, digest
             )
         try:
-            state, message = await self._rollout(service)
+            state, message = await self.rollout(service)
         except EngineError as exc:
             state, message = "", f"watching the rollout failed: {exc}"
         if state == _DONE:
@@ -96,15 +96,16 @@ class ServiceUpdater:
                 f"the update of service {name} to {short_digest(digest)} failed and the swarm "
                 f"rolled it back: {why}",
             )
-        return await self._roll_back(name, previous, old_digest, digest, why)
+        return await self.roll_back(name, previous, old_digest, digest, why)
 
-    async def _roll_back(
+    async def roll_back(
         self, name: str, previous: dict[str, Any], old_digest: str | None, digest: str, why: str
     ) -> UpdateResult:
+        """Put the `previous` task template back after the update to `digest` failed (`why`)."""
         try:
             current = await self._inspect(name)
-            await self._set_template(current, previous)
-            state, message = await self._rollout(current)
+            await self.set_template(current, previous)
+            state, message = await self.rollout(current)
         except EngineError as exc:
             state, message = "", str(exc)
         if state == _DONE:
@@ -128,14 +129,14 @@ class ServiceUpdater:
                 raise EngineError(f"no such service: {name}")
         return service
 
-    async def _set_template(self, service: Mapping[str, Any], template: dict[str, Any]) -> None:
-        # fetch_current_spec: everything but the task template stays as the swarm has it.
+    async def set_template(self, service: Mapping[str, Any], template: dict[str, Any]) -> None:
+        """Give the service `template`; the rest of its spec stays as the swarm has it."""
         with doing("updating the service"):
             await self.engine.update_service(
                 str(service["ID"]), int(service["Version"]["Index"]), template
             )
 
-    async def _rollout(self, before: Mapping[str, Any]) -> tuple[str, str]:
+    async def rollout(self, before: Mapping[str, Any]) -> tuple[str, str]:
         """Wait for the update started after `before` to end: (UpdateStatus.State, Message).
 
         The status of an earlier update may still be shown at first: it is told apart by its

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.store.journal import JournalEntry
+from bot.update.reconcile import journal_owner_alive
 from bot.update.selfinfo import (
     ids_from_cgroup,
     ids_from_mountinfo,
@@ -18,7 +19,6 @@ from bot.update.selfinfo import (
     process_identity,
     runs_inside,
 )
-from bot.update.updater import journal_owner_alive
 
 # /proc/self/cgroup and /proc/self/mountinfo as read inside a busybox container on Docker 20.10
 # (classic store, vfs), Docker 26.1 (containerd image store, native snapshotter) and Podman 4.3,
