@@ -1,4 +1,5 @@
-"""DOCKWARDEN_SCHEDULE, a crontab line (or `@hourly`, `@daily`, `@weekly`), as a cron trigger.
+"""DOCKWARDEN_SCHEDULE, a crontab line (or `@hourly`, `@daily`, `@weekly`), as a cron trigger
+in DOCKWARDEN_TZ.
 
 APScheduler 3.x numbers weekdays from Monday = 0, crontab from Sunday = 0 (and 7): `0 3 * * 0`
 would run on Mondays. The day-of-week field is therefore rewritten into weekday names, which
@@ -7,8 +8,11 @@ both read the same way, before APScheduler sees it.
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.errors import ConfigError
 
 if TYPE_CHECKING:
     from apscheduler.triggers.cron import CronTrigger
@@ -103,3 +107,21 @@ def cron_trigger(expression: str, timezone: tzinfo) -> CronTrigger:
     if trigger.get_next_fire_time(None, datetime.now(timezone)) is None:
         raise ValueError(f"{expression!r} never runs (no such date)")
     return trigger
+
+
+def parse_schedule(schedule: str, tz: str = "UTC") -> CronTrigger:
+    """The cron trigger of DOCKWARDEN_SCHEDULE in DOCKWARDEN_TZ; a ConfigError naming it."""
+    try:
+        return cron_trigger(schedule, zone(tz))
+    except ValueError as exc:
+        raise ConfigError(f"DOCKWARDEN_SCHEDULE: {exc}") from None
+
+
+def zone(tz: str) -> tzinfo:
+    """The time zone named by DOCKWARDEN_TZ (an IANA name; UTC by default)."""
+    if tz.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"DOCKWARDEN_TZ: unknown time zone {tz!r}") from None

@@ -155,64 +155,19 @@ def cli_actor() -> str:
 
 def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     """The daemon: scheduler plus chat adapters."""
-    from bot.entrypoints.bootstrap import run_daemon
+    from bot.entrypoints.daemon import run_daemon
 
     return run_daemon(settings)
 
 
 def _cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
     """Check Docker access, registry auth per watched image, chat tokens."""
-    import asyncio
+    from bot.entrypoints.doctor_cli import doctor
 
-    from bot.doctor.checks import (
-        Finding,
-        chat_findings,
-        database_finding,
-        engine_finding,
-        registry_findings,
-        watched_refs,
-    )
-    from bot.entrypoints.bootstrap import (
-        build_checker,
-        build_credentials,
-        build_engine,
-        build_registry,
-        engine_insecure_registries,
-    )
-
-    findings: list[Finding] = []
-    engine = None
-    try:
-        engine = build_engine(settings)
-    except EngineUnavailable as exc:
-        findings.append(Finding("docker", settings.docker_host or "default", False, str(exc)))
-
-    async def registries() -> list[Finding]:
-        assert engine is not None
-        insecure = await asyncio.to_thread(engine_insecure_registries, engine)
-        async with build_registry(settings, engine_insecure=insecure) as registry:
-            checker = build_checker(settings, engine, registry)
-            refs = await watched_refs(checker)
-            if not refs:
-                return [Finding("registry", "-", True, "no watched image to look up")]
-            return await registry_findings(settings, registry, build_credentials(settings), refs)
-
-    if engine is not None:
-        try:
-            findings.append(engine_finding(engine))
-            findings.extend(asyncio.run(registries()))
-        except DockWardenError as exc:
-            findings.append(Finding("registry", "-", False, str(exc)))
-        finally:
-            engine.close()
-    findings.append(database_finding(settings.db))
-    from bot.doctor.chat import platform_findings
-
-    findings.extend(chat_findings(settings))
-    findings.extend(asyncio.run(platform_findings(settings)))
+    findings, engine_reached = doctor(settings)
     for finding in findings:
         print(finding.render())
-    if engine is None:
+    if not engine_reached:
         return EXIT_ENGINE
     return EXIT_OK if all(f.ok for f in findings) else EXIT_FAILED
 

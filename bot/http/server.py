@@ -36,7 +36,7 @@ class Liveness:
         margin: timedelta = HEALTH_MARGIN,
         tz: str = "UTC",
     ) -> None:
-        from bot.usecases.passes import parse_schedule
+        from bot.config.cron import parse_schedule
 
         self.metrics = metrics
         self.trigger = parse_schedule(schedule, tz)

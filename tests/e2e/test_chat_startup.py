@@ -19,7 +19,7 @@ import bot.chat.reconnect
 from bot.chat.messages import Alert, AlertKind, Command, Sender
 from bot.chat.reconnect import Reconnecting
 from bot.config.settings import Settings
-from bot.entrypoints.bootstrap import Daemon
+from bot.entrypoints.daemon import Daemon
 from tests.e2e import discord_fixtures
 from tests.e2e.conftest import TELEGRAM_ADMIN, TELEGRAM_ALERT_CHATS
 from tests.standins.discord import CHANNEL_ID, DiscordStandin

@@ -32,9 +32,9 @@ from bot.entrypoints.bootstrap import (
     build_store,
     build_updater,
 )
+from bot.entrypoints.scheduling import PassScheduler
 from bot.registry.client import RegistryClient
 from bot.store.db import Store
-from bot.usecases.passes import PassScheduler
 from bot.usecases.ports import CheckerPort
 from tests.e2e.conftest import TELEGRAM_ADMIN, TELEGRAM_ALERT_CHATS, TELEGRAM_OTHER
 from tests.standins.telegram import TelegramStandin, wait_for

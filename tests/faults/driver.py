@@ -14,7 +14,7 @@ import time
 
 from bot.chat.messages import Command, Sender
 from bot.config.settings import load_settings
-from bot.entrypoints.bootstrap import Daemon
+from bot.entrypoints.daemon import Daemon
 
 
 async def main(name: str, step: str) -> int:

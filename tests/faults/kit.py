@@ -205,7 +205,7 @@ async def next_start_here(env: dict[str, str]) -> None:
     """What `next_start` does, in this process: the daemon's start (which settles interrupted
     updates first) and its stop, with the settings `env` gives a `dockwarden` process."""
     from bot.config.settings import Settings
-    from bot.entrypoints.bootstrap import Daemon
+    from bot.entrypoints.daemon import Daemon
     from tests.unit.fakes import FakeAdapter
 
     settings = Settings(

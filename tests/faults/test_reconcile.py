@@ -12,7 +12,7 @@ import docker
 
 from bot.chat.messages import Sender
 from bot.config.settings import Settings
-from bot.entrypoints.bootstrap import Daemon
+from bot.entrypoints.daemon import Daemon
 from bot.store.db import Store
 from bot.update.replace import aside_name
 from tests.faults.kit import AppImage, assert_left_running_intact, start_app

@@ -16,10 +16,10 @@ from typing import Any
 import docker
 import pytest
 
-import bot.entrypoints.bootstrap
+import bot.entrypoints.daemon
 from bot.chat.messages import Sender
 from bot.config.settings import Settings
-from bot.entrypoints.bootstrap import Daemon
+from bot.entrypoints.daemon import Daemon
 from tests.faults.kit import (
     AppImage,
     assert_left_running_intact,
@@ -49,7 +49,7 @@ async def test_stopping_the_daemon_mid_update_stops_the_update_before_the_store_
     app_image: AppImage, docker_client: docker.DockerClient, containers: Any,
     docker_host: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(bot.entrypoints.bootstrap, "SHUTDOWN_UPDATE_WAIT", 0.5)
+    monkeypatch.setattr(bot.entrypoints.daemon, "SHUTDOWN_UPDATE_WAIT", 0.5)
     app = start_app(docker_client, containers, app_image)
     # A grace period far longer than the shutdown waits: the update is in its health gate.
     daemon = Daemon(_settings(tmp_path, docker_host, 60.0), first_pass_delay=-1,

@@ -20,7 +20,8 @@ from adapters.console import ConsoleAdapter
 from bot.chat.messages import AlertKind, Sender
 from bot.config.settings import Settings
 from bot.engines.docker import DockerEngine
-from bot.entrypoints.bootstrap import Core, Daemon, build_checker, build_core, build_updater
+from bot.entrypoints.bootstrap import Core, build_checker, build_core, build_updater
+from bot.entrypoints.daemon import Daemon
 from bot.registry.client import RegistryClient
 from bot.registry.credentials import DockerCredentials
 from bot.store.db import Store

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 
 from bot.config.settings import Settings
-from bot.entrypoints.bootstrap import Daemon
+from bot.entrypoints.daemon import Daemon
 from tests.unit.fakes import FakeAdapter
 
 

@@ -217,7 +217,7 @@ async def test_a_window_missed_while_stopped_moves_to_the_next_one(store: Store)
 async def test_the_scheduler_opens_the_window_on_its_own_job_apart_from_the_passes(
     store: Store,
 ) -> None:
-    from bot.usecases.passes import PassScheduler
+    from bot.entrypoints.scheduling import PassScheduler
 
     core, _ = _auto_core(store, Clock(T0), FakeUpdater(store=store))
     scheduler = PassScheduler(core.runner, "0 0 1 1 *", first_pass_delay=-1, jitter=0)

@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 
 from adapters.console import ConsoleAdapter
 from bot.chat.messages import AlertKind
-from bot.config.cron import cron_trigger
+from bot.config.cron import cron_trigger, parse_schedule
 from bot.config.settings import Settings
 from bot.entrypoints.bootstrap import Core, build_core
+from bot.entrypoints.scheduling import PassScheduler
 from bot.errors import ConfigError, EngineUnavailable
 from bot.store.db import Store
-from bot.usecases.passes import PassScheduler, parse_schedule
 from tests.unit.fakes import (
     FakeAdapter,
     FakeChecker,

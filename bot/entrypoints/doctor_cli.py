@@ -1,0 +1,62 @@
+"""`dockwarden doctor`: what the checks of bot/doctor find, gathered for the command line.
+
+Docker access first; when the engine answers, each watched image's registry with the credentials
+found; then the database and the configured chats. The command prints each finding; its exit
+status is the CLI's (bot/entrypoints/cli.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.config.settings import Settings
+from bot.doctor.chat import platform_findings
+from bot.doctor.checks import (
+    Finding,
+    chat_findings,
+    database_finding,
+    engine_finding,
+    registry_findings,
+    watched_refs,
+)
+from bot.entrypoints.bootstrap import (
+    build_checker,
+    build_credentials,
+    build_engine,
+    build_registry,
+    engine_insecure_registries,
+)
+from bot.errors import DockWardenError, EngineUnavailable
+
+
+def doctor(settings: Settings) -> tuple[list[Finding], bool]:
+    """Every finding, in order, and whether a Docker engine answered at all."""
+    findings: list[Finding] = []
+    engine = None
+    try:
+        engine = build_engine(settings)
+    except EngineUnavailable as exc:
+        findings.append(Finding("docker", settings.docker_host or "default", False, str(exc)))
+
+    async def registries() -> list[Finding]:
+        assert engine is not None
+        insecure = await asyncio.to_thread(engine_insecure_registries, engine)
+        async with build_registry(settings, engine_insecure=insecure) as registry:
+            checker = build_checker(settings, engine, registry)
+            refs = await watched_refs(checker)
+            if not refs:
+                return [Finding("registry", "-", True, "no watched image to look up")]
+            return await registry_findings(settings, registry, build_credentials(settings), refs)
+
+    if engine is not None:
+        try:
+            findings.append(engine_finding(engine))
+            findings.extend(asyncio.run(registries()))
+        except DockWardenError as exc:
+            findings.append(Finding("registry", "-", False, str(exc)))
+        finally:
+            engine.close()
+    findings.append(database_finding(settings.db))
+    findings.extend(chat_findings(settings))
+    findings.extend(asyncio.run(platform_findings(settings)))
+    return findings, engine is not None
