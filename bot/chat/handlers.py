@@ -8,7 +8,6 @@ answers with a safe form of it).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -84,7 +83,7 @@ async def status(desk: Desk, command: Command) -> Reply:
     return Reply(replies.status_text(
         engine_label=desk.engine_label,
         schedule=desk.schedule,
-        last_pass=json.loads(desk.store.get_meta("last_pass") or "null"),
+        last_pass=desk.store.last_pass(),
         next_pass=desk.store.get_meta("next_pass"),
         pending=desk.store.updates(OPEN_STATES),
         undelivered=len(desk.store.outbox()),

@@ -6,15 +6,15 @@ go through `safe_text`; adapters escape the rest for their markup.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from bot.chat.catalogue import CommandSpec, usage
 from bot.chat.text_safety import safe_text
 from bot.domain.model import CheckStatus, UpdateResult, short_digest
 from bot.domain.policy import wait_note
 from bot.store.history import HistoryEntry
+from bot.store.meta import LastPass
 from bot.store.updates import PendingUpdate
 from bot.usecases.alerting import PassSummary
 
@@ -88,7 +88,7 @@ def status_text(
     *,
     engine_label: str,
     schedule: str,
-    last_pass: Mapping[str, Any] | None,
+    last_pass: LastPass | None,
     next_pass: str | None,
     pending: Sequence[PendingUpdate],
     undelivered: int,
@@ -100,13 +100,14 @@ def status_text(
     if last_pass is None:
         lines.append("Last pass: none yet")
     else:
-        counts = last_pass["counts"]
+        counts, at = last_pass.counts, last_pass.checked_at.isoformat(timespec="seconds")
         lines.append(
-            f"Last pass: {last_pass['checked_at']} — {sum(counts.values())} containers: "
-            f"{counts['up_to_date']} up to date, {counts['update_available']} with updates, "
-            f"{counts['skipped']} skipped, {counts['error']} errors"
+            f"Last pass: {at} — {last_pass.total} containers: "
+            f"{counts[CheckStatus.UP_TO_DATE]} up to date, "
+            f"{counts[CheckStatus.UPDATE_AVAILABLE]} with updates, "
+            f"{counts[CheckStatus.SKIPPED]} skipped, {counts[CheckStatus.ERROR]} errors"
         )
-        for registry, message in sorted(last_pass.get("rate_limited", {}).items()):
+        for registry, message in sorted(last_pass.rate_limited.items()):
             lines.append(f"Rate limited: {registry}: {safe_text(message)}")
     if next_pass:
         lines.append(f"Next pass: {next_pass}")
