@@ -11,39 +11,28 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from bot.chat import replies
 from bot.chat.access import Authorizer, actor_of, container_of
-from bot.chat.alert_texts import SNOOZE_BUTTON
+from bot.chat.alert_texts import SNOOZE_BUTTON, rollback_alert
 from bot.chat.catalogue import COMMANDS
 from bot.chat.messages import Command, Reply
 from bot.chat.throttle import Cooldown
 from bot.domain.durations import SNOOZE_LIMIT, parse_duration
 from bot.domain.model import APPROVABLE_STATES, OPEN_STATES, UpdateState, short_digest
-from bot.errors import (
-    ContainerNotFound,
-    DockWardenError,
-    SelfUpdateHandedOver,
-    SelfUpdateRefused,
-    UpdateInProgress,
-    UsageError,
-)
+from bot.errors import DockWardenError, SelfUpdateHandedOver, UsageError
 from bot.store.connection import utcnow
 from bot.store.db import Store
 from bot.store.safety import SafetyStore
 from bot.store.updates import PendingUpdate
+from bot.update.rollback import RollbackOutcome, Rollbacks
 from bot.usecases.ports import RunPass
-from bot.usecases.update_service import UpdateService
-
-if TYPE_CHECKING:
-    from bot.update.rollback import Rollbacks
+from bot.usecases.update_service import NOT_STARTED, UpdateService
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 10  # updates per /updates page
 HISTORY_LINES = 15  # entries /history shows
-NOT_STARTED = (UpdateInProgress, ContainerNotFound, SelfUpdateRefused)  # nothing was done
 
 
 @dataclass
@@ -215,9 +204,6 @@ async def ignore(desk: Desk, command: Command) -> Reply:
 
 async def rollback(desk: Desk, command: Command) -> Reply:
     """Put a container back on the image it ran before its last update."""
-    # Imported here: the rollback module brings the engine's, and unit tests run without one.
-    from bot.update.rollback import RollbackOutcome, rollback_alert
-
     name = _one_arg(command)
     if desk.rollbacks is None:
         return Reply("/rollback is not available here.")

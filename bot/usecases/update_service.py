@@ -31,6 +31,9 @@ from bot.usecases.ports import Recheck, UpdaterPort
 
 log = logging.getLogger(__name__)
 
+# Refusals raised before anything was done: the update stays approvable, the caller says why.
+NOT_STARTED = (UpdateInProgress, ContainerNotFound, SelfUpdateRefused)
+
 
 class UpdateService:
     """The one path from an approval, a /pull, an auto policy or `dockwarden update` to the
@@ -123,7 +126,7 @@ class UpdateService:
             # update, so it stays approved (not approvable twice) until then.
             self._record(action, "handed_over", container, actor, str(exc))
             raise
-        except (UpdateInProgress, ContainerNotFound, SelfUpdateRefused) as exc:
+        except NOT_STARTED as exc:
             if update is not None:  # nothing was done: the update can be approved again
                 self._settle(update.id, UpdateState.PENDING, str(exc),
                              expect=(UpdateState.APPROVED,))
