@@ -15,8 +15,8 @@ import docker.errors
 import pytest
 
 from tests.integration.engines import EngineUnderTest
-from tests.services import SESSION_LABEL
 from tests.services.compose import Compose
+from tests.services.contexts import write_context
 from tests.services.images import ImageFactory
 from tests.services.registry import RegistryService
 
@@ -53,28 +53,21 @@ def test_docker_hub_name_is_pulled_through_the_mirror(
     assert f"{name}:v1" in pulled.tags
 
 
-def test_compose_v2_brings_a_project_up_on_the_test_engine(
-    images: ImageFactory, compose: Compose, tmp_path: Path
+def test_compose_v2_brings_a_project_up_on_the_test_engine_and_down_again(
+    images: ImageFactory, compose: Compose, docker_client: docker.DockerClient, tmp_path: Path
 ) -> None:
     image = f"dwcompose-{os.getpid()}-{uuid.uuid4().hex[:6]}:1"
     images.build_local(image)
     project = f"dwc{uuid.uuid4().hex[:8]}"
-    labels = {SESSION_LABEL: str(os.getpid())}
-    (tmp_path / "compose.yaml").write_text(json.dumps({
-        "name": project,
-        "services": {"web": {"image": image, "labels": labels, "stop_grace_period": "1s"}},
-        "networks": {"default": {"labels": labels}},
-    }))
-    try:
-        compose.run(tmp_path, "up", "-d")
+    with compose.project(tmp_path, project, {"web": {"image": image}}):
         listed = compose.run(tmp_path, "ps", "--format", "json").stdout
         # 2.26 prints one JSON object per line.
         running = [json.loads(line) for line in listed.splitlines() if line.strip()]
         assert [(c["Service"], c["State"]) for c in running] == [("web", "running")]
         again = compose.run(tmp_path, "up", "-d")
         assert "Recreate" not in again.stderr
-    finally:
-        compose.run(tmp_path, "down", "--timeout", "1", check=False)
+    assert not docker_client.containers.list(
+        all=True, filters={"label": f"com.docker.compose.project={project}"})
 
 
 def test_docker_compose_is_a_plugin_of_the_docker_cli(compose: Compose, docker_host: str) -> None:
@@ -88,3 +81,19 @@ def test_docker_compose_is_a_plugin_of_the_docker_cli(compose: Compose, docker_h
     if done.returncode != 0 and "not a docker command" in done.stderr:
         pytest.fail(f"the docker CLI did not find the plugin: {done.stderr}")
     assert done.stdout.strip() == compose.version()
+
+
+def test_a_context_written_for_the_second_engine_reaches_it(
+    second_engine: EngineUnderTest, tmp_path: Path
+) -> None:
+    if shutil.which("docker") is None:
+        pytest.skip("the docker CLI is not installed")
+    write_context(tmp_path, "b", second_engine.url, description="the second engine")
+    done = subprocess.run(
+        ["docker", "--context", "b", "info", "--format", "{{.DockerRootDir}}"],
+        env={k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
+        | {"DOCKER_CONFIG": str(tmp_path)},
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == second_engine.client.info()["DockerRootDir"]

@@ -9,12 +9,16 @@ finds it.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tests.services import newer_engine
+from tests.services.engine import session_labels
 from tests.services.newer_engine import NewerEngineUnavailable
 
 COMPOSE_ROOT = newer_engine.TRIXIE_ROOT / "compose"
@@ -78,3 +82,25 @@ class Compose:
             raise RuntimeError(f"docker compose {' '.join(args)} failed ({done.returncode}): "
                                f"{done.stderr.strip() or done.stdout.strip()}")
         return done
+
+    @contextmanager
+    def project(self, where: Path, name: str,
+                services: Mapping[str, Mapping[str, Any]]) -> Iterator[Path]:
+        """Project `name` of `services` (compose.yaml written in `where`, every service and the
+        default network labelled with the session) brought up with `up -d`; `down` after."""
+        labels = session_labels()
+        spec = {
+            "name": name,
+            "services": {
+                service: {"stop_grace_period": "1s", **config,
+                          "labels": {**labels, **dict(config.get("labels") or {})}}
+                for service, config in services.items()
+            },
+            "networks": {"default": {"labels": labels}},
+        }
+        (where / "compose.yaml").write_text(json.dumps(spec, indent=2))
+        try:
+            self.run(where, "up", "-d")
+            yield where
+        finally:
+            self.run(where, "down", "--volumes", "--timeout", "1", check=False)
