@@ -154,8 +154,11 @@ class MirroredDigests:
     ) -> dict[ImageRef, str | RegistryError]:
         """Digests for many references; failures come back as values, never raised."""
         wanted = list(dict.fromkeys(refs))
-        mirrors = await self.mirrors()
-        hub = [ref for ref in wanted if ref.registry == DOCKER_HUB] if mirrors else []
+        hub = [ref for ref in wanted if ref.registry == DOCKER_HUB]
+        # The engine is asked for its mirrors only once a Docker Hub image is to be looked up.
+        mirrors = await self.mirrors() if hub else ()
+        if not mirrors:
+            hub = []
         others = [ref for ref in wanted if ref.registry != DOCKER_HUB] if mirrors else wanted
         results: dict[ImageRef, str | RegistryError] = {}
 

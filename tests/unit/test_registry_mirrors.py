@@ -215,3 +215,16 @@ async def test_one_digest_is_asked_the_same_way_and_a_failure_is_raised() -> Non
     assert await mirrored.remote_digest(HUB) == _digest(1)
     with pytest.raises(RegistryUnreachable):
         await mirrored.remote_digest(HUB.with_tag("1.28"))
+
+
+async def test_the_engine_is_asked_for_mirrors_only_for_docker_hub_images() -> None:
+    asked: list[int] = []
+
+    def mirrors() -> tuple[Mirror, ...]:
+        asked.append(1)
+        return (LOCAL,)
+
+    mirrored = MirroredDigests(Registries({"ghcr.io": {"o/app:2": _digest(3)}}), mirrors)
+
+    assert await mirrored.remote_digests([OTHER]) == {OTHER: _digest(3)}
+    assert asked == []
