@@ -300,3 +300,16 @@ def test_an_image_config_is_kept_per_digest_and_an_update_keeps_what_it_brings(
     update, _ = store.add_update("web", "r/web:latest", OLD, NEW, "approve")
     store.set_update_brings(update.id, '{"version": ["1", "2"]}')
     assert store.get_update(update.id).brings == '{"version": ["1", "2"]}'  # type: ignore[union-attr]
+
+
+def test_no_module_outside_the_store_speaks_sql() -> None:
+    # Every table is read and written by its module in bot/store, so a newcomer finds it there.
+    root = Path(__file__).resolve().parents[2]
+    speaking = [
+        str(path.relative_to(root))
+        for folder in ("bot", "adapters")
+        for path in sorted((root / folder).rglob("*.py"))
+        if "store" not in path.relative_to(root).parts
+        and any(word in path.read_text() for word in ("sqlite3", ".execute(", "executemany("))
+    ]
+    assert speaking == []
