@@ -10,7 +10,8 @@ quote an engine (a failed pull) go through `safe_text` (bot/chat/text_safety.py)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from bot.chat.messages import Action, Alert, AlertKind, Field
 from bot.chat.text_safety import safe_scheme, safe_text, status_code
@@ -28,6 +29,7 @@ from bot.errors import (
     UnsupportedChallenge,
 )
 from bot.store.updates import PendingUpdate
+from bot.update.rollback import RollbackOutcome, RollbackResult
 
 SNOOZE_BUTTON = "1d"  # what the Snooze button of an update alert snoozes for
 
@@ -237,14 +239,7 @@ def result_alert(result: UpdateResult, *, update_id: str | None, actor: str | No
     else:
         title = f"Update failed: {result.container}"
         text = f"{safe_text(result.message)}{who}"
-    fields = [
-        Field("Container", result.container),
-        Field("Outcome", result.outcome.value),
-        Field("Old", short_digest(result.old_digest)),
-        Field("New", short_digest(result.new_digest)),
-    ]
-    if actor:
-        fields.append(Field("By", actor))
+    fields = _outcome_fields(result, ("Old", "New"), actor)
     # Back to the previous image in one tap (admins only, like Approve): bot/update/rollback.py.
     actions = ((Action("rollback", result.container, "Roll back"),)
                if result.outcome is UpdateOutcome.UPDATED else ())
@@ -252,11 +247,68 @@ def result_alert(result: UpdateResult, *, update_id: str | None, actor: str | No
         kind=AlertKind.UPDATE_SUCCEEDED if ok else AlertKind.UPDATE_FAILED,
         title=title,
         text=text.strip(),
-        fields=tuple(fields),
+        fields=fields,
         actions=actions,
         update_id=update_id,
         container=result.container,
         extra={"outcome": result.outcome.value, "message": result.message},
+    )
+
+
+def _outcome_fields(
+    result: UpdateResult | RollbackResult, names: tuple[str, str], actor: str | None
+) -> tuple[Field, ...]:
+    """Container, outcome, the digests before and after (under `names`), and who asked."""
+    return (
+        Field("Container", result.container),
+        Field("Outcome", result.outcome.value),
+        Field(names[0], short_digest(result.old_digest)),
+        Field(names[1], short_digest(result.new_digest)),
+        *((Field("By", actor),) if actor else ()),
+    )
+
+
+def rollback_alert(result: RollbackResult, actor: str | None) -> Alert:
+    """update_succeeded (rolled back) or update_failed (the rollback failed) for the chats."""
+    who = f" (by {actor})" if actor else ""
+    ok = result.outcome is RollbackOutcome.ROLLED_BACK
+    if ok:
+        title = f"Rolled back: {result.container}"
+        text = (f"{result.container} is back on {short_digest(result.new_digest)}{who}; "
+                f"{short_digest(result.old_digest)} is offered for approval only from now on.")
+    else:
+        title = f"Rollback failed: {result.container}"
+        text = f"{safe_text(result.message)}{who}"
+    return Alert(
+        kind=AlertKind.UPDATE_SUCCEEDED if ok else AlertKind.UPDATE_FAILED,
+        title=title,
+        text=text,
+        fields=_outcome_fields(result, ("Was", "Now"), actor),
+        container=result.container,
+        extra={"outcome": result.outcome.value, "message": result.message},
+    )
+
+
+def self_update_alert(result: UpdateResult, actor: str | None) -> Alert:
+    """update_succeeded / update_failed, said by the DockWarden that runs after a self-update:
+    that it is up, and on what."""
+    alert = result_alert(result, update_id=None, actor=actor)
+    running = result.new_digest if result.outcome is UpdateOutcome.UPDATED else result.old_digest
+    return replace(
+        alert,
+        title=f"DockWarden is up: {result.container}",
+        text=f"DockWarden is up again on {short_digest(running)}. {alert.text}",
+    )
+
+
+def sample_alert(host: str, now: datetime) -> Alert:
+    """The alert `dockwarden notify --test` sends."""
+    when = now.strftime("%Y-%m-%d %H:%M UTC")
+    return Alert(
+        AlertKind.RECOVERED,
+        "DockWarden test alert",
+        f"Alerts from DockWarden reach this channel (sent by `dockwarden notify --test` on "
+        f"{host} at {when}). Nothing to do.",
     )
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.chat.messages import Alert, AlertKind, ChatAdapter, Command, Reply
+from bot.chat.alert_texts import sample_alert
+from bot.chat.messages import Alert, ChatAdapter, Command, Reply
 from bot.config.settings import Settings
 from bot.errors import DockWardenError
 
@@ -33,17 +34,6 @@ class ChannelResult:
         if self.error is None:
             return f"{'ok':<5} {self.channel}: test alert sent"
         return f"{'FAIL':<5} {self.channel}: {self.error}"
-
-
-def sample_alert(now: datetime | None = None) -> Alert:
-    """The alert `notify --test` sends."""
-    when = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
-    return Alert(
-        AlertKind.RECOVERED,
-        "DockWarden test alert",
-        f"Alerts from DockWarden reach this channel (sent by `dockwarden notify --test` on "
-        f"{socket.gethostname()} at {when}). Nothing to do.",
-    )
 
 
 async def _no_commands(command: Command) -> Reply:
@@ -66,7 +56,7 @@ async def send_test_alert(settings: Settings, *, console: Any = None) -> list[Ch
     """Build every configured channel and send the test alert through each, all at once."""
     from bot.entrypoints.bootstrap import ADAPTERS
 
-    alert = sample_alert()
+    alert = sample_alert(socket.gethostname(), datetime.now(UTC))
     results: list[ChannelResult] = []
     ready: list[ChatAdapter] = []
     for setting, module_name, class_name in ADAPTERS:

@@ -12,8 +12,9 @@ import asyncio
 import json
 import sys
 
+from bot.chat.alert_texts import rollback_alert
 from bot.config.settings import Settings
-from bot.update.rollback import RollbackOutcome, RollbackResult, rollback_alert
+from bot.update.rollback import RollbackOutcome, RollbackResult
 
 EXIT_OK, EXIT_FAILED = 0, 1
 

@@ -18,8 +18,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from bot.chat.messages import Alert, AlertKind, Field
-from bot.chat.text_safety import safe_text
 from bot.domain.model import NOTHING_CHANGED, Change, UpdateOutcome, short_digest
 from bot.domain.reference import ImageRef, split_digest
 from bot.engines.inspect import ContainerInspect, ImageInspect
@@ -82,35 +80,6 @@ class RollbackPlan:
     image: str
     running: str | None
     back_to: str | None
-
-
-def rollback_alert(result: RollbackResult, actor: str | None) -> Alert:
-    """update_succeeded (rolled back) or update_failed (the rollback failed) for the chats."""
-    who = f" (by {actor})" if actor else ""
-    ok = result.outcome is RollbackOutcome.ROLLED_BACK
-    if ok:
-        title = f"Rolled back: {result.container}"
-        text = (f"{result.container} is back on {short_digest(result.new_digest)}{who}; "
-                f"{short_digest(result.old_digest)} is offered for approval only from now on.")
-    else:
-        title = f"Rollback failed: {result.container}"
-        text = f"{safe_text(result.message)}{who}"
-    fields = [
-        Field("Container", result.container),
-        Field("Outcome", result.outcome.value),
-        Field("Was", short_digest(result.old_digest)),
-        Field("Now", short_digest(result.new_digest)),
-    ]
-    if actor:
-        fields.append(Field("By", actor))
-    return Alert(
-        kind=AlertKind.UPDATE_SUCCEEDED if ok else AlertKind.UPDATE_FAILED,
-        title=title,
-        text=text,
-        fields=tuple(fields),
-        container=result.container,
-        extra={"outcome": result.outcome.value, "message": result.message},
-    )
 
 
 class Rollbacks:

@@ -263,7 +263,9 @@ class SelfUpdateReport:
         self._settle(record, result)
         record["state"] = "reported"
         self.store.set_meta(META_KEY, json.dumps(record))
-        await self.notifier.send([_up_alert(result, record.get("actor") or None)])
+        from bot.chat.alert_texts import self_update_alert  # late: bot/chat imports bot/update
+
+        await self.notifier.send([self_update_alert(result, record.get("actor") or None)])
 
     def _settle(self, record: Mapping[str, Any], result: UpdateResult) -> None:
         update = self.store.latest_update(result.container)
@@ -289,19 +291,3 @@ def _result_of(record: Mapping[str, Any]) -> UpdateResult:
         name, UpdateOutcome(record.get("outcome") or "failed"), record.get("old_digest"),
         record.get("new_digest"), str(record.get("message") or ""),
     )
-
-
-def _up_alert(result: UpdateResult, actor: str | None) -> Any:
-    """update_succeeded / update_failed, saying that this DockWarden is up and on what."""
-    from dataclasses import replace
-
-    from bot.chat.alert_texts import result_alert
-
-    alert = result_alert(result, update_id=None, actor=actor)
-    running = result.new_digest if result.outcome is UpdateOutcome.UPDATED else result.old_digest
-    return replace(
-        alert,
-        title=f"DockWarden is up: {result.container}",
-        text=f"DockWarden is up again on {short_digest(running)}. {alert.text}",
-    )
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,11 +15,20 @@ from bot.chat.alert_texts import (
     problem_alert,
     render_text,
     result_alert,
+    sample_alert,
+    self_update_alert,
     update_alert,
 )
 from bot.chat.messages import AlertKind
 from bot.chat.text_safety import safe_text
-from bot.domain.model import CheckError, CheckResult, CheckStatus, UpdateOutcome, UpdateResult
+from bot.domain.model import (
+    CheckError,
+    CheckResult,
+    CheckStatus,
+    UpdateOutcome,
+    UpdateResult,
+    short_digest,
+)
 from bot.errors import BadTagRule, RegistryError
 from bot.store.db import Store
 from tests.unit.fakes import NEW, OLD
@@ -90,3 +100,19 @@ def test_a_problem_alert_takes_kind_title_and_advice_from_the_table(kind: str) -
 def test_an_unknown_problem_kind_is_said_by_its_own_name_as_unreachable() -> None:
     said = problem("something_new")
     assert (said.alert, said.title) == (AlertKind.REGISTRY_UNREACHABLE, "something_new")
+
+
+def test_the_test_alert_names_the_host_and_the_minute_it_was_sent() -> None:
+    alert = sample_alert("bothost", datetime(2026, 12, 1, 3, 4, 59, tzinfo=UTC))
+    assert alert.title == "DockWarden test alert"
+    assert "on bothost at 2026-12-01 03:04 UTC" in alert.text and "Nothing to do" in alert.text
+
+
+def test_after_a_self_update_the_new_bot_says_it_is_up_and_on_which_digest() -> None:
+    up = self_update_alert(UpdateResult("dockwarden", UpdateOutcome.UPDATED, OLD, NEW, ""),
+                           actor="telegram:1 (admin)")
+    assert up.title == "DockWarden is up: dockwarden" and up.kind is AlertKind.UPDATE_SUCCEEDED
+    assert up.text.startswith(f"DockWarden is up again on {short_digest(NEW)}.")
+    back = self_update_alert(UpdateResult("dockwarden", UpdateOutcome.ROLLED_BACK, OLD, NEW, ""),
+                             actor=None)
+    assert back.text.startswith(f"DockWarden is up again on {short_digest(OLD)}.")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from bot.chat.alert_texts import result_alert
+from bot.chat.alert_texts import result_alert, rollback_alert
 from bot.chat.messages import Action, AlertKind
 from bot.domain.model import UpdateOutcome, UpdateResult
-from bot.update.rollback import RollbackOutcome, RollbackResult, rollback_alert
+from bot.update.rollback import RollbackOutcome, RollbackResult
 from tests.unit.fakes import NEW, OLD
 
 
