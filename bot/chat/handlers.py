@@ -73,7 +73,7 @@ async def status(desk: Desk, command: Command) -> Reply:
         engine_label=desk.engine_label,
         schedule=desk.schedule,
         last_pass=desk.store.last_pass(),
-        next_pass=desk.store.get_meta("next_pass"),
+        next_pass=desk.store.next_pass(),
         pending=desk.store.updates(OPEN_STATES),
         undelivered=len(desk.store.outbox()),
     ))

@@ -89,7 +89,7 @@ def status_text(
     engine_label: str,
     schedule: str,
     last_pass: LastPass | None,
-    next_pass: str | None,
+    next_pass: datetime | None,
     pending: Sequence[PendingUpdate],
     undelivered: int,
 ) -> str:
@@ -109,8 +109,8 @@ def status_text(
         )
         for registry, message in sorted(last_pass.rate_limited.items()):
             lines.append(f"Rate limited: {registry}: {safe_text(message)}")
-    if next_pass:
-        lines.append(f"Next pass: {next_pass}")
+    if next_pass is not None:
+        lines.append(f"Next pass: {next_pass.isoformat(timespec='seconds')}")
     lines.append(f"Pending updates: {len(pending)}")
     lines.extend(f"  {update_line(u)}" for u in pending[:STATUS_PENDING_SHOWN])
     if len(pending) > STATUS_PENDING_SHOWN:

@@ -89,7 +89,7 @@ class PassScheduler:
         """Keep the next pass time where /status can read it."""
         upcoming = self.next_pass()
         if upcoming is not None:
-            self.runner.store.set_meta("next_pass", upcoming.isoformat(timespec="seconds"))
+            self.runner.store.set_next_pass(upcoming)
         return upcoming
 
     def stop(self) -> None:

@@ -205,7 +205,7 @@ class Store(Database):
     # -- small values (meta.py) ------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
-        """A small stored value (the next pass, the self-update record)."""
+        """A small stored value (the self-update record)."""
         return self._meta.get(key)
 
     def set_meta(self, key: str, value: str) -> None:
@@ -219,6 +219,14 @@ class Store(Database):
     def set_last_pass(self, last: LastPass) -> None:
         """Keep the snapshot of the pass that just ran."""
         self._meta.set_last_pass(last)
+
+    def next_pass(self) -> datetime | None:
+        """When the next scheduled pass starts, as the scheduler last said."""
+        return self._meta.next_pass()
+
+    def set_next_pass(self, at: datetime) -> None:
+        """Keep when the next scheduled pass starts."""
+        self._meta.set_next_pass(at)
 
     # -- image configs (image_configs.py) --------------------------------------------------------
 

@@ -12,6 +12,7 @@ from bot.domain.model import CheckStatus
 from bot.store.connection import Database
 
 _LAST_PASS = "last_pass"
+_NEXT_PASS = "next_pass"
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,15 @@ class Meta:
             counts={CheckStatus(status): int(n) for status, n in data["counts"].items()},
             rate_limited={str(k): str(v) for k, v in data.get("rate_limited", {}).items()},
         )
+
+    def next_pass(self) -> datetime | None:
+        """When the next scheduled pass starts, as the scheduler last said."""
+        raw = self.get(_NEXT_PASS)
+        return None if raw is None else datetime.fromisoformat(raw)
+
+    def set_next_pass(self, at: datetime) -> None:
+        """Keep when the next scheduled pass starts (to the second, in the schedule's zone)."""
+        self.set(_NEXT_PASS, at.isoformat(timespec="seconds"))
 
     def set_last_pass(self, last: LastPass) -> None:
         """Keep the snapshot of the pass that just ran (the JSON older versions wrote too)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -279,6 +279,14 @@ def test_the_last_pass_reads_back_as_written_and_survives_reopening(tmp_path: Pa
         assert last.total == 6
     finally:
         second.close()
+
+
+def test_the_next_pass_reads_back_to_the_second_in_its_own_time_zone(store: Store) -> None:
+    assert store.next_pass() is None
+    at = datetime(2026, 3, 29, 2, 30, 15, 999, tzinfo=timezone(timedelta(hours=2)))
+    store.set_next_pass(at)
+    assert store.next_pass() == at.replace(microsecond=0)
+    assert store.get_meta("next_pass") == "2026-03-29T02:30:15+02:00"
 
 
 def test_a_last_pass_kept_without_rate_limits_still_reads(store: Store) -> None:
