@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,6 +42,14 @@ def test_usage_shows_required_and_optional_arguments() -> None:
     assert usage(command("snooze")) == "/snooze <name|id> [duration]"
     assert usage(command("check")) == "/check [name...]"
     assert usage(command("approve")) == "/approve <id|name>"
+
+
+def test_arguments_read_in_order_required_first_and_a_list_only_last() -> None:
+    for spec in COMMANDS:
+        required = [a.required for a in spec.arguments]
+        assert required == sorted(required, reverse=True), spec.name
+        assert all(not a.name.endswith("...") for a in spec.arguments[:-1]), spec.name
+        assert len({a.name for a in spec.arguments}) == len(spec.arguments), spec.name
 
 
 def test_an_unknown_name_is_a_key_error() -> None:
@@ -88,3 +97,21 @@ async def test_required_arguments_are_required_and_optional_ones_optional(
         assert (f"Usage: {usage(spec)}" in reply.text) is required, spec.name
     # the duration of /snooze may be left out: the default applies
     assert "Snoozed web" in (await router.dispatch(cmd("snooze", "web"))).text
+
+
+async def test_a_store_that_refuses_a_write_is_answered_as_a_failure_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "state.db", busy_timeout=0.05)
+    settings = Settings(_env_file=None, telegram_admin_ids=(1,))  # type: ignore[call-arg]
+    router = build_core(settings, store, FakeChecker(report()), FakeUpdater(store=store),
+                        retry_delay=0).router
+    locker = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
+    try:
+        locker.execute("BEGIN IMMEDIATE")  # the database locked by someone else meanwhile
+        reply = await router.dispatch(cmd("snooze", "web", "1h"))
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+        store.close()
+    assert reply.text.startswith("/snooze failed: ") and not reply.ephemeral
