@@ -14,7 +14,6 @@ import httpx
 
 from bot.config.settings import Settings
 from bot.doctor.checks import Finding
-from bot.errors import DockWardenError
 
 TIMEOUT = 10.0  # seconds per platform request
 
@@ -42,8 +41,7 @@ async def platform_findings(settings: Settings, *, timeout: float = TIMEOUT) -> 
         asks.append(telegram_findings(settings, timeout=timeout))
     if settings.discord_bot_token is not None:
         asks.append(discord_findings(settings, timeout=timeout))
-    found = [f for group in await asyncio.gather(*asks) for f in group]
-    return found + apprise_findings(settings)
+    return [f for group in await asyncio.gather(*asks) for f in group]
 
 
 # -- Telegram ------------------------------------------------------------------------------------
@@ -211,21 +209,3 @@ def channel_permissions(guild: dict[str, Any], member: dict[str, Any], channel: 
     allowed = (allowed & ~deny) | allow
     own = overwrites.get(str(user_id))
     return (allowed & ~bits(own, "deny")) | bits(own, "allow")
-
-
-# -- Apprise -------------------------------------------------------------------------------------
-
-
-def apprise_findings(settings: Settings) -> list[Finding]:
-    """Whether every DOCKWARDEN_NOTIFY_URLS URL is one Apprise can use (nothing is sent)."""
-    if settings.notify_urls is None:
-        return []
-    from adapters.apprise_channel import parse_targets
-
-    try:
-        labels = [label for label, _ in parse_targets(settings.notify_urls.get_secret_value())]
-    except DockWardenError as exc:
-        return [Finding("chat", "apprise", False, str(exc))]
-    return [Finding("chat", "apprise", True,
-                    f"{len(labels)} URL(s): {', '.join(labels)} (`dockwarden notify --test` "
-                    "sends a test alert)")]

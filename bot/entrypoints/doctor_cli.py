@@ -59,4 +59,21 @@ def doctor(settings: Settings) -> tuple[list[Finding], bool]:
     findings.append(database_finding(settings.db))
     findings.extend(chat_findings(settings))
     findings.extend(asyncio.run(platform_findings(settings)))
+    findings.extend(apprise_findings(settings))
     return findings, engine is not None
+
+
+def apprise_findings(settings: Settings) -> list[Finding]:
+    """Whether every DOCKWARDEN_NOTIFY_URLS URL is one Apprise can use (nothing is sent)."""
+    if settings.notify_urls is None:
+        return []
+    # The Apprise adapter's own reading of the URLs; imported only when some are set.
+    from adapters.apprise_channel import parse_targets
+
+    try:
+        labels = [label for label, _ in parse_targets(settings.notify_urls.get_secret_value())]
+    except DockWardenError as exc:
+        return [Finding("chat", "apprise", False, str(exc))]
+    return [Finding("chat", "apprise", True,
+                    f"{len(labels)} URL(s): {', '.join(labels)} (`dockwarden notify --test` "
+                    "sends a test alert)")]

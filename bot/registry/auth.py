@@ -3,7 +3,7 @@
 Anonymous registries (200 on /v2/, or a 401 with no challenge) just work; Bearer and Basic are
 answered wherever they stand among the offered challenges; a registry offering only schemes we
 cannot speak is still tried anonymously, and reported as unsupported only when that fails.
-The `/v2/` ping itself, and the move from plain HTTP to TLS, are in ping.py.
+The `/v2/` ping itself, and the move from plain HTTP to TLS, are in bot/registry/ping.py.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import pytest
 from bot.config.settings import Settings
 from bot.doctor.chat import platform_findings
 from bot.doctor.checks import Finding
+from bot.entrypoints.doctor_cli import apprise_findings
 from tests.e2e import discord_fixtures
 from tests.standins.discord import CHANNEL_ID, GUILD_ID, DiscordStandin
 from tests.standins.telegram import TelegramStandin
@@ -110,10 +111,10 @@ async def test_discord_refused_token_and_unknown_channel_are_failures(
 
 
 async def test_apprise_urls_are_checked_without_sending(tmp_path: Path) -> None:
-    [good] = await platform_findings(_settings(
+    [good] = apprise_findings(_settings(
         DOCKWARDEN_NOTIFY_URLS="json://127.0.0.1:9/x ntfy://127.0.0.1:9/topic"))
     assert good.ok and "#1 json, #2 ntfy" in good.text
-    [bad] = await platform_findings(_settings(DOCKWARDEN_NOTIFY_URLS="nosuch://pw@x"))
+    [bad] = apprise_findings(_settings(DOCKWARDEN_NOTIFY_URLS="nosuch://pw@x"))
     assert not bad.ok and "DOCKWARDEN_NOTIFY_URLS" in bad.text and "pw@" not in bad.text
 
 

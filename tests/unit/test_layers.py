@@ -41,6 +41,17 @@ def test_registry_engines_and_store_know_nothing_of_checks_updates_or_chat(folde
     assert _outside(folder, ("bot.errors", "bot.domain", f"bot.{folder}")) == []
 
 
+def test_only_the_entry_points_import_the_adapters() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in sorted((ROOT / "bot").rglob("*.py"))
+        if "entrypoints" not in path.relative_to(ROOT / "bot").parts
+        for name in sorted(_imports(path.read_text()))
+        if name.split(".")[0] == "adapters"
+    ]
+    assert offenders == []
+
+
 def test_the_rule_sees_imports_inside_functions_and_type_checking_blocks() -> None:
     source = (
         "from typing import TYPE_CHECKING\n"
