@@ -9,12 +9,14 @@ the session's one engine.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from bot.engines.docker import DockerEngine
+from bot.registry.client import RegistryClient
+from bot.registry.credentials import DockerCredentials
 from bot.store.db import Store
 from tests.conftest import _stoppers
 from tests.integration.engines import EngineUnderTest
@@ -78,3 +80,12 @@ def db(tmp_path: Path) -> Iterator[Store]:
     store = Store(tmp_path / "dockwarden.db")
     yield store
     store.close()
+
+
+@pytest.fixture
+async def registry(tmp_path: Path) -> AsyncIterator[RegistryClient]:
+    """DockWarden's registry client with an empty Docker config of the test's own."""
+    config = tmp_path / "docker-config"
+    config.mkdir(exist_ok=True)
+    async with RegistryClient(credentials=DockerCredentials(str(config))) as client:
+        yield client

@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,6 @@ from bot.domain.model import CheckStatus, Policy, UpdateOutcome
 from bot.engines.docker import DockerEngine
 from bot.entrypoints.bootstrap import build_checker, build_updater
 from bot.registry.client import RegistryClient
-from bot.registry.credentials import DockerCredentials
 from bot.registry.mirrors import MirroredDigests, engine_mirrors
 from bot.store.db import Store
 from tests.integration.engines import *  # noqa: F403 - on the second engine
@@ -48,14 +46,6 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 def engine_under_test(second_engine: EngineUnderTest) -> EngineUnderTest:
     """`engine`, `containers`, `images` and `docker_host` here are the second engine's."""
     return second_engine
-
-
-@pytest.fixture
-async def registry(tmp_path: Path) -> AsyncIterator[RegistryClient]:
-    config = tmp_path / "docker-config"
-    config.mkdir()
-    async with RegistryClient(credentials=DockerCredentials(str(config))) as client:
-        yield client
 
 
 def _hub_image_running(images: ImageFactory, mirror: RegistryService,
