@@ -36,7 +36,7 @@ HISTORY_LINES = 15  # entries /history shows
 
 
 @dataclass
-class Desk:
+class ChatContext:
     """What the handlers work with: the store, the use cases, and the router's settings."""
 
     store: Store
@@ -50,7 +50,7 @@ class Desk:
     rollbacks: Rollbacks | None = None  # None where no engine is at hand (unit tests)
 
 
-Handler = Callable[[Desk, Command], Awaitable[Reply]]
+Handler = Callable[[ChatContext, Command], Awaitable[Reply]]
 
 
 def _one_arg(command: Command) -> str:
@@ -59,40 +59,40 @@ def _one_arg(command: Command) -> str:
     return command.args[0]
 
 
-def _resolve(desk: Desk, word: str) -> PendingUpdate | None:
+def _resolve(ctx: ChatContext, word: str) -> PendingUpdate | None:
     """The update named by id, else the newest update of the container of that name."""
-    return desk.store.get_update(word) or desk.store.latest_update(word)
+    return ctx.store.get_update(word) or ctx.store.latest_update(word)
 
 
 # -- read-only -----------------------------------------------------------------------------------
 
 
-async def status(desk: Desk, command: Command) -> Reply:
+async def status(ctx: ChatContext, command: Command) -> Reply:
     """Engine, last pass, counts and pending updates."""
     return Reply(replies.status_text(
-        engine_label=desk.engine_label,
-        schedule=desk.schedule,
-        last_pass=desk.store.last_pass(),
-        next_pass=desk.store.next_pass(),
-        pending=desk.store.updates(OPEN_STATES),
-        undelivered=len(desk.store.outbox()),
+        engine_label=ctx.engine_label,
+        schedule=ctx.schedule,
+        last_pass=ctx.store.last_pass(),
+        next_pass=ctx.store.next_pass(),
+        pending=ctx.store.updates(OPEN_STATES),
+        undelivered=len(ctx.store.outbox()),
     ))
 
 
-async def check(desk: Desk, command: Command) -> Reply:
+async def check(ctx: ChatContext, command: Command) -> Reply:
     """Run a check pass now (or join the one under way); new alerts are posted as usual."""
-    if not desk.pass_running() and not desk.authorizer.is_admin(command.sender):
-        wait = desk.open_checks.wait()
+    if not ctx.pass_running() and not ctx.authorizer.is_admin(command.sender):
+        wait = ctx.open_checks.wait()
         if wait > 0:
             return Reply(replies.check_cooldown(wait), ephemeral=True)
-        desk.open_checks.started()
-    summary = await desk.run_pass(list(command.args) or None)
+        ctx.open_checks.started()
+    summary = await ctx.run_pass(list(command.args) or None)
     return Reply(replies.check_text(summary))
 
 
-async def list_updates(desk: Desk, command: Command) -> Reply:
+async def list_updates(ctx: ChatContext, command: Command) -> Reply:
     """Pending updates with their ids."""
-    rows = desk.store.updates(OPEN_STATES)
+    rows = ctx.store.updates(OPEN_STATES)
     if not rows:
         return Reply("No pending updates.")
     pages = (len(rows) + PAGE_SIZE - 1) // PAGE_SIZE
@@ -103,51 +103,51 @@ async def list_updates(desk: Desk, command: Command) -> Reply:
     page = min(max(page, 1), pages)
     shown = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     lines = [f"Pending updates (page {page}/{pages}):"]
-    waits = {w.update_id: w.run_at for w in SafetyStore(desk.store).waits()}
+    waits = {w.update_id: w.run_at for w in SafetyStore(ctx.store).waits()}
     lines.extend(replies.update_line(u, waits.get(u.id)) for u in shown)
     if page < pages:
         lines.append(f"/updates {page + 1} for more")
     return Reply("\n".join(lines))
 
 
-async def history(desk: Desk, command: Command) -> Reply:
+async def history(ctx: ChatContext, command: Command) -> Reply:
     """Recent actions and their outcomes (for one container when named)."""
     container = command.args[0] if command.args else None
-    entries = desk.store.history(container, limit=HISTORY_LINES)
+    entries = ctx.store.history(container, limit=HISTORY_LINES)
     if not entries:
         return Reply("No history yet." if container is None else f"No history for {container}.")
     return Reply("\n".join(replies.history_line(e) for e in entries))
 
 
-async def help_(desk: Desk, command: Command) -> Reply:
+async def help_(ctx: ChatContext, command: Command) -> Reply:
     """Every command and what it does."""
-    admin = desk.authorizer.is_admin(command.sender)
+    admin = ctx.authorizer.is_admin(command.sender)
     return Reply("\n".join(replies.help_line(spec, admin=admin) for spec in COMMANDS))
 
 
 # -- state-changing ------------------------------------------------------------------------------
 
 
-async def approve(desk: Desk, command: Command) -> Reply:
+async def approve(ctx: ChatContext, command: Command) -> Reply:
     """Approve an update (by id, or a container's newest) and apply it now."""
     word = _one_arg(command)
     actor = actor_of(command.sender)
-    update = _resolve(desk, word)
+    update = _resolve(ctx, word)
     if update is None:
         return Reply(replies.no_update(word))
-    stale = _stale(desk, update)
+    stale = _stale(ctx, update)
     if stale:
-        desk.store.record(
+        ctx.store.record(
             "approve", "stale", container=update.container, actor=actor, detail=stale
         )
         return Reply(stale)
-    if not desk.store.approve_update(update.id, actor):
-        return Reply(_stale(desk, desk.store.get_update(update.id) or update) or "Not current.")
-    desk.store.record(
+    if not ctx.store.approve_update(update.id, actor):
+        return Reply(_stale(ctx, ctx.store.get_update(update.id) or update) or "Not current.")
+    ctx.store.record(
         "approve", "approved", container=update.container, actor=actor, detail=update.id
     )
     try:
-        result = await desk.updates.apply(
+        result = await ctx.updates.apply(
             update.container, update=update, actor=actor, action="update"
         )
     except SelfUpdateHandedOver as exc:
@@ -157,10 +157,10 @@ async def approve(desk: Desk, command: Command) -> Reply:
     return Reply(replies.result_text(result, update.id))
 
 
-def _stale(desk: Desk, update: PendingUpdate) -> str | None:
+def _stale(ctx: ChatContext, update: PendingUpdate) -> str | None:
     """Why an update cannot be approved any more, or None."""
     if update.state is UpdateState.SUPERSEDED:
-        newer = desk.store.newer_update(update)
+        newer = ctx.store.newer_update(update)
         if newer is not None and newer.state not in (*APPROVABLE_STATES, UpdateState.APPROVED):
             newer = None  # applied or superseded itself: nothing to point at
         return replies.superseded(update, newer)
@@ -171,11 +171,11 @@ def _stale(desk: Desk, update: PendingUpdate) -> str | None:
     return None
 
 
-async def pull(desk: Desk, command: Command) -> Reply:
+async def pull(ctx: ChatContext, command: Command) -> Reply:
     """Update a container to its newest digest now."""
     name = _one_arg(command)
     try:
-        result = await desk.updates.apply(
+        result = await ctx.updates.apply(
             name, update=None, actor=actor_of(command.sender), action="pull"
         )
     except SelfUpdateHandedOver as exc:
@@ -185,53 +185,53 @@ async def pull(desk: Desk, command: Command) -> Reply:
     return Reply(replies.result_text(result, None))
 
 
-async def ignore(desk: Desk, command: Command) -> Reply:
+async def ignore(ctx: ChatContext, command: Command) -> Reply:
     """Ignore an update (by id, or a container's newest); a newer digest is alerted again."""
     word = _one_arg(command)
-    update = _resolve(desk, word)
+    update = _resolve(ctx, word)
     if update is None or update.state not in (UpdateState.PENDING, UpdateState.FAILED):
         return Reply(replies.nothing_to_ignore(word))
     actor = actor_of(command.sender)
-    desk.store.set_update_state(update.id, UpdateState.IGNORED,
+    ctx.store.set_update_state(update.id, UpdateState.IGNORED,
                                 expect=(UpdateState.PENDING, UpdateState.FAILED))
-    desk.store.ignore(update.container, update.remote_digest, actor=actor)
-    desk.store.record(
+    ctx.store.ignore(update.container, update.remote_digest, actor=actor)
+    ctx.store.record(
         "ignore", "ignored", container=update.container, actor=actor,
         detail=f"{update.id} {short_digest(update.remote_digest)}",
     )
     return Reply(replies.ignored(update))
 
 
-async def rollback(desk: Desk, command: Command) -> Reply:
+async def rollback(ctx: ChatContext, command: Command) -> Reply:
     """Put a container back on the image it ran before its last update."""
     name = _one_arg(command)
-    if desk.rollbacks is None:
+    if ctx.rollbacks is None:
         return Reply("/rollback is not available here.")
     actor = actor_of(command.sender)
     try:
-        result = await desk.rollbacks.rollback(name, actor=actor)
+        result = await ctx.rollbacks.rollback(name, actor=actor)
     except NOT_STARTED as exc:
         return Reply(replies.not_started(f"/rollback {name}", str(exc)))
     if result.outcome is not RollbackOutcome.NOTHING:
         try:
-            await desk.updates.sink.send([rollback_alert(result, actor)])
+            await ctx.updates.sink.send([rollback_alert(result, actor)])
         except DockWardenError:
             log.exception("could not announce the rollback of %s", result.container)
     return Reply(replies.rollback_text(result.container, result.outcome.value, result.message))
 
 
-async def snooze(desk: Desk, command: Command) -> Reply:
+async def snooze(ctx: ChatContext, command: Command) -> Reply:
     """No update alerts for a container for a while (default 1d)."""
     if not command.args or len(command.args) > 2:
         raise UsageError("name a container (or an update id) and optionally a duration")
-    container = container_of(desk.store, command.args[0])
+    container = container_of(ctx.store, command.args[0])
     duration = parse_duration(
         command.args[1] if len(command.args) > 1 else SNOOZE_BUTTON, maximum=SNOOZE_LIMIT
     )
     until = utcnow() + duration
     actor = actor_of(command.sender)
-    desk.store.snooze(container, until, actor=actor)
-    desk.store.record(
+    ctx.store.snooze(container, until, actor=actor)
+    ctx.store.record(
         "snooze", "snoozed", container=container, actor=actor,
         detail=f"until {until.isoformat(timespec='minutes')}",
     )

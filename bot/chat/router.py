@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from bot.chat import replies
 from bot.chat.access import Authorizer, Refuser
 from bot.chat.catalogue import COMMANDS, CommandSpec
-from bot.chat.handlers import HANDLERS, Desk, Handler
+from bot.chat.handlers import HANDLERS, ChatContext, Handler
 from bot.chat.messages import Command, Reply, Sender
 from bot.chat.throttle import Cooldown, SenderLimiter
 from bot.domain.model import APPROVABLE_STATES
@@ -56,7 +56,7 @@ class CommandRouter:
         self.store = store
         self.authorizer = authorizer
         self.updates = updates
-        self.desk = Desk(
+        self.context = ChatContext(
             store, authorizer, run_pass, updates, Cooldown(check_cooldown),
             engine_label=engine_label, schedule=schedule, pass_running=pass_running,
             rollbacks=rollbacks,
@@ -70,7 +70,7 @@ class CommandRouter:
     @property
     def open_checks(self) -> Cooldown:
         """The non-admins' shared cool-down between /check passes."""
-        return self.desk.open_checks
+        return self.context.open_checks
 
     async def dispatch(self, command: Command) -> Reply:
         """Answer one command (the adapters' Dispatch)."""
@@ -81,7 +81,7 @@ class CommandRouter:
         if not self.authorizer.allows(route.spec, command.sender):
             return self.refuser.refuse(route.spec, command)
         try:
-            return await route.handler(self.desk, command)
+            return await route.handler(self.context, command)
         except UsageError as exc:
             return Reply(replies.usage_error(str(exc), route.spec), ephemeral=True)
         except DockWardenError as exc:
