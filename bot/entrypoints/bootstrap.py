@@ -11,7 +11,7 @@ import importlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bot.chat.messages import ChatAdapter
 from bot.config.settings import Settings
@@ -175,12 +175,21 @@ def build_updater(
     )
 
 
-ADAPTERS: tuple[tuple[str, str, str], ...] = (
-    # (setting that enables it, module, class)
-    ("telegram_bot_token", "adapters.telegram.adapter", "TelegramAdapter"),
-    ("discord_bot_token", "adapters.discord.adapter", "DiscordAdapter"),
-    ("discord_webhook_url", "adapters.discord.adapter", "DiscordWebhookAdapter"),
-    ("notify_urls", "adapters.apprise_channel", "AppriseAdapter"),
+class AdapterSpec(NamedTuple):
+    """A chat adapter: the setting that enables it, where its class is, and its name."""
+
+    setting: str
+    module: str
+    cls: str
+    name: str  # the adapter's own `name`, which its outbox rows carry
+
+
+ADAPTERS: tuple[AdapterSpec, ...] = (
+    AdapterSpec("telegram_bot_token", "adapters.telegram.adapter", "TelegramAdapter", "telegram"),
+    AdapterSpec("discord_bot_token", "adapters.discord.adapter", "DiscordAdapter", "discord"),
+    AdapterSpec("discord_webhook_url", "adapters.discord.adapter", "DiscordWebhookAdapter",
+                "discord-webhook"),
+    AdapterSpec("notify_urls", "adapters.apprise_channel", "AppriseAdapter", "apprise"),
 )
 
 
@@ -254,8 +263,8 @@ def build_core(
 def build_adapters(settings: Settings, core: Core) -> list[ChatAdapter]:
     """Every chat adapter whose setting is present (imported only then); console otherwise."""
     adapters: list[ChatAdapter] = []
-    wanted = [spec for spec in ADAPTERS if getattr(settings, spec[0]) is not None]
-    for setting, module_name, class_name in wanted:
+    wanted = [spec for spec in ADAPTERS if getattr(settings, spec.setting) is not None]
+    for setting, module_name, class_name, _ in wanted:
         try:
             module = importlib.import_module(module_name)
             cls = getattr(module, class_name)

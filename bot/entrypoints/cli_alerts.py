@@ -14,21 +14,14 @@ from typing import TextIO
 from bot.chat.alert_texts import render_text
 from bot.chat.messages import Alert
 from bot.config.settings import Settings
+from bot.entrypoints.bootstrap import ADAPTERS
 from bot.store.db import Store
 from bot.usecases.delivery import alert_to_json
-
-# setting that enables an adapter -> the name its outbox rows carry (the adapter's `name`)
-OUTBOX_NAMES: dict[str, str] = {
-    "telegram_bot_token": "telegram",
-    "discord_bot_token": "discord",
-    "discord_webhook_url": "discord-webhook",
-    "notify_urls": "apprise",
-}
 
 
 def chat_adapters(settings: Settings) -> list[str]:
     """The names of the chat adapters the settings enable."""
-    return [name for setting, name in OUTBOX_NAMES.items() if getattr(settings, setting)]
+    return [spec.name for spec in ADAPTERS if getattr(settings, spec.setting)]
 
 
 class CommandAlerts:

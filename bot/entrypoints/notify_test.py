@@ -59,7 +59,7 @@ async def send_test_alert(settings: Settings, *, console: Any = None) -> list[Ch
     alert = sample_alert(socket.gethostname(), datetime.now(UTC))
     results: list[ChannelResult] = []
     ready: list[ChatAdapter] = []
-    for setting, module_name, class_name in ADAPTERS:
+    for setting, module_name, class_name, _ in ADAPTERS:
         if getattr(settings, setting) is None:
             continue
         try:

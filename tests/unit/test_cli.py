@@ -23,7 +23,7 @@ from bot.entrypoints.cli import (
     build_parser,
     configure_logging,
 )
-from bot.entrypoints.cli_alerts import OUTBOX_NAMES, CommandAlerts
+from bot.entrypoints.cli_alerts import CommandAlerts
 from bot.store.db import Store
 
 
@@ -102,10 +102,10 @@ def test_v_shows_our_debug_and_vv_everyones(verbosity: int, ours: bool, theirs: 
 
 
 def test_outbox_names_are_the_adapters_own_names() -> None:
-    assert set(OUTBOX_NAMES) == {setting for setting, _, _ in ADAPTERS}
-    for setting, module, cls in ADAPTERS:
-        adapter = getattr(importlib.import_module(module), cls)
-        assert adapter.name == OUTBOX_NAMES[setting]
+    assert len({spec.setting for spec in ADAPTERS}) == len({spec.name for spec in ADAPTERS}) == 4
+    for spec in ADAPTERS:
+        adapter = getattr(importlib.import_module(spec.module), spec.cls)
+        assert adapter.name == spec.name
 
 
 ALERT = Alert(kind=AlertKind.UPDATE_SUCCEEDED, title="web updated", text="web runs the new image")
