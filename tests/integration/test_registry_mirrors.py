@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,17 +20,19 @@ import pytest
 from bot.check.checker import Checker
 from bot.config.settings import load_settings
 from bot.domain.model import CheckStatus, Policy, UpdateOutcome
+from bot.domain.reference import parse_reference
 from bot.engines.docker import DockerEngine
 from bot.entrypoints.bootstrap import build_checker, build_updater
 from bot.registry.client import RegistryClient
-from bot.registry.mirrors import MirroredDigests, engine_mirrors
+from bot.registry.credentials import DockerCredentials
+from bot.registry.mirrors import MirroredDigests, engine_mirrors, parse_mirror
 from bot.store.db import Store
 from tests.integration.engines import *  # noqa: F403 - on the second engine
 from tests.integration.engines import EngineUnderTest
 from tests.services.containers import ContainerFactory
 from tests.services.images import ImageFactory
 from tests.services.offline import guarded_getaddrinfo
-from tests.services.registry import DeadRegistry, RegistryService
+from tests.services.registry import DeadRegistry, Registries, RegistryService
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # PID 1 ignores SIGTERM unless it traps it: this keeps `docker stop` quick.
@@ -150,3 +153,25 @@ async def test_an_update_takes_the_digest_the_mirror_has_and_pulls_it_through_th
 
     assert result.outcome is UpdateOutcome.UPDATED, result.message
     assert (result.old_digest, result.new_digest) == (v1, v2)
+
+
+async def test_a_mirror_without_the_image_is_passed_over_and_a_token_mirror_is_logged_into(
+    images: ImageFactory, registries: Registries, docker_config: Callable[..., str],
+) -> None:
+    token = registries.token
+    name = f"dwmirror-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    # Pushed straight to the token registry; the anonymous one (the first mirror) lacks it.
+    pushed = images.push(token, f"library/{name}", "v1")
+    config = docker_config({token.host: {"username": token.username,
+                                         "password": token.password}})
+    mirrors = (parse_mirror(registries.anonymous.url), parse_mirror(token.url))
+    async with RegistryClient(credentials=DockerCredentials(config)) as client:
+        mirrored = MirroredDigests(client, lambda: mirrors)
+        ref = parse_reference(f"{name}:v1")
+
+        answers = await mirrored.remote_digests([ref])
+
+    assert answers == {ref: pushed}
+    assert mirrored.answered_by == {ref: token.url}
+    assert any(f"repository:library/{name}:pull" in asked.scopes and asked.user == token.username
+               for asked in token.token_requests)
