@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from bot.store.alert_keys import AlertKeys
 from bot.store.connection import Database, utcnow
+from bot.store.updates import Updates
 
 
 @dataclass(frozen=True)
@@ -181,11 +183,7 @@ class SafetyStore:
 
     def reopen(self, container: str, digest: str) -> None:
         """Offer the update to `digest` for approval again (it was applied, then rolled back)."""
-        with self.store.transaction() as db:
-            db.execute(
-                "UPDATE updates SET state = 'pending', updated_at = ?, detail = 'rolled back'"
-                " WHERE container = ? AND remote_digest = ? AND state IN ('applied', 'superseded')",
-                (utcnow().isoformat(), container, digest),
-            )
+        with self.store.transaction():
+            Updates(self.store).reopen_rolled_back(container, digest)
             # Said again by the next pass, now with Approve (bot/usecases/alerting.py keys).
-            db.execute("DELETE FROM alert_keys WHERE key = ?", (f"update|{container}|{digest}",))
+            AlertKeys(self.store).unsay(f"update|{container}|{digest}")

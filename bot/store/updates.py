@@ -158,6 +158,15 @@ class Updates:
             )
         return [_update(row) for row in rows]
 
+    def reopen_rolled_back(self, container: str, digest: str) -> None:
+        """The update to `digest` is pending again: it was applied, then rolled back."""
+        with self.db.transaction() as db:
+            db.execute(
+                "UPDATE updates SET state = 'pending', updated_at = ?, detail = 'rolled back'"
+                " WHERE container = ? AND remote_digest = ? AND state IN ('applied', 'superseded')",
+                (utcnow().isoformat(), container, digest),
+            )
+
     def _one(self, sql: str, *params: str) -> PendingUpdate | None:
         with self.db.reading() as db:
             row = db.execute(sql, params).fetchone()

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.domain.model import CheckStatus
+from bot.domain.model import CheckStatus, UpdateState
 from bot.errors import StoreError
 from bot.store.connection import utcnow
 from bot.store.db import Store
 from bot.store.meta import LastPass
+from bot.store.safety import SafetyStore
 from bot.store.schema import MIGRATIONS
 from tests.unit.fakes import NEW, NEWER, OLD
 from tests.unit.store_reads import approvers
@@ -321,3 +322,16 @@ def test_no_module_outside_the_store_speaks_sql() -> None:
         and any(word in path.read_text() for word in ("sqlite3", ".execute(", "executemany("))
     ]
     assert speaking == []
+
+
+def test_a_rolled_back_update_is_pending_again_and_its_alert_may_be_said_again(
+    store: Store,
+) -> None:
+    update, _ = store.add_update("web", "r/web:latest", OLD, NEW, "approve")
+    store.set_update_state(update.id, UpdateState.APPLIED)
+    store.mark_said(f"update|web|{NEW}")
+    store.mark_said(f"update|db|{NEW}")
+    SafetyStore(store).reopen("web", NEW)
+    again = store.get_update(update.id)
+    assert again is not None and (again.state, again.detail) == ("pending", "rolled back")
+    assert not store.was_said(f"update|web|{NEW}") and store.was_said(f"update|db|{NEW}")
