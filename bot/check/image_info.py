@@ -16,8 +16,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-import docker.errors
-
 from bot.chat.messages import Field
 from bot.domain.model import CheckResult, CheckStatus
 from bot.domain.reference import ImageRef, parse_reference
@@ -300,7 +298,5 @@ def engine_platform(engine: Any) -> Platform:
 
 def local_inspect(engine: Any, reference: str) -> Mapping[str, Any] | None:
     """`docker image inspect` of a DockerEngine's image, or None when it has none by that name."""
-    try:
-        return dict(engine.docker.api.inspect_image(reference))
-    except docker.errors.DockerException:
-        return None
+    document: Mapping[str, Any] | None = engine.image_document(reference)
+    return document

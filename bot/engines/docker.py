@@ -141,6 +141,16 @@ class DockerEngine:
             return dict(self.docker.info())
 
     def list_workloads(self) -> list[Workload]:
+    def image_document(self, reference: str) -> dict[str, Any] | None:
+        """`docker image inspect` of a local image, whole; None when the engine will not say."""
+        try:
+            with self.calls():
+                return dict(self.docker.api.inspect_image(reference))
+        except EngineUnavailable:
+            raise
+        except EngineError:  # no such image, or a refusal: the registry is asked instead
+            return None
+
         """The running containers, each with the reference it was created from."""
         return list_workloads(self)
 

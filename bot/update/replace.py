@@ -121,6 +121,8 @@ class Replacer:
         try:
             verdict = await self._forward(jid, old, spec, aside, made)
             why = None if verdict.healthy else verdict.detail
+            if why is None:
+                self._done("health")
         except Exception as exc:  # any failure at all: the old container must come back
             if isinstance(exc, DockWardenError):
                 why = str(exc)
@@ -131,7 +133,6 @@ class Replacer:
             restored = await self._rollback(jid, journal, made.get("new_id"))
             await self._finish(jid, "rolled_back")
             return Replaced(False, None, f"{why}; {restored}")
-        self._done("health")
         # From here on the new container runs healthy: a journal write that fails leaves the
         # journal at "health", which a later settle turns into the same outcome.
         await self._step_or_log(jid, "remove_old")
