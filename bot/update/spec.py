@@ -88,7 +88,7 @@ def build_create_spec(
 
 def strip_image_defaults(
     config: Mapping[str, JsonValue], image_config: Mapping[str, JsonValue]
-) -> dict[str, Any]:
+) -> JsonObject:
     """The container's Config minus every value that equals the old image's default."""
     out: dict[str, Any] = copy.deepcopy(dict(config))
     image: Mapping[str, Any] = image_config  # JSON read below by key, its shape as Docker's
