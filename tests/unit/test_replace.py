@@ -11,6 +11,7 @@ import pytest
 from bot.engines.inspect import ContainerInspect, parse_image
 from bot.engines.port import Engine
 from bot.store.db import Store
+from bot.store.journal import JournalEntry
 from bot.update.replace import STEPS, Replacer, aside_name
 from bot.update.spec import CreateSpec, build_create_spec
 from tests.unit.fake_engine import FakeContainer, FakeEngine
@@ -56,19 +57,10 @@ def engine() -> FakeEngine:
     return fake
 
 
-def dies_after(step: str) -> Callable[[str], None]:
-    """An after_step hook that kills the replacement once `step` is done."""
-
-    def hook(done: str) -> None:
-        if done == step:
-            raise KeyboardInterrupt  # the process dies: the journal stays where it was
-
-    return hook
-
-
-def replacer(engine: Engine, store: Store, done: list[str] | None = None) -> Replacer:
-    return Replacer(engine, store, health_timeout=5, grace_period=0,
-                    after_step=None if done is None else done.append)
+def replacer(
+    engine: Engine, store: Store, after_step: Callable[[str], None] | None = None
+) -> Replacer:
+    return Replacer(engine, store, health_timeout=5, grace_period=0, after_step=after_step)
 
 
 async def prepared(engine: FakeEngine, **config: Any) -> tuple[FakeContainer, ContainerInspect,
@@ -88,7 +80,7 @@ async def test_a_healthy_replacement_removes_the_old_container_and_journals_each
 ) -> None:
     web, old, spec = await prepared(engine, Healthcheck=CHECK)
     done: list[str] = []
-    replaced = await replacer(engine, store, done).replace(old, spec, {"kind": "update"})
+    replaced = await replacer(engine, store, done.append).replace(old, spec, {"kind": "update"})
     assert replaced.ok and "reports healthy" in replaced.detail
     new = engine.named("web")
     assert new is not None and new.id == replaced.new_id and new.running
@@ -172,15 +164,26 @@ async def test_keep_open_leaves_the_journal_at_dependents_until_finished(
     assert store.journal_open() == [] and not replace.active
 
 
+async def interrupted_after(
+    engine: FakeEngine, store: Store, step: str
+) -> tuple[FakeContainer, JournalEntry]:
+    """A replacement of web whose process died once `step` was done; its open journal."""
+
+    def dies(done: str) -> None:
+        if done == step:
+            raise KeyboardInterrupt  # the process dies: the journal stays where it was
+
+    web, old, spec = await prepared(engine)
+    with pytest.raises(KeyboardInterrupt):
+        await replacer(engine, store, after_step=dies).replace(old, spec, {"kind": "update"})
+    [entry] = store.journal_open()
+    return web, entry
+
+
 async def test_a_journal_left_at_health_with_a_healthy_new_container_settles_as_updated(
     engine: FakeEngine, store: JournalledStore
 ) -> None:
-    web, old, spec = await prepared(engine)
-    replace = replacer(engine, store)
-    replace.after_step = dies_after("health")
-    with pytest.raises(KeyboardInterrupt):
-        await replace.replace(old, spec, {"kind": "update"})
-    [entry] = store.journal_open()
+    web, entry = await interrupted_after(engine, store, "health")
     assert entry.step == "health"
     outcome, text = await replacer(engine, store).settle(entry)
     assert outcome == "updated" and "removed the old one" in text
@@ -190,12 +193,7 @@ async def test_a_journal_left_at_health_with_a_healthy_new_container_settles_as_
 async def test_a_journal_left_at_create_settles_by_restoring_the_old_container(
     engine: FakeEngine, store: JournalledStore
 ) -> None:
-    web, old, spec = await prepared(engine)
-    replace = replacer(engine, store)
-    replace.after_step = dies_after("create")
-    with pytest.raises(KeyboardInterrupt):
-        await replace.replace(old, spec, {"kind": "update"})
-    [entry] = store.journal_open()
+    web, entry = await interrupted_after(engine, store, "create")
     outcome, text = await replacer(engine, store).settle(entry)
     assert outcome == "rolled_back" and "removed the new container" in text
     assert list(engine.containers) == [web.id] and web.name == "web" and web.running
