@@ -11,28 +11,20 @@ what it decides is decided here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable
 from typing import Generic, TypeVar
 
 from bot.chat.catalogue import command as catalogue_entry
 from bot.chat.messages import Alert, Command, Dispatch, Reply
+from bot.chat.text_safety import REDACTED, redact
 from bot.errors import DockWardenError
 
-REDACTED = "***"
 NOT_STARTED = "DockWarden is starting; try again in a moment."
 
 Place = TypeVar("Place", bound=Hashable)
 
 
 # ---- secrets ---------------------------------------------------------------------------------
-
-
-def redact(text: str, secrets: Iterable[str], mark: str = REDACTED) -> str:
-    """`text` with every (non-empty) secret replaced by `mark`."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, mark)
-    return text
 
 
 class SecretFilter(logging.Filter):

@@ -22,13 +22,14 @@ from typing import Any
 import aiohttp
 import discord
 
-from adapters.common import not_running, redact
+from adapters.common import not_running
 from adapters.discord.delivery import ApiRedirect, deliver
 from adapters.discord.interactions import Completions, DiscordInteractions
 from adapters.discord.render import AlertButton, actions_view, alert_embed
 from adapters.discord.slash import CommandTree, add_commands
 from adapters.discord.webhook import DiscordWebhookAdapter
 from bot.chat.messages import Alert, Dispatch
+from bot.chat.text_safety import redact
 from bot.config.settings import Settings
 from bot.errors import ConfigError, DockWardenError
 

@@ -25,7 +25,7 @@ import discord.gateway
 import discord.http
 import yarl
 
-from adapters.common import redact
+from bot.chat.text_safety import redact
 from bot.errors import DockWardenError
 
 log = logging.getLogger(__name__)

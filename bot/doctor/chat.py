@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from bot.chat.text_safety import redact
 from bot.config.settings import Settings
 from bot.doctor.checks import Finding
 
@@ -61,7 +62,7 @@ async def telegram_findings(settings: Settings, *, timeout: float = TIMEOUT) -> 
             raise _Refused(response.status_code, f"HTTP {response.status_code}") from None
         if not body.get("ok"):
             said = str(body.get("description") or response.status_code)
-            raise _Refused(response.status_code, said.replace(token, "***"))
+            raise _Refused(response.status_code, redact(said, [token]))
         return body["result"]
 
     async with httpx.AsyncClient(timeout=timeout) as http:
@@ -133,7 +134,7 @@ async def discord_findings(settings: Settings, *, timeout: float = TIMEOUT) -> l
                 message = str(response.json().get("message", ""))
             except ValueError:
                 message = ""
-            raise _Refused(response.status_code, message.replace(token, "***"))
+            raise _Refused(response.status_code, redact(message, [token]))
         return response.json()
 
     async with httpx.AsyncClient(timeout=timeout) as http:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.chat.messages import Action, Alert, AlertKind, ChatAdapter, Field
+from bot.chat.text_safety import redact
 from bot.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -142,10 +143,7 @@ class Notifier:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any adapter failure: retried, then kept
-                error = f"{type(exc).__name__}: {exc}"
-                for secret in self.secrets:
-                    if secret:
-                        error = error.replace(secret, "***")
+                error = redact(f"{type(exc).__name__}: {exc}", self.secrets)
                 log.warning(
                     "alert delivery to %s failed (attempt %d/%d): %s",
                     adapter.name, attempt, self.attempts, error,

@@ -18,11 +18,11 @@ from adapters.common import (
     not_running,
     press_line,
     pressed,
-    redact,
 )
 from adapters.console import ConsoleAdapter, help_line
 from bot.chat.catalogue import COMMANDS, usage
 from bot.chat.messages import Alert, AlertKind, Command, Reply, Sender
+from bot.chat.text_safety import redact
 
 SENDER = Sender("telegram", 1, "alice")
 TOKENS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789:-_", min_size=1, max_size=40)
