@@ -2,9 +2,9 @@
 
 It is the open file (bot/store/connection.py: migrations, transactions, StoreError) and hands
 each call to the module that owns the table: journal.py, history.py, updates.py (and
-approvals), silences.py (ignores, snoozes), seen.py, alert_keys.py, outbox.py, meta.py and
-image_configs.py.
-safety.py (rollback records, window waits) is used beside it: `SafetyStore(store)`.
+approvals), silences.py (ignores, snoozes), seen.py, alert_keys.py, outbox.py, meta.py (the
+last and next pass) and image_configs.py. safety.py (rollback records, blocked digests, first
+sightings, window waits) is used beside it: `SafetyStore(store)`.
 """
 
 from __future__ import annotations
