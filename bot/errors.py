@@ -8,6 +8,7 @@
     │   ├── UnsupportedChallenge    only auth schemes we cannot speak; carries scheme and header
     │   ├── AuthFailed              credentials refused, or no token could be had
     │   ├── RegistryUnreachable     DNS, connect, TLS, timeouts
+    │   │   └── ConnectFailed       nothing accepted the connection (may mean: try HTTPS)
     │   ├── RateLimited             429 after the bounded retries; carries retry_after
     │   ├── ManifestNotFound        the repository or tag does not exist
     │   └── BadResponse             an answer that breaks the protocol
@@ -22,7 +23,7 @@
     │   └── SelfUpdateRefused       the bot's own container cannot be recreated in place
     │       └── SelfUpdateHandedOver    ...so a helper container from the new image does it
     ├── UsageError                  a command's arguments cannot work; the message is the answer
-    │   └── DurationError           (bot.domain.durations) text that is no duration in bounds
+    │   └── DurationError           (also a ValueError) text that is no duration in bounds
     └── StoreError                  the SQLite store is unusable
 
 Errors carry their context as attributes; they become user text only at the edges (CLI, chat
@@ -107,6 +108,10 @@ class RegistryUnreachable(RegistryError):
     """The registry could not be reached (DNS, connection, TLS, timeout)."""
 
     kind = "unreachable"
+
+
+class ConnectFailed(RegistryUnreachable):
+    """Nothing accepted the connection (refused, unknown host, connect timeout)."""
 
 
 class RateLimited(RegistryError):
@@ -199,6 +204,10 @@ class SelfUpdateHandedOver(SelfUpdateRefused):
 
 class UsageError(DockWardenError):
     """A command was sent with arguments that cannot work; the message is the answer."""
+
+
+class DurationError(UsageError, ValueError):
+    """Text that is not a duration, or one outside the allowed bounds; the message says which."""
 
 
 class StoreError(DockWardenError):

@@ -11,16 +11,12 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from bot.errors import UsageError
+from bot.errors import DurationError
 
 _PART = re.compile(r"(\d+)\s*([smhdw])")
 UNITS: dict[str, int] = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 YEAR = timedelta(days=365)
 SNOOZE_LIMIT = YEAR  # a longer snooze is an ignore, and unbounded ones overflow the clock
-
-
-class DurationError(UsageError, ValueError):
-    """Text that is not a duration, or one outside the allowed bounds; the message says which."""
 
 
 def _describe(delta: timedelta) -> str:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
 from bot.domain import durations
+from bot.errors import DurationError
 
 if TYPE_CHECKING:
     from apscheduler.triggers.cron import CronTrigger
@@ -23,7 +24,7 @@ MIN_AGE_LIMIT = durations.YEAR
 
 
 def parse_age(text: str) -> timedelta:
-    """`3d`, `12h`, `1w` as a minimum age (raises durations.DurationError)."""
+    """`3d`, `12h`, `1w` as a minimum age (raises DurationError)."""
     return durations.parse_duration(text, maximum=MIN_AGE_LIMIT)
 
 
@@ -36,7 +37,7 @@ def min_age_of(labels: Mapping[str, str], default: timedelta | None) -> timedelt
         return None
     try:
         return parse_age(value)
-    except durations.DurationError as exc:
+    except DurationError as exc:
         log.warning("label %s=%r ignored: %s", MIN_AGE_LABEL, value[:40], exc)
         return default
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from bot.errors import AuthFailed, BadResponse, RateLimited, RegistryUnreachable
+from bot.errors import AuthFailed, BadResponse, ConnectFailed, RateLimited, RegistryUnreachable
 from bot.registry.limits import body_limit, read_capped
 from bot.registry.tls import RegistryTls
 from bot.registry.transport import NO_VERIFY, SSL_CONTEXT, AiohttpTransport
@@ -26,10 +26,6 @@ _SERVER_RETRY_DELAY = 0.5
 _DEFAULT_RATE_WAIT = 1.0
 # Followed by hand, so that each hop is checked (no https to http) and no hop's body is read.
 _MAX_REDIRECTS = 5
-
-
-class ConnectFailed(RegistryUnreachable):
-    """Nothing accepted the connection (refused, unknown host, connect timeout)."""
 
 
 def unexpected(registry: str, response: httpx.Response, doing: str) -> BadResponse:

@@ -12,9 +12,9 @@ import logging
 
 import httpx
 
-from bot.errors import RegistryError, RegistryUnreachable
+from bot.errors import ConnectFailed, RegistryError, RegistryUnreachable
 from bot.registry.challenge import choose_challenge, describe, parse_www_authenticate
-from bot.registry.exchange import ConnectFailed, Exchange, unexpected
+from bot.registry.exchange import Exchange, unexpected
 from bot.registry.state import Auth, RegistryState, SharedTasks
 from bot.registry.wire import split_host
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.domain.durations import SNOOZE_LIMIT, DurationError, parse_duration
-from bot.errors import UsageError
+from bot.domain.durations import SNOOZE_LIMIT, parse_duration
+from bot.errors import DurationError, UsageError
 
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 

@@ -64,3 +64,29 @@ def test_the_rule_sees_imports_inside_functions_and_type_checking_blocks() -> No
     assert _imports(source) == {
         "bot.check.checker", "bot.check.checker.Checker", "adapters.console"
     }
+
+
+def _subclasses(cls: type) -> set[type]:
+    found = set(cls.__subclasses__())
+    for sub in list(found):
+        found |= _subclasses(sub)
+    return found
+
+
+def test_every_public_error_of_the_core_is_declared_in_the_error_tree() -> None:
+    import importlib
+
+    from bot.errors import DockWardenError
+
+    for path in sorted((ROOT / "bot").rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        if parts[-1] not in ("__init__", "__main__"):
+            importlib.import_module(".".join(parts))
+    elsewhere = sorted(
+        f"{cls.__module__}.{cls.__qualname__}"
+        for cls in _subclasses(DockWardenError)
+        if cls.__module__.startswith("bot.")
+        and cls.__module__ != "bot.errors"
+        and not cls.__name__.startswith("_")
+    )
+    assert elsewhere == []
