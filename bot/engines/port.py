@@ -1,7 +1,7 @@
 """The engine port: every engine call the update path makes, typed, and nothing else.
 
 `DockerEngine` (bot/engines/docker.py) is the real implementation over the Docker SDK;
-tests/unit/fakes.py holds an in-memory one. Each call raises an EngineError whose message is
+tests/unit/fake_engine.py is an in-memory one. Each call raises an EngineError whose message is
 the engine's own words (EngineUnavailable when the engine went away); `doing` puts what the
 caller was doing in front, as the update's messages say it. Containers and images come back as
 typed views (bot/engines/inspect.py); swarm services stay the engine's JSON documents, which
