@@ -1,11 +1,12 @@
 """What every chat adapter does the same way, written once.
 
-Secrets out of text and out of library log records (`redact`, `SecretFilter`); the line that
-says who pressed which button (`press_line`); the answer to a command that arrives before the
-adapter was started, and the error for an alert sent to a stopped one (`ask`, `not_running`);
-which alerts already reached which of an adapter's places (`PartialDeliveries`); and which
-commands are slow (`is_slow`). Each platform keeps its own idiom for drawing and acknowledging;
-what it decides is decided here.
+Secrets out of library log records (`SecretFilter`, with bot.chat.text_safety's `redact`); the
+line that says who pressed which button (`press_line`); the answer to a command that arrives
+before the adapter was started, the apology for a command that failed, and the error for an
+alert sent to a stopped adapter (`ask`, `failure_note`, `not_running`); which alerts already
+reached which of an adapter's places (`PartialDeliveries`); and which commands are slow
+(`is_slow`). Each platform keeps its own idiom for drawing and acknowledging; what it decides
+is decided here.
 """
 
 from __future__ import annotations
@@ -88,6 +89,11 @@ async def ask(dispatch: Dispatch | None, command: Command) -> Reply:
     if dispatch is None:
         return Reply(NOT_STARTED, ephemeral=True, refused=True)
     return await dispatch(command)
+
+
+def failure_note(name: str) -> str:
+    """What the sender is told when their command failed unexpectedly (the log has the rest)."""
+    return f"/{name} failed; the bot's log has the details."
 
 
 def not_running(platform: str, alert: Alert) -> DockWardenError:

@@ -88,7 +88,7 @@ class DiscordInteractions:
         except Exception:
             log.exception("dispatching /%s from Discord user %s failed",
                           command.name, command.sender.user_id)
-            return Reply("Something went wrong; the bot's log has the details.", ephemeral=True)
+            return Reply(common.failure_note(command.name), ephemeral=True)
 
     def _track(self) -> None:
         """Count the running task as an answer under way, until it ends (for `stop`)."""

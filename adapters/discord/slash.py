@@ -18,6 +18,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from adapters.common import failure_note
 from bot.chat.catalogue import COMMANDS, Argument, CommandSpec
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ class CommandTree(app_commands.CommandTree[Any]):
         """Log the failure and say so privately to whoever ran the command."""
         name = interaction.command.name if interaction.command else "?"
         log.error("Discord command /%s failed", name, exc_info=error)
-        text = "Something went wrong; the bot's log has the details."
+        text = failure_note(name)
         try:
             if interaction.response.is_done():
                 await interaction.followup.send(text, ephemeral=True)

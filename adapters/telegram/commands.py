@@ -69,7 +69,7 @@ class TelegramCommands:
             reply = await common.ask(self.dispatch, command)
         except Exception:
             await self._delivery.send_pages(
-                message.chat_id, [escape(f"/{name} failed; the bot's log says why.")], ()
+                message.chat_id, [escape(common.failure_note(name))], ()
             )
             raise  # the error handler logs it with the traceback
         if reply.silent:
@@ -102,7 +102,7 @@ class TelegramCommands:
             reply = await asked
         except Exception:
             if not answered:
-                await self._answer(query, "That failed; the bot's log says why.", alert=True)
+                await self._answer(query, common.failure_note(verb), alert=True)
             raise
         if reply.refused or reply.ephemeral:
             if not answered:

@@ -14,6 +14,7 @@ from adapters.common import (
     PartialDeliveries,
     SecretFilter,
     ask,
+    failure_note,
     is_slow,
     not_running,
     press_line,
@@ -91,6 +92,10 @@ def test_the_console_help_line_lists_every_catalogue_command_with_its_usage() ->
     line = help_line()
     assert line.startswith("Commands: /status, ")
     assert all(usage(spec) in line for spec in COMMANDS)
+
+
+def test_a_command_that_failed_gets_one_apology_naming_it() -> None:
+    assert failure_note("status") == "/status failed; the bot's log has the details."
 
 
 def test_an_alert_for_a_stopped_adapter_is_one_error_naming_platform_and_alert() -> None:
