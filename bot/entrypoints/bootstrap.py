@@ -22,12 +22,14 @@ if TYPE_CHECKING:
     from bot.check.checker import Checker
     from bot.domain.policy import AutoWindow
     from bot.engines.docker import DockerEngine
+    from bot.entrypoints.scheduling import PassScheduler
     from bot.http.metrics import Metrics
     from bot.registry.client import RegistryClient
     from bot.registry.credentials import DockerCredentials
     from bot.registry.mirrors import MirroredDigests
     from bot.store.db import Store
     from bot.update.rollback import Rollbacks
+    from bot.update.self_update import SelfUpdateReport
     from bot.update.updater import Updater
     from bot.usecases.delivery import Notifier
     from bot.usecases.passes import PassRunner
@@ -258,6 +260,49 @@ def build_core(
         rollbacks=rollbacks,
     )
     return Core(store=store, notifier=notifier, updates=updates, runner=runner, router=router)
+
+
+def engine_label(engine: DockerEngine, settings: Settings) -> str:
+    """`Docker 28.2.2 (API 1.50) at unix:///var/run/docker.sock` for /status."""
+    where = settings.docker_host or "the local Docker socket"
+    try:
+        version = engine.version().get("Version", "?")
+    except DockWardenError:
+        return f"Docker at {where}"
+    return f"Docker {version} (API {engine.api_version}) at {where}"
+
+
+def build_metrics(settings: Settings) -> Metrics | None:
+    """What /metrics counts, with DOCKWARDEN_HTTP_LISTEN only."""
+    if not settings.http_listen:
+        return None
+    from bot.http.metrics import Metrics
+
+    return Metrics()
+
+
+def build_scheduler(
+    settings: Settings, runner: PassRunner, *, first_pass_delay: float, jitter: int
+) -> PassScheduler:
+    """The pass runner on DOCKWARDEN_SCHEDULE in DOCKWARDEN_TZ (started by the daemon)."""
+    from bot.entrypoints.scheduling import PassScheduler
+
+    return PassScheduler(
+        runner, settings.schedule, first_pass_delay=first_pass_delay, jitter=jitter,
+        tz=settings.tz,
+    )
+
+
+def build_self_update_report(
+    settings: Settings, store: Store, notifier: Notifier
+) -> SelfUpdateReport:
+    """What says in chat how a self-update handed to a helper container ended."""
+    from bot.update.self_update import SelfUpdateReport
+
+    # The helper's whole update (pull, health gate, grace period) and a margin to start it.
+    return SelfUpdateReport(
+        store, notifier, wait=settings.health_timeout + settings.grace_period + 120
+    )
 
 
 def build_adapters(settings: Settings, core: Core) -> list[ChatAdapter]:

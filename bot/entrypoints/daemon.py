@@ -24,15 +24,18 @@ from bot.entrypoints.bootstrap import (
     build_checker,
     build_core,
     build_engine,
+    build_metrics,
     build_registry,
+    build_scheduler,
+    build_self_update_report,
     build_store,
     build_updater,
     engine_insecure_registries,
+    engine_label,
 )
-from bot.errors import ConfigError, DockWardenError
+from bot.errors import ConfigError
 
 if TYPE_CHECKING:
-    from bot.engines.docker import DockerEngine
     from bot.entrypoints.scheduling import PassScheduler
     from bot.http.metrics import Metrics
     from bot.http.server import HttpServer
@@ -130,18 +133,13 @@ class Daemon:
             raise
 
     async def _start(self) -> Core:
-        from bot.entrypoints.scheduling import PassScheduler
-
         settings, stack = self.settings, self._stack
         engine = await asyncio.to_thread(build_engine, settings)
         # Closed in reverse: registry, then store, then engine.
         stack.callback(engine.close)
         store = build_store(settings)
         stack.callback(store.close)
-        if settings.http_listen:
-            from bot.http.metrics import Metrics
-
-            self.metrics = Metrics()
+        self.metrics = build_metrics(settings)
         insecure = await asyncio.to_thread(engine_insecure_registries, engine)
         registry = await stack.enter_async_context(
             build_registry(settings, self.metrics, engine_insecure=insecure)
@@ -154,7 +152,7 @@ class Daemon:
             log.warning("update %s of %s was interrupted; it is pending again",
                         update.id, update.container)
         checker = build_checker(settings, engine, registry, store)
-        label = await asyncio.to_thread(_engine_label, engine, settings)
+        label = await asyncio.to_thread(engine_label, engine, settings)
         from bot.http.metrics import metered
         from bot.update.rollback import Rollbacks
 
@@ -166,17 +164,12 @@ class Daemon:
         wanted = list(self._given) if self._given is not None else build_adapters(settings, core)
         await _start_adapters(wanted, core, self.adapters)
         core.notifier.adapters = self.adapters
-        from bot.update.self_update import SelfUpdateReport
-
         # After a self-update (bot/update/self_update.py): the helper's outcome, said in chat.
-        report = SelfUpdateReport(
-            store, core.notifier, wait=settings.health_timeout + settings.grace_period + 120
-        )
+        report = build_self_update_report(settings, store, core.notifier)
         report.start()
         stack.push_async_callback(report.stop)
-        self.scheduler = PassScheduler(
-            core.runner, settings.schedule, first_pass_delay=self.first_pass_delay,
-            jitter=self.jitter, tz=settings.tz,
+        self.scheduler = build_scheduler(
+            settings, core.runner, first_pass_delay=self.first_pass_delay, jitter=self.jitter
         )
         self.scheduler.start()
         self._reconciling = asyncio.create_task(
@@ -205,16 +198,6 @@ class Daemon:
             self.scheduler = None
             self.adapters = []
             await self._stack.aclose()
-
-
-def _engine_label(engine: DockerEngine, settings: Settings) -> str:
-    """`Docker 28.2.2 (API 1.50) at unix:///var/run/docker.sock` for /status."""
-    where = settings.docker_host or "the local Docker socket"
-    try:
-        version = engine.version().get("Version", "?")
-    except DockWardenError:
-        return f"Docker at {where}"
-    return f"Docker {version} (API {engine.api_version}) at {where}"
 
 
 async def _start_adapters(
