@@ -31,6 +31,7 @@ from bot.engines.inspect import (
     parse_summary,
 )
 from bot.engines.port import doing, require_image
+from bot.engines.swarm import ServiceInspect, ServiceTask, parse_service, parse_task
 from bot.engines.workloads import (
     STORE_CLASSIC,
     STORE_CONTAINERD,
@@ -140,7 +141,6 @@ class DockerEngine:
         with self.calls("reporting its settings"):
             return dict(self.docker.info())
 
-    def list_workloads(self) -> list[Workload]:
     def image_document(self, reference: str) -> dict[str, Any] | None:
         """`docker image inspect` of a local image, whole; None when the engine will not say."""
         try:
@@ -151,6 +151,7 @@ class DockerEngine:
         except EngineError:  # no such image, or a refusal: the registry is asked instead
             return None
 
+    def list_workloads(self) -> list[Workload]:
         """The running containers, each with the reference it was created from."""
         return list_workloads(self)
 
@@ -266,8 +267,8 @@ class DockerEngine:
         """Remove a container (with the anonymous volumes it made itself, when `volumes`)."""
         await self._run(self.docker.api.remove_container, container_id, v=volumes, force=force)
 
-    async def inspect_service(self, ref: str) -> dict[str, Any] | None:
-        """A swarm service's inspect document; None without it (or without a manager here)."""
+    async def inspect_service(self, ref: str) -> ServiceInspect | None:
+        """A swarm service; None without it (or without a manager here)."""
 
         def found() -> Any:
             try:
@@ -280,12 +281,12 @@ class DockerEngine:
                 raise
 
         service = await self._run(found)
-        return None if service is None else dict(service)
+        return None if service is None else parse_service(service)
 
-    async def service_tasks(self, service_id: str) -> list[dict[str, Any]]:
+    async def service_tasks(self, service_id: str) -> list[ServiceTask]:
         """A swarm service's tasks."""
         tasks = await self._run(self.docker.api.tasks, filters={"service": service_id})
-        return [dict(task) for task in tasks]
+        return [parse_task(task) for task in tasks]
 
     async def update_service(
         self, service_id: str, version: int, task_template: Mapping[str, JsonValue]

@@ -4,15 +4,14 @@
 tests/unit/fake_engine.py is an in-memory one. Each call raises an EngineError whose message is
 the engine's own words (EngineUnavailable when the engine went away); `doing` puts what the
 caller was doing in front, as the update's messages say it. Containers and images come back as
-typed views (bot/engines/inspect.py); swarm services stay the engine's JSON documents, which
-bot/engines/swarm.py reads.
+typed views (bot/engines/inspect.py), swarm services and their tasks too (bot/engines/swarm.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Protocol
 
 from bot.engines.inspect import (
     ContainerInspect,
@@ -21,6 +20,7 @@ from bot.engines.inspect import (
     ImageInspect,
     JsonValue,
 )
+from bot.engines.swarm import ServiceInspect, ServiceTask
 from bot.errors import EngineError, EngineUnavailable
 
 
@@ -70,10 +70,10 @@ class Engine(Protocol):
     ) -> None:
         """Remove a container (with the anonymous volumes it made itself, when `volumes`)."""
 
-    async def inspect_service(self, ref: str) -> dict[str, Any] | None:
-        """A swarm service's inspect document; None without it (or without a manager here)."""
+    async def inspect_service(self, ref: str) -> ServiceInspect | None:
+        """A swarm service; None without it (or without a manager here)."""
 
-    async def service_tasks(self, service_id: str) -> list[dict[str, Any]]:
+    async def service_tasks(self, service_id: str) -> list[ServiceTask]:
         """A swarm service's tasks."""
 
     async def update_service(

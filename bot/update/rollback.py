@@ -16,13 +16,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bot.domain.model import NOTHING_CHANGED, Change, UpdateOutcome, short_digest
 from bot.domain.reference import ImageRef, split_digest
-from bot.engines.inspect import ContainerInspect, ImageInspect
+from bot.engines.inspect import ContainerInspect, ImageInspect, JsonValue
 from bot.engines.port import require_image
-from bot.engines.swarm import service_image, service_name
+from bot.engines.swarm import ServiceInspect
 from bot.errors import ContainerNotFound, EngineError, NotUpdatable, StoreError
 from bot.store.connection import utcnow
 from bot.store.safety import PreviousImage, SafetyStore
@@ -102,8 +102,7 @@ class Rollbacks:
             if found is None:
                 return None
             now_digest, back_digest, _ = found
-            return RollbackPlan(service_name(service), service_image(service), now_digest,
-                                back_digest)
+            return RollbackPlan(service.name, service.image, now_digest, back_digest)
         record = await asyncio.to_thread(self.safety.last_update, old.name)
         if record is None or old.image_id != record.new_image_id:
             return None
@@ -233,23 +232,22 @@ class Rollbacks:
     # -- swarm services ------------------------------------------------------------------------
 
     def _service_previous(
-        self, service: Mapping[str, Any]
-    ) -> tuple[str | None, str | None, dict[str, Any]] | None:
+        self, service: ServiceInspect
+    ) -> tuple[str | None, str | None, Mapping[str, JsonValue]] | None:
         """(digest now, digest before, previous task template), or None when there is none."""
-        previous = service.get("PreviousSpec") or {}
-        template = dict(previous.get("TaskTemplate") or {})
-        before = str((template.get("ContainerSpec") or {}).get("Image") or "")
-        now_image = service_image(service)
-        if not before or before == now_image:
+        template = service.previous_template
+        container_spec = template.get("ContainerSpec")
+        before = str(container_spec.get("Image") or "") if isinstance(container_spec, dict) else ""
+        if not before or before == service.image:
             return None
-        _, now_digest = split_digest(now_image)
+        _, now_digest = split_digest(service.image)
         _, back_digest = split_digest(before)
-        if back_digest and self.safety.is_blocked(service_name(service), back_digest):
+        if back_digest and self.safety.is_blocked(service.name, back_digest):
             return None  # the previous spec is the one a rollback left: no ping-pong
         return now_digest, back_digest, template
 
-    async def _service(self, service: Mapping[str, Any]) -> RollbackResult:
-        name = service_name(service)
+    async def _service(self, service: ServiceInspect) -> RollbackResult:
+        name = service.name
         found = await asyncio.to_thread(self._service_previous, service)
         if found is None:
             return RollbackResult.nothing(
@@ -257,7 +255,7 @@ class Rollbacks:
             )
         now, back, template = found
         services = self.updater.services
-        current = dict((service.get("Spec") or {}).get("TaskTemplate") or {})
+        current = service.task_template
         try:
             await services.set_template(service, template)
         except EngineError as exc:

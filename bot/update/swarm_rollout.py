@@ -15,12 +15,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
 
 from bot.domain.model import UpdateResult, short_digest
 from bot.domain.reference import split_digest
+from bot.engines.inspect import JsonObject, JsonValue
 from bot.engines.port import Engine, doing
-from bot.engines.swarm import service_image, service_name
+from bot.engines.swarm import ServiceInspect
 from bot.errors import EngineError
 
 log = logging.getLogger(__name__)
@@ -32,22 +32,22 @@ _SWARM_ROLLED_BACK = "rollback_completed"
 _ENDED = _FAILED | {_DONE, _SWARM_ROLLED_BACK}
 
 
-def with_image(service: Mapping[str, Any], image: str) -> dict[str, Any]:
+def with_image(service: ServiceInspect, image: str) -> JsonObject:
     """The service's TaskTemplate with only the image changed."""
-    template = dict((service.get("Spec") or {}).get("TaskTemplate") or {})
-    template["ContainerSpec"] = {**(template.get("ContainerSpec") or {}), "Image": image}
+    template = dict(service.task_template)
+    container_spec = template.get("ContainerSpec")
+    template["ContainerSpec"] = {
+        **(container_spec if isinstance(container_spec, dict) else {}), "Image": image
+    }
     return template
 
 
-def rollout_batches(service: Mapping[str, Any]) -> int:
+def rollout_batches(service: ServiceInspect) -> int:
     """How many rounds the swarm takes to replace every task (replicas / parallelism)."""
-    spec = service.get("Spec") or {}
-    replicas = int(((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas") or 1)
     # The swarm's default is one task at a time; 0 means all at once.
-    parallelism = int((spec.get("UpdateConfig") or {}).get("Parallelism", 1) or 0)
-    if parallelism <= 0:
+    if service.parallelism <= 0:
         return 1
-    return max(1, -(-replicas // parallelism))
+    return max(1, -(-service.replicas // service.parallelism))
 
 
 class ServiceUpdater:
@@ -61,18 +61,18 @@ class ServiceUpdater:
         self.timeout = timeout
         self.poll = poll
 
-    async def find(self, name: str) -> dict[str, Any] | None:
-        """The service's inspect data, or None (no such service, or no swarm manager here)."""
+    async def find(self, name: str) -> ServiceInspect | None:
+        """The service, or None (no such service, or no swarm manager here)."""
         with doing(f"inspecting service {name}"):
             return await self.engine.inspect_service(name)
 
     async def update(
-        self, service: Mapping[str, Any], digest: str, old_digest: str | None, familiar: str
+        self, service: ServiceInspect, digest: str, old_digest: str | None, familiar: str
     ) -> UpdateResult:
         """Roll the service out on `digest`; roll it back when the swarm cannot."""
-        name = service_name(service)
-        tagged, _ = split_digest(service_image(service))
-        previous = dict((service.get("Spec") or {}).get("TaskTemplate") or {})
+        name = service.name
+        tagged, _ = split_digest(service.image)
+        previous = service.task_template
         try:
             await self.set_template(service, with_image(service, f"{tagged}@{digest}"))
         except EngineError as exc:
@@ -99,7 +99,12 @@ class ServiceUpdater:
         return await self.roll_back(name, previous, old_digest, digest, why)
 
     async def roll_back(
-        self, name: str, previous: dict[str, Any], old_digest: str | None, digest: str, why: str
+        self,
+        name: str,
+        previous: Mapping[str, JsonValue],
+        old_digest: str | None,
+        digest: str,
+        why: str,
     ) -> UpdateResult:
         """Put the `previous` task template back after the update to `digest` failed (`why`)."""
         try:
@@ -122,32 +127,31 @@ class ServiceUpdater:
             old_digest, digest,
         )
 
-    async def _inspect(self, name: str) -> dict[str, Any]:
+    async def _inspect(self, name: str) -> ServiceInspect:
         with doing(f"inspecting service {name}"):
             service = await self.engine.inspect_service(name)
             if service is None:
                 raise EngineError(f"no such service: {name}")
         return service
 
-    async def set_template(self, service: Mapping[str, Any], template: dict[str, Any]) -> None:
+    async def set_template(
+        self, service: ServiceInspect, template: Mapping[str, JsonValue]
+    ) -> None:
         """Give the service `template`; the rest of its spec stays as the swarm has it."""
         with doing("updating the service"):
-            await self.engine.update_service(
-                str(service["ID"]), int(service["Version"]["Index"]), template
-            )
+            await self.engine.update_service(service.id, service.version, template)
 
-    async def rollout(self, before: Mapping[str, Any]) -> tuple[str, str]:
+    async def rollout(self, before: ServiceInspect) -> tuple[str, str]:
         """Wait for the update started after `before` to end: (UpdateStatus.State, Message).
 
         The status of an earlier update may still be shown at first: it is told apart by its
         start time. ("", why) when the rollout is still going at the timeout."""
-        earlier = (before.get("UpdateStatus") or {}).get("StartedAt")
+        earlier = before.update_started_at
         allowed = self.timeout * rollout_batches(before)
         deadline = time.monotonic() + allowed
         while time.monotonic() < deadline:
-            status = (await self._inspect(str(before["ID"]))).get("UpdateStatus") or {}
-            state = str(status.get("State") or "")
-            if state in _ENDED and status.get("StartedAt") != earlier:
-                return state, str(status.get("Message") or "")
+            now = await self._inspect(before.id)
+            if now.update_state in _ENDED and now.update_started_at != earlier:
+                return now.update_state, now.update_message
             await asyncio.sleep(self.poll)
         return "", f"the rollout did not finish within {allowed:.0f}s"

@@ -6,15 +6,14 @@ Pure functions over the typed inspect views; nothing here calls the engine.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
 
 from bot.check.checker import local_digests
 from bot.domain.model import Basis, UpdateOutcome, UpdateResult, short_digest
 from bot.domain.reference import ImageRef, is_image_id, parse_reference
 from bot.engines.inspect import ContainerInspect
-from bot.engines.swarm import service_name, service_workload
+from bot.engines.swarm import ServiceInspect
 from bot.errors import InvalidReference, NotUpdatable, StaleUpdate
 
 SWARM_TASK_LABEL = "com.docker.swarm.task.id"
@@ -45,10 +44,9 @@ def container_reference(old: ContainerInspect, image_text: str) -> ImageRef:
     return ref
 
 
-def service_target(service: Mapping[str, Any]) -> tuple[ImageRef, str | None]:
+def service_target(service: ServiceInspect) -> tuple[ImageRef, str | None]:
     """The reference a service is updated along, and the digest its spec is pinned to."""
-    name = service_name(service)
-    workload = service_workload(service)
+    name, workload = service.name, service.workload
     if workload is None:
         raise NotUpdatable(f"service {name} has no image")
     try:

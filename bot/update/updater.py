@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot.check.checker import local_digests
 from bot.domain.model import Basis, UpdateOutcome, UpdateResult, short_digest
 from bot.domain.reference import ImageRef
 from bot.engines.inspect import ContainerInspect, ImageInspect
 from bot.engines.port import Engine, doing
-from bot.engines.swarm import service_name
+from bot.engines.swarm import ServiceInspect
 from bot.errors import (
     ContainerNotFound,
     EngineError,
@@ -156,7 +156,7 @@ class Updater:
                 raise ContainerNotFound(name)
             ref, old_digest = service_target(service)
             new = await self.registry.remote_digest(ref)
-            return Preview(service_name(service), str(ref), old_digest, new)
+            return Preview(service.name, str(ref), old_digest, new)
         ref, old_image = await self._target(old)
         old_digests = local_digests(ref, old_image.repo_digests)
         new = await self.registry.remote_digest(ref)
@@ -263,10 +263,10 @@ class Updater:
     # -- a swarm service -----------------------------------------------------------------------
 
     async def _update_service(
-        self, service: Mapping[str, Any], expected: str | None, made_for: Basis | None
+        self, service: ServiceInspect, expected: str | None, made_for: Basis | None
     ) -> UpdateResult:
         """A swarm service: the swarm rolls it out on the digest (see swarm_rollout.py)."""
-        name = service_name(service)
+        name = service.name
         try:
             ref, old_digest = service_target(service)
             await self._refuse_own_service(service, name)
@@ -282,15 +282,12 @@ class Updater:
                                            ref.familiar)
         return await self.services.update(service, digest, old_digest, ref.familiar)
 
-    async def _refuse_own_service(self, service: Mapping[str, Any], name: str) -> None:
+    async def _refuse_own_service(self, service: ServiceInspect, name: str) -> None:
         """The swarm would replace the task DockWarden runs in half-way through the wait."""
         with doing("listing the service's tasks"):
-            tasks = await self.engine.service_tasks(str(service["ID"]))
+            tasks = await self.engine.service_tasks(service.id)
         for task in tasks:
-            container_id = ((task.get("Status") or {}).get("ContainerStatus") or {}).get(
-                "ContainerID"
-            )
-            if container_id and selfinfo.runs_inside(str(container_id)):
+            if task.container_id and selfinfo.runs_inside(task.container_id):
                 raise SelfUpdateRefused(
                     f"service {name} runs DockWarden itself; replacing its task would stop the "
                     f"update half-way. Update it from outside (`docker service update --image "

@@ -23,6 +23,7 @@ from bot.engines.inspect import (
     parse_image,
     parse_summary,
 )
+from bot.engines.swarm import ServiceInspect, ServiceTask
 from bot.errors import EngineError
 
 
@@ -263,11 +264,11 @@ class FakeEngine:
             raise EngineError(f"cannot remove running container {container_id[:12]}")
         del self.containers[container.id]
 
-    async def inspect_service(self, ref: str) -> dict[str, Any] | None:
+    async def inspect_service(self, ref: str) -> ServiceInspect | None:
         self._call("inspect_service", ref)
         return None  # no swarm here
 
-    async def service_tasks(self, service_id: str) -> list[dict[str, Any]]:
+    async def service_tasks(self, service_id: str) -> list[ServiceTask]:
         self._call("service_tasks", service_id)
         return []
 
