@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -32,14 +30,6 @@ from bot.domain.model import (
 from bot.errors import BadTagRule, RegistryError
 from bot.store.db import Store
 from tests.unit.fakes import NEW, OLD
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "state.db")
-    yield s
-    s.close()
-
 
 EVIL = "[Click here to re-login](https://evil.example/login) @everyone"
 

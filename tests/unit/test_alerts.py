@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-
-import pytest
 
 from bot.chat.messages import AlertKind
 from bot.domain.model import (
@@ -20,13 +17,6 @@ from bot.store.db import Store
 from bot.usecases.alerting import Alerter
 from tests.unit.fakes import NEW, NEWER, OLD, current, failing, outdated, report
 from tests.unit.store_reads import seen_digest
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "state.db")
-    yield s
-    s.close()
 
 
 def kinds(alerts: tuple[object, ...]) -> list[str]:

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from bot.config.settings import Settings
 from bot.entrypoints.bootstrap import (
@@ -21,13 +17,6 @@ from tests.unit.fakes import FakeChecker, FakeUpdater
 
 def _settings(**env: Any) -> Settings:
     return Settings(_env_file=None, **env)  # type: ignore[call-arg]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "state.db")
-    yield s
-    s.close()
 
 
 def test_metrics_are_kept_only_when_an_http_address_is_set() -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -13,13 +11,6 @@ from bot.store.db import Store
 from bot.usecases.alerting import Alerter
 from bot.usecases.delivery import Notifier, alert_from_json, alert_to_json
 from tests.unit.fakes import NEW, OLD, FakeAdapter, outdated, report
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "state.db")
-    yield s
-    s.close()
 
 
 def test_alert_round_trips_through_json(store: Store) -> None:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import hypothesis
 import pytest
@@ -30,13 +28,6 @@ from tests.unit.fakes import (
     outdated,
     report,
 )
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "state.db")
-    yield s
-    s.close()
 
 
 def make_core(store: Store, checker: FakeChecker, adapter: FakeAdapter | None = None) -> Core:
