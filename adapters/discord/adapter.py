@@ -5,8 +5,8 @@ closes it and awaits the task). Its slash commands are built from the command ca
 (`adapters.discord.slash`); commands, presses and autocomplete are answered by
 `adapters.discord.interactions`; alerts become embeds in DISCORD_CHANNEL_ID.
 
-`DiscordWebhookAdapter` (adapters.discord.webhook, importable from here too) posts the same
-embeds through DISCORD_WEBHOOK_URL, with no bot, no gateway and no buttons.
+`adapters.discord.webhook.DiscordWebhookAdapter` posts the same embeds through
+DISCORD_WEBHOOK_URL, with no bot, no gateway and no buttons.
 
 Both talk to DISCORD_API_BASE_URL (and the bot to DISCORD_GATEWAY_URL when set), see
 `adapters.discord.delivery.ApiRedirect`.
@@ -27,13 +27,10 @@ from adapters.discord.delivery import ApiRedirect, deliver
 from adapters.discord.interactions import Completions, DiscordInteractions
 from adapters.discord.render import AlertButton, actions_view, alert_embed
 from adapters.discord.slash import CommandTree, add_commands
-from adapters.discord.webhook import DiscordWebhookAdapter
 from bot.chat.messages import Alert, Dispatch
 from bot.chat.text_safety import redact
 from bot.config.settings import Settings
 from bot.errors import ConfigError, DockWardenError
-
-__all__ = ["Completions", "DiscordAdapter", "DiscordWebhookAdapter"]
 
 log = logging.getLogger(__name__)
 

@@ -189,7 +189,7 @@ class AdapterSpec(NamedTuple):
 ADAPTERS: tuple[AdapterSpec, ...] = (
     AdapterSpec("telegram_bot_token", "adapters.telegram.adapter", "TelegramAdapter", "telegram"),
     AdapterSpec("discord_bot_token", "adapters.discord.adapter", "DiscordAdapter", "discord"),
-    AdapterSpec("discord_webhook_url", "adapters.discord.adapter", "DiscordWebhookAdapter",
+    AdapterSpec("discord_webhook_url", "adapters.discord.webhook", "DiscordWebhookAdapter",
                 "discord-webhook"),
     AdapterSpec("notify_urls", "adapters.apprise_channel", "AppriseAdapter", "apprise"),
 )

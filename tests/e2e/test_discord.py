@@ -10,7 +10,8 @@ import discord.http
 import pytest
 
 from adapters.common import failure_note
-from adapters.discord.adapter import DiscordAdapter, DiscordWebhookAdapter
+from adapters.discord.adapter import DiscordAdapter
+from adapters.discord.webhook import DiscordWebhookAdapter
 from bot.chat.messages import Action, Alert, AlertKind, Command, Field, Reply
 from bot.config.settings import Settings
 from bot.errors import DockWardenError
