@@ -13,10 +13,13 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from bot.domain.model import Policy, UpdateState
+from bot.domain.model import APPROVABLE_STATES, OPEN_STATES, Policy, UpdateState
 from bot.errors import StoreError
 from bot.store.connection import Database, utcnow
 
+# Rows an update to the same digest leaves behind once it was applied or replaced: a rollback
+# from that digest offers it again.
+_SETTLED = (UpdateState.APPLIED, UpdateState.SUPERSEDED)
 # Crockford's base32 without the letters people confuse (i, l, o, u).
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 _ID_LENGTH = 6
@@ -63,17 +66,17 @@ class Updates:
                 return _update(row), False
             now = utcnow().isoformat()
             db.execute(
-                "UPDATE updates SET state = 'superseded', updated_at = ?"
-                " WHERE container = ? AND state IN ('pending', 'approved', 'failed')",
-                (now, container),
+                "UPDATE updates SET state = ?, updated_at = ?"
+                f" WHERE container = ? AND state IN ({_marks(OPEN_STATES)})",
+                (UpdateState.SUPERSEDED, now, container, *OPEN_STATES),
             )
             update_id = _new_id(db)
             db.execute(
                 "INSERT INTO updates (id, container, image, old_digest, remote_digest, policy,"
                 " state, created_at, updated_at, new_tag)"
-                " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
-                (update_id, container, image, old_digest, remote_digest, policy, now, now,
-                 new_tag),
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (update_id, container, image, old_digest, remote_digest, policy,
+                 UpdateState.PENDING, now, now, new_tag),
             )
             row = db.execute("SELECT * FROM updates WHERE id = ?", (update_id,)).fetchone()
             return _update(row), True
@@ -98,10 +101,9 @@ class Updates:
 
     def in_states(self, states: tuple[UpdateState, ...]) -> list[PendingUpdate]:
         """Update rows in the given states, oldest first."""
-        marks = ",".join("?" for _ in states)
         with self.db.reading() as db:
             rows = db.execute(
-                f"SELECT * FROM updates WHERE state IN ({marks}) ORDER BY seq", states
+                f"SELECT * FROM updates WHERE state IN ({_marks(states)}) ORDER BY seq", states
             ).fetchall()
         return [_update(row) for row in rows]
 
@@ -117,7 +119,7 @@ class Updates:
         sql = "UPDATE updates SET state = ?, updated_at = ?, detail = ? WHERE id = ?"
         params: list[Any] = [state, utcnow().isoformat(), detail, update_id]
         if expect:
-            sql += f" AND state IN ({','.join('?' for _ in expect)})"
+            sql += f" AND state IN ({_marks(expect)})"
             params.extend(expect)
         with self.db.transaction() as db:
             return db.execute(sql, params).rowcount > 0
@@ -126,9 +128,9 @@ class Updates:
         """Mark an update approved by `actor`; False when it was not approvable any more."""
         with self.db.transaction() as db:
             moved = db.execute(
-                "UPDATE updates SET state = 'approved', updated_at = ? WHERE id = ?"
-                " AND state IN ('pending', 'ignored', 'failed')",
-                (utcnow().isoformat(), update_id),
+                "UPDATE updates SET state = ?, updated_at = ? WHERE id = ?"
+                f" AND state IN ({_marks(APPROVABLE_STATES)})",
+                (UpdateState.APPROVED, utcnow().isoformat(), update_id, *APPROVABLE_STATES),
             ).rowcount
             if moved:
                 db.execute(
@@ -150,11 +152,13 @@ class Updates:
         when the container turns out to run that digest).
         """
         with self.db.transaction() as db:
-            rows = db.execute("SELECT * FROM updates WHERE state = 'approved'").fetchall()
+            rows = db.execute(
+                "SELECT * FROM updates WHERE state = ?", (UpdateState.APPROVED,)
+            ).fetchall()
             db.execute(
-                "UPDATE updates SET state = 'pending', updated_at = ?,"
-                " detail = 'interrupted by a restart' WHERE state = 'approved'",
-                (utcnow().isoformat(),),
+                "UPDATE updates SET state = ?, updated_at = ?,"
+                " detail = 'interrupted by a restart' WHERE state = ?",
+                (UpdateState.PENDING, utcnow().isoformat(), UpdateState.APPROVED),
             )
         return [_update(row) for row in rows]
 
@@ -162,15 +166,20 @@ class Updates:
         """The update to `digest` is pending again: it was applied, then rolled back."""
         with self.db.transaction() as db:
             db.execute(
-                "UPDATE updates SET state = 'pending', updated_at = ?, detail = 'rolled back'"
-                " WHERE container = ? AND remote_digest = ? AND state IN ('applied', 'superseded')",
-                (utcnow().isoformat(), container, digest),
+                "UPDATE updates SET state = ?, updated_at = ?, detail = 'rolled back'"
+                f" WHERE container = ? AND remote_digest = ? AND state IN ({_marks(_SETTLED)})",
+                (UpdateState.PENDING, utcnow().isoformat(), container, digest, *_SETTLED),
             )
 
     def _one(self, sql: str, *params: str) -> PendingUpdate | None:
         with self.db.reading() as db:
             row = db.execute(sql, params).fetchone()
         return None if row is None else _update(row)
+
+
+def _marks(values: tuple[object, ...]) -> str:
+    """One `?` per value, for `IN (...)`."""
+    return ",".join("?" for _ in values)
 
 
 def _new_id(db: sqlite3.Connection) -> str:
