@@ -24,6 +24,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from bot.domain.model import Basis, UpdateOutcome, UpdateResult, UpdateState, short_digest
@@ -47,6 +48,14 @@ HELPER_LABEL = "dockwarden.selfupdate.for"
 HELPER_MODULE = "bot.selfupdate"
 # Labels a compose project puts on its containers: the helper is no service of the project.
 _FOREIGN_LABEL_PREFIXES = ("com.docker.compose.",)
+
+
+class HelperState(StrEnum):
+    """Where a self-update stands (the record's `state`, read by the next version too)."""
+
+    RUNNING = "running"  # handed to the helper, no outcome yet
+    DONE = "done"  # the helper wrote the outcome
+    REPORTED = "reported"  # said in chat (or nothing to wait for): the record is spent
 
 
 def helper_name(name: str) -> str:
@@ -139,7 +148,7 @@ async def hand_over(
     name = old.name
     record = {
         "container": name, "image": str(ref), "old_digest": old_digest, "new_digest": digest,
-        "actor": actor or "", "state": "running", "started_at": _now(),
+        "actor": actor or "", "state": HelperState.RUNNING, "started_at": _now(),
     }
     await asyncio.to_thread(store.set_meta, META_KEY, json.dumps(record))
     spec = _helper_spec(old, image_id, digest, actor or "", made_for)
@@ -150,7 +159,7 @@ async def hand_over(
             await engine.start(created)
     except DockWardenError:
         # No helper runs: nothing for the next start to wait for (the failure is the answer).
-        record["state"] = "reported"
+        record["state"] = HelperState.REPORTED
         await asyncio.to_thread(store.set_meta, META_KEY, json.dumps(record))
         raise
     log.info("self-update of %s to %s handed to helper %s", name, digest, spec["name"])
@@ -194,7 +203,7 @@ def _finish(store: Store, result: UpdateResult) -> None:
     raw = store.get_meta(META_KEY)
     record: dict[str, Any] = json.loads(raw) if raw else {"container": result.container}
     record.update({
-        "state": "done", "outcome": result.outcome.value, "message": result.message,
+        "state": HelperState.DONE, "outcome": result.outcome.value, "message": result.message,
         "finished_at": _now(),
     })
     if result.old_digest:
@@ -254,14 +263,14 @@ class SelfUpdateReport:
         deadline = loop.time() + self.wait
         while True:
             record = json.loads(self.store.get_meta(META_KEY) or "{}")
-            if record.get("state") != "running" or loop.time() > deadline:
+            if record.get("state") != HelperState.RUNNING or loop.time() > deadline:
                 break
             await asyncio.sleep(self.poll)
-        if record.get("state") == "reported" or not record:
+        if record.get("state") == HelperState.REPORTED or not record:
             return
         result = _result_of(record)
         self._settle(record, result)
-        record["state"] = "reported"
+        record["state"] = HelperState.REPORTED
         self.store.set_meta(META_KEY, json.dumps(record))
         from bot.chat.alert_texts import self_update_alert  # late: bot/chat imports bot/update
 
@@ -280,7 +289,7 @@ class SelfUpdateReport:
 
 def _result_of(record: Mapping[str, Any]) -> UpdateResult:
     name = str(record.get("container") or "dockwarden")
-    if record.get("state") == "running":  # the helper never said: it died, or is very late
+    if record.get("state") == HelperState.RUNNING:  # the helper never said: died, or very late
         return UpdateResult.failed(
             name,
             f"the self-update helper {helper_name(name)} did not report; this DockWarden "
@@ -288,6 +297,6 @@ def _result_of(record: Mapping[str, Any]) -> UpdateResult:
             record.get("old_digest"), record.get("new_digest"),
         )
     return UpdateResult(
-        name, UpdateOutcome(record.get("outcome") or "failed"), record.get("old_digest"),
-        record.get("new_digest"), str(record.get("message") or ""),
+        name, UpdateOutcome(record.get("outcome") or UpdateOutcome.FAILED),
+        record.get("old_digest"), record.get("new_digest"), str(record.get("message") or ""),
     )
