@@ -152,3 +152,33 @@ async def test_a_rollback_whose_tag_is_refused_changes_nothing(
         "could not tag the previous image: tagging the previous image: busy; nothing was changed"
     )
     assert engine.named("web") is now
+
+
+async def test_an_update_to_a_newer_tag_recreates_the_container_on_that_tag(
+    engine: FakeEngine, store: Store
+) -> None:
+    engine.run("web", f"{REPO}:1")
+    result = await updater(engine, store).update(
+        "web", expected_digest=NEW_DIGEST,
+        made_for=Basis(f"{REPO}:1", OLD_DIGEST, new_tag="2"),
+    )
+    assert result.outcome is UpdateOutcome.UPDATED, result.message
+    assert result.message.startswith(f"web now runs {REPO}:2 at sha256:222222222222; ")
+    new = engine.named("web")
+    assert new is not None and new.config["Image"] == f"{REPO}:2"
+    assert f"{REPO}:2" in engine.images[new.image_id]["RepoTags"]
+
+
+async def test_a_rollback_pulls_the_previous_image_again_when_it_was_removed(
+    engine: FakeEngine, store: Store
+) -> None:
+    web = engine.run("web", f"{REPO}:1")
+    up = updater(engine, store)
+    await up.update("web")
+    del engine.images[web.image_id]  # removed meanwhile; the registry still has it
+    engine.publish(REPO, OLD_DIGEST)
+    result = await Rollbacks(up).rollback("web")
+    assert result.outcome is RollbackOutcome.ROLLED_BACK, result.message
+    assert ("pull", f"{REPO}@{OLD_DIGEST}") in engine.calls
+    back = engine.named("web")
+    assert back is not None and OLD_DIGEST in engine.images[back.image_id]["RepoDigests"][0]
