@@ -192,8 +192,10 @@ class Rollbacks:
         name = old.name
         now, back = record.new_digest, record.old_digest
         # The reference it ran before (another tag when the update moved it to a newer one).
-        move = Move("rollback", UpdateOutcome.ROLLED_BACK, record.image, ref, back, now, image_id,
-                    "the previous image")
+        move = Move(
+            kind="rollback", done_as=UpdateOutcome.ROLLED_BACK, image_text=record.image, ref=ref,
+            digest=back, old_digest=now, new_image_id=image_id, image_is="the previous image",
+        )
         swapped = await swap(updater.engine, updater.replacer, updater.dependents, old,
                              current_image, move)
         if swapped.ended is Ended.UNTAGGED:

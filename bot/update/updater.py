@@ -210,8 +210,11 @@ class Updater:
 
             await hand_over(self.engine, self.store, old, ref, digest, old_digest, new_image_id,
                             None, made_for)
-        move = Move("update", UpdateOutcome.UPDATED, image_text, ref, digest, old_digest,
-                    new_image_id, "the pulled image")
+        move = Move(
+            kind="update", done_as=UpdateOutcome.UPDATED, image_text=image_text, ref=ref,
+            digest=digest, old_digest=old_digest, new_image_id=new_image_id,
+            image_is="the pulled image",
+        )
         result = await self._replace(old, old_image, move)
         return compose_note(result, old, ref)
 
