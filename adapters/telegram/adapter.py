@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 STOP_ACK_WAIT = 1.5  # seconds the final getUpdates of a stop may take (the daemon allows 3)
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 
+
 class TelegramAdapter:
     """The Telegram chat adapter (long polling)."""
 

@@ -24,6 +24,7 @@ CALLBACK_DATA_LIMIT = 64  # bytes of callback_data, Telegram's limit
 CALLBACK_ANSWER_LIMIT = 200  # characters of an answerCallbackQuery text
 MENU_DESCRIPTION_LIMIT = 256  # characters of a command's description in the menu
 
+
 def escape(text: str) -> str:
     """Text made safe for Telegram's HTML parse mode."""
     return html.escape(text, quote=False)
