@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.config.cron import parse_schedule
 from bot.config.settings import split_listen
 from bot.errors import ConfigError
 from bot.http.metrics import CONTENT_TYPE, Metrics
@@ -36,8 +37,6 @@ class Liveness:
         margin: timedelta = HEALTH_MARGIN,
         tz: str = "UTC",
     ) -> None:
-        from bot.config.cron import parse_schedule
-
         self.metrics = metrics
         self.trigger = parse_schedule(schedule, tz)
         self.started_at = started_at or metrics.clock()
