@@ -23,7 +23,9 @@
     │   └── SelfUpdateRefused       the bot's own container cannot be recreated in place
     │       └── SelfUpdateHandedOver    ...so a helper container from the new image does it
     ├── UsageError                  a command's arguments cannot work; the message is the answer
-    │   └── DurationError           (also a ValueError) text that is no duration in bounds
+    │   ├── DurationError           (also a ValueError) text that is no duration in bounds
+    │   ├── UnknownHost             a `HOST/NAME` whose host is not watched
+    │   └── AmbiguousTarget         a bare name more than one host has; carries the candidates
     └── StoreError                  the SQLite store is unusable
 
 Errors carry their context as attributes; they become user text only at the edges (CLI, chat
@@ -208,6 +210,24 @@ class UsageError(DockWardenError):
 
 class DurationError(UsageError, ValueError):
     """Text that is not a duration, or one outside the allowed bounds; the message says which."""
+
+
+class UnknownHost(UsageError):
+    """A `HOST/NAME` names a host DockWarden does not watch."""
+
+    def __init__(self, host: str, known: tuple[str, ...]) -> None:
+        super().__init__(f"no Docker host named {host!r}; the hosts are {', '.join(known)}")
+        self.host = host
+        self.known = known
+
+
+class AmbiguousTarget(UsageError):
+    """A bare name that more than one host has; `candidates` are their `HOST/NAME`s."""
+
+    def __init__(self, name: str, candidates: tuple[str, ...]) -> None:
+        super().__init__(f"{name!r} is on several hosts: {', '.join(candidates)}; say which")
+        self.name = name
+        self.candidates = candidates
 
 
 class StoreError(DockWardenError):

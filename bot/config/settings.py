@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, Field, SecretStr, field_validator
+from pydantic import AfterValidator, Field, SecretStr, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -21,6 +21,7 @@ from pydantic_settings import (
 
 from bot.domain.durations import parse_duration
 from bot.domain.model import Policy
+from bot.engines.hosts import Host
 from bot.errors import ConfigError
 
 RETENTION_LIMIT = timedelta(days=3650)
@@ -133,6 +134,10 @@ class Settings(BaseSettings):
 
     docker_host: str | None = Field(default=None, validation_alias="DOCKER_HOST")
     docker_config: str | None = Field(default=None, validation_alias="DOCKER_CONFIG")
+    # After DOCKER_HOST and DOCKER_CONFIG, which its validator reads (bot/engines/hosts.py).
+    hosts: Annotated[tuple[Host, ...], NoDecode] = Field(
+        default=None, validate_default=True, validation_alias="DOCKWARDEN_HOSTS"
+    )
 
     db: str = Field(default="dockwarden.db", validation_alias="DOCKWARDEN_DB")
     history_retention: timedelta = Field(
@@ -270,21 +275,25 @@ class Settings(BaseSettings):
         if value is None or not value.strip():
             return None
         value = value.strip()
-        from docker.errors import DockerException
-        from docker.utils import parse_host
+        from bot.engines.hosts import check_engine_url
 
         try:
-            parse_host(value)
-        except (DockerException, ValueError) as exc:
-            raise ValueError(f"not a Docker engine address ({exc}); expected e.g. "
-                             "unix:///var/run/docker.sock or tcp://host:2375") from None
-        if value.startswith("ssh://"):
-            from importlib.util import find_spec
-
-            if find_spec("paramiko") is None:
-                raise ValueError("ssh:// engines need the ssh extra: "
-                                 "pip install 'dockwarden[ssh]' (it brings paramiko)")
+            check_engine_url(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         return value
+
+    @field_validator("hosts", mode="before")
+    @classmethod
+    def _hosts_watched(cls, value: object, info: ValidationInfo) -> tuple[Host, ...]:
+        from bot.engines.hosts import parse_hosts
+
+        try:
+            return parse_hosts(None if value is None else str(value),
+                               docker_host=info.data.get("docker_host"),
+                               docker_config=info.data.get("docker_config"))
+        except ConfigError as exc:  # the location already names DOCKWARDEN_HOSTS
+            raise ValueError(str(exc).removeprefix("DOCKWARDEN_HOSTS ")) from None
 
     @field_validator("history_retention", mode="before")
     @classmethod

@@ -18,8 +18,10 @@ from typing import Any
 import docker
 import docker.errors
 import requests.exceptions
+from docker.tls import TLSConfig
 
 from bot.domain.model import Workload
+from bot.engines.hosts import DEFAULT_SOCKET, shown_url
 from bot.engines.inspect import (
     ContainerInspect,
     ContainerSummary,
@@ -42,8 +44,6 @@ from bot.errors import EngineError, EngineUnavailable
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SOCKET = "unix:///var/run/docker.sock"
-
 # `docker info`'s DriverStatus on an engine that keeps images in containerd's store.
 _CONTAINERD_DRIVER_TYPE = "io.containerd.snapshotter.v1"
 
@@ -55,23 +55,50 @@ _CONNECTION_ERRORS = (
 )
 
 
+class _OwnTLSAPIClient(docker.APIClient):  # type: ignore[misc]
+    """An API client whose TLS verification is its own, whatever REQUESTS_CA_BUNDLE says."""
+
+    def merge_environment_settings(self, *args: Any) -> dict[str, Any]:
+        """requests' merge, except that the session's verify (a context's CA, or False) wins."""
+        # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace the session's CA file:
+        # a context's engine would then be checked against the system's CAs.
+        merged: dict[str, Any] = super().merge_environment_settings(*args)
+        merged["verify"] = self.verify
+        return merged
+
+
+class _OwnTLSClient(docker.DockerClient):  # type: ignore[misc]
+    """A DockerClient on an `_OwnTLSAPIClient`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.api = _OwnTLSAPIClient(**kwargs)
+
+
 class DockerEngine:
     """A connection to one Docker engine, with the API version negotiated at start."""
 
-    def __init__(self, base_url: str | None = None, *, timeout: float = 60.0) -> None:
+    def __init__(self, base_url: str | None = None, *, tls: TLSConfig | bool | None = None,
+                 timeout: float = 60.0) -> None:
         # DOCKER_TLS_VERIFY and DOCKER_CERT_PATH are Docker's own settings: let the SDK read them,
-        # with the engine address DockWarden was configured with taking precedence.
+        # with the engine address DockWarden was configured with taking precedence. A `tls` given
+        # (a Docker context's, bot/engines/hosts.py) replaces them.
         environment = dict(os.environ)
         if base_url:
             environment["DOCKER_HOST"] = base_url
-        self.where = environment.get("DOCKER_HOST") or DEFAULT_SOCKET
+        url = environment.get("DOCKER_HOST") or DEFAULT_SOCKET
+        self.where = shown_url(url)
         failure = ""
         try:
             # version="auto" asks the engine for its API version (GET /version): that request is
             # also the proof that an engine answers, and it makes API 1.41 up to current work.
-            self.docker: Any = docker.from_env(
-                version="auto", timeout=int(timeout), environment=environment
-            )
+            if tls is None:
+                self.docker: Any = docker.from_env(
+                    version="auto", timeout=int(timeout), environment=environment
+                )
+            else:
+                self.docker = _OwnTLSClient(
+                    base_url=url, tls=tls, version="auto", timeout=int(timeout)
+                )
         except (docker.errors.DockerException, *_CONNECTION_ERRORS) as exc:
             failure = self._unavailable(exc)
         self._store: str | None = None
