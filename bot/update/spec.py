@@ -26,6 +26,7 @@ from bot.engines.inspect import (
     JsonValue,
     Mount,
 )
+from bot.update.compose import carry_compose_labels
 
 # Networks docker manages itself: no aliases, no static addresses, nothing to connect to.
 _BUILTIN_NETWORK_MODES = {"default", "bridge", "host", "none"}
@@ -49,16 +50,21 @@ def build_create_spec(
     old_image: ImageInspect,
     *,
     image: str,
+    image_id: str | None = None,
     network_container: str | None = None,
     shared_destinations: Iterable[str] = (),
 ) -> CreateSpec:
     """Create arguments for `container` on `image`, dropping what only the old image set.
 
-    `network_container` replaces the target of a `container:<id>` network mode (the container
-    whose namespace is shared was itself recreated). `shared_destinations` are mount points that
-    arrive through VolumesFrom and so must not be mounted again.
+    `image_id` is the image `image` names now: Compose's labels are written for it (see
+    bot/update/compose.py). `network_container` replaces the target of a `container:<id>`
+    network mode (the container whose namespace is shared was itself recreated).
+    `shared_destinations` are mount points that arrive through VolumesFrom and so must not be
+    mounted again.
     """
     config: dict[str, Any] = strip_image_defaults(container.config, old_image.config)
+    if image_id is not None and config.get("Labels"):
+        config["Labels"] = carry_compose_labels(config["Labels"], image_id)
     host_config: dict[str, Any] = copy.deepcopy(dict(container.host_config))
     short_id = container.id[:12]
     network_mode = container.network_mode

@@ -19,6 +19,7 @@ from bot.engines.inspect import ContainerInspect, ImageInspect
 from bot.engines.port import Engine, doing
 from bot.errors import EngineError, StoreError
 from bot.update import selfinfo
+from bot.update.compose import restart_followers
 from bot.update.dependents import Dependents, volumes_from_destinations
 from bot.update.images import carries_tag
 from bot.update.replace import Replacer
@@ -68,7 +69,7 @@ async def swap(
     """Move the tag, replace `old` by a container of `move`'s image, and carry its sharers."""
     sharers = await dependents.of(old)
     spec = build_create_spec(
-        old, current_image, image=move.image_text,
+        old, current_image, image=move.image_text, image_id=move.new_image_id,
         shared_destinations=await volumes_from_destinations(engine, old),
     )
     ref = move.ref
@@ -100,4 +101,6 @@ async def swap(
     finally:
         if sharers:
             await replacer.finish(done.journal_id, move.done_as)
+    # As Compose does after recreating a service: what depends on it starts again after it.
+    notes += await restart_followers(engine, old, skip=[d.name for d in sharers])
     return Swapped(Ended.DONE, done.detail, notes)

@@ -164,7 +164,7 @@ class FakeEngine:
         self._call("list_containers", "")
         return [
             parse_summary({"Id": c.id, "Names": [f"/{c.name}"], "Image": c.config.get("Image"),
-                           "ImageID": c.image_id,
+                           "ImageID": c.image_id, "Labels": c.config.get("Labels") or {},
                            "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode")}})
             for c in self.containers.values()
             if c.running

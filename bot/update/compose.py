@@ -1,0 +1,114 @@
+"""Containers Docker Compose made: the labels it compares, and the containers that follow one.
+
+`docker compose up` recreates a container when what it recorded on it no longer matches the
+project. Compose v2 (2.26 and later) compares two labels: `com.docker.compose.config-hash`, a
+hash of the service's configuration that does not include the image, and
+`com.docker.compose.image`, the id of the image the service's reference names locally, written
+when it creates the container. After DockWarden moves the tag and recreates the container, the
+configuration is the same but the image is not: `carry_compose_labels` writes the new image's id
+there, as Compose would, so the next `up` finds nothing to do.
+
+Compose restarts the containers that depend on one it recreates (`depends_on`, recorded as
+`com.docker.compose.depends_on`; links); `followers` finds them and `restart_followers` does the
+same after an update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+
+from bot.engines.inspect import ContainerInspect, ContainerSummary
+from bot.engines.port import Engine, doing
+from bot.errors import EngineError
+
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+IMAGE_LABEL = "com.docker.compose.image"
+DEPENDS_ON_LABEL = "com.docker.compose.depends_on"
+
+
+def compose_service(labels: Mapping[str, str]) -> tuple[str, str] | None:
+    """The (project, service) Compose made a container for; None for any other container."""
+    project, service = labels.get(PROJECT_LABEL), labels.get(SERVICE_LABEL)
+    return (project, service) if project and service else None
+
+
+def carry_compose_labels(labels: Mapping[str, str], image_id: str) -> dict[str, str]:
+    """The labels with Compose's image label naming `image_id`, when Compose wrote one."""
+    out = dict(labels)
+    if out.get(IMAGE_LABEL):
+        out[IMAGE_LABEL] = image_id
+    return out
+
+
+def depends_on(labels: Mapping[str, str]) -> set[str]:
+    """The services a Compose container depends on: `web:service_started:false,db:...`."""
+    return {
+        entry.split(":", 1)[0].strip()
+        for entry in labels.get(DEPENDS_ON_LABEL, "").split(",")
+        if entry.strip()
+    }
+
+
+def links_to(container: ContainerInspect, target_name: str) -> bool:
+    """Whether `container` links to `target_name` (`--link`, Compose `links`)."""
+    # HostConfig.Links reads `/target:/self/alias`; a network's links read `target:alias`.
+    legacy = container.host_config.get("Links")
+    named = [str(link).split(":", 1)[0].lstrip("/")
+             for link in (legacy if isinstance(legacy, list) else ())]
+    named += [link.split(":", 1)[0] for endpoint in container.networks
+              for link in endpoint.links]
+    return target_name in named
+
+
+def _linker_names(summary: ContainerSummary) -> set[str]:
+    # The engine lists a linked container under `/linker/alias` too.
+    return {name.strip("/").split("/", 1)[0] for name in summary.names if name.count("/") > 1}
+
+
+async def followers(
+    engine: Engine, target: ContainerInspect, skip: Collection[str] = ()
+) -> list[ContainerInspect]:
+    """Running containers that depend on `target` (Compose `depends_on`, links); not `skip`."""
+    own = compose_service(target.labels)
+    with doing("listing containers"):
+        summaries = await engine.list_containers()
+    linkers: set[str] = set()
+    for summary in summaries:
+        if summary.id == target.id or target.name in (n.lstrip("/") for n in summary.names):
+            linkers |= _linker_names(summary)
+    found = []
+    for summary in summaries:
+        names = {n.lstrip("/") for n in summary.names}
+        if summary.id == target.id or target.name in names or names & set(skip):
+            continue
+        same_project = own is not None and summary.labels.get(PROJECT_LABEL) == own[0]
+        if not same_project and not names & linkers:
+            continue
+        other = await engine.inspect_container(summary.id)
+        if other is None or other.name in skip:
+            continue
+        if (own is not None and same_project and own[1] in depends_on(other.labels)) or (
+            links_to(other, target.name)
+        ):
+            found.append(other)
+    return found
+
+
+async def restart_followers(
+    engine: Engine, target: ContainerInspect, skip: Collection[str] = ()
+) -> str:
+    """Restart what depends on `target` after it was recreated; notes for the update's message."""
+    notes = []
+    try:
+        found = await followers(engine, target, skip)
+    except EngineError as exc:
+        return f"; could not look for containers depending on {target.name}: {exc}"
+    for follower in found:
+        try:
+            with doing("restarting a dependent"):
+                await engine.restart(follower.id)
+            notes.append(f"restarted {follower.name}, which depends on it")
+        except EngineError as exc:
+            notes.append(f"could not restart {follower.name}: {exc}")
+    return "; " + "; ".join(notes) if notes else ""

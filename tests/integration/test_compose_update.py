@@ -1,0 +1,82 @@
+"""An update of a container Compose made, checked with real Compose v2: `up -d` changes nothing."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from bot.domain.model import UpdateOutcome
+from bot.engines.docker import DockerEngine
+from bot.registry.client import RegistryClient
+from bot.store.db import Store
+from bot.update.updater import Updater
+from tests.services.compose import Compose
+from tests.services.images import ImageFactory
+from tests.services.registry import Registries
+
+SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 86400 & wait"]
+
+
+@pytest.fixture
+async def updater(engine: DockerEngine, db: Store, registry: RegistryClient
+                  ) -> AsyncIterator[Updater]:
+    yield Updater(engine, registry, db, health_timeout=30.0, grace_period=1.0)
+
+
+def _project_containers(client: docker.DockerClient, project: str) -> dict[str, dict[str, object]]:
+    """Service name -> inspect of each container of `project`."""
+    found = client.containers.list(
+        all=True, filters={"label": f"com.docker.compose.project={project}"})
+    return {c.labels["com.docker.compose.service"]: dict(c.attrs) for c in found}
+
+
+async def test_compose_up_changes_nothing_after_an_update_and_the_dependent_restarted_after_it(
+    updater: Updater, compose: Compose, docker_client: docker.DockerClient,
+    images: ImageFactory, registries: Registries, tmp_path: Path,
+) -> None:
+    registry = registries.anonymous
+    repo = f"dwcompose/web-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    ref = f"{registry.host}/{repo}:1"
+    images.push(registry, repo, "1", version=1, cmd=SLEEPER)
+    old_id = docker_client.images.get(ref).id
+    new_digest = images.push(registry, repo, "1", version=2, cmd=SLEEPER)
+    # The engine knows only v1 under the tag, as before a release was pulled.
+    docker_client.images.remove(ref)
+    docker_client.api.tag(old_id, f"{registry.host}/{repo}", "1")
+    app_image = f"dwcompose-app-{os.getpid()}-{uuid.uuid4().hex[:6]}:1"
+    images.build_local(app_image, cmd=SLEEPER)
+    project = f"dwc{uuid.uuid4().hex[:8]}"
+    services = {
+        "web": {"image": ref},
+        "app": {"image": app_image, "depends_on": ["web"]},
+    }
+    with compose.project(tmp_path, project, services):
+        before = _project_containers(docker_client, project)
+        web_name = str(before["web"]["Name"]).lstrip("/")
+
+        result = await updater.update(web_name, actor="test")
+
+        assert result.outcome is UpdateOutcome.UPDATED, result.message
+        assert result.new_digest == new_digest
+        after = _project_containers(docker_client, project)
+        assert after["web"]["Id"] != before["web"]["Id"]
+        assert after["app"]["Id"] == before["app"]["Id"]
+        # The dependent was restarted after web came up on the new image.
+        app_state = after["app"]["State"]
+        web_state = after["web"]["State"]
+        assert isinstance(app_state, dict) and isinstance(web_state, dict)
+        assert app_state["Running"] and app_state["StartedAt"] > web_state["StartedAt"]
+        app_name = str(after["app"]["Name"]).lstrip("/")
+        assert f"restarted {app_name}, which depends on it" in result.message
+
+        again = compose.run(tmp_path, "up", "-d")
+
+        said = again.stderr + again.stdout
+        assert "Recreate" not in said and "Recreated" not in said, said
+        assert {s: c["Id"] for s, c in _project_containers(docker_client, project).items()} == {
+            s: c["Id"] for s, c in after.items()}

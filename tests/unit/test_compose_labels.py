@@ -1,0 +1,122 @@
+"""Compose's labels on a recreated container, and the containers that depend on it."""
+
+from __future__ import annotations
+
+from bot.domain.model import UpdateOutcome
+from bot.domain.reference import ImageRef
+from bot.engines.inspect import parse_container, parse_image
+from bot.store.db import Store
+from bot.update.compose import (
+    carry_compose_labels,
+    compose_service,
+    depends_on,
+    followers,
+    links_to,
+)
+from bot.update.spec import build_create_spec
+from bot.update.updater import Updater
+from tests.unit.fake_engine import FakeEngine
+
+OLD_IMAGE = "sha256:" + "a" * 64
+NEW_IMAGE = "sha256:" + "b" * 64
+REPO = "registry.test/shop/web"
+NEW_DIGEST = "sha256:" + "2" * 64
+
+
+def compose_labels(service: str, **extra: str) -> dict[str, str]:
+    """The labels Compose 2.26 writes on a container of project `shop`."""
+    return {
+        "com.docker.compose.project": "shop",
+        "com.docker.compose.service": service,
+        "com.docker.compose.config-hash": "c0ffee",
+        "com.docker.compose.image": OLD_IMAGE,
+        "com.docker.compose.depends_on": "",
+        "com.docker.compose.version": "2.26.1",
+        **extra,
+    }
+
+
+def test_compose_image_label_names_the_new_image_and_the_config_hash_stays() -> None:
+    labels = carry_compose_labels(compose_labels("web"), NEW_IMAGE)
+    assert labels["com.docker.compose.image"] == NEW_IMAGE
+    assert labels["com.docker.compose.config-hash"] == "c0ffee"
+
+
+def test_a_container_compose_did_not_make_gets_no_compose_label() -> None:
+    assert carry_compose_labels({"team": "a"}, NEW_IMAGE) == {"team": "a"}
+
+
+def test_create_spec_on_a_new_image_writes_compose_image_label_for_it() -> None:
+    container = parse_container({
+        "Id": "1" * 64, "Name": "/shop-web-1", "Image": OLD_IMAGE,
+        "Config": {"Image": f"{REPO}:1", "Labels": compose_labels("web")},
+        "HostConfig": {"NetworkMode": "shop_default"},
+    })
+    image = parse_image({"Id": OLD_IMAGE, "Config": {"Labels": {"vendor": "acme"}}})
+    spec = build_create_spec(container, image, image=f"{REPO}:1", image_id=NEW_IMAGE)
+    labels = spec.body["Labels"]
+    assert isinstance(labels, dict)
+    assert labels["com.docker.compose.image"] == NEW_IMAGE
+    assert labels["com.docker.compose.service"] == "web"
+
+
+def test_depends_on_label_names_the_services_before_their_conditions() -> None:
+    label = "web:service_started:false,db:service_healthy:true"
+    assert depends_on({"com.docker.compose.depends_on": label}) == {"web", "db"}
+    assert depends_on({"com.docker.compose.depends_on": ""}) == set()
+    assert compose_service(compose_labels("web")) == ("shop", "web")
+    assert compose_service({"team": "a"}) is None
+
+
+def test_links_name_their_target_in_both_forms_inspect_gives() -> None:
+    legacy = parse_container({"Id": "2" * 64, "Name": "/app", "HostConfig": {
+        "Links": ["/web:/app/web"]}})
+    on_network = parse_container({"Id": "3" * 64, "Name": "/app", "NetworkSettings": {
+        "Networks": {"shop_default": {"Links": ["web:backend"]}}}})
+    assert links_to(legacy, "web") and links_to(on_network, "web")
+    assert not links_to(legacy, "db")
+
+
+async def test_followers_are_the_same_projects_dependents_and_linkers_only() -> None:
+    engine = FakeEngine()
+    engine.add_image(f"{REPO}:1", digest="sha256:" + "1" * 64)
+    web = engine.run("shop-web-1", f"{REPO}:1", Labels=compose_labels("web"))
+    engine.run("shop-app-1", f"{REPO}:1", Labels=compose_labels(
+        "app", **{"com.docker.compose.depends_on": "web:service_started:false"}))
+    engine.run("shop-db-1", f"{REPO}:1", Labels=compose_labels("db"))
+    other = compose_labels("app", **{"com.docker.compose.project": "blog",
+                                     "com.docker.compose.depends_on": "web:service_started:false"})
+    engine.run("blog-app-1", f"{REPO}:1", Labels=other)
+    target = parse_container(web.inspect())
+
+    found = await followers(engine, target)
+
+    assert [c.name for c in found] == ["shop-app-1"]
+    assert await followers(engine, target, skip=["shop-app-1"]) == []
+
+
+async def test_an_update_restarts_the_dependent_after_the_new_container_and_says_so(
+    store: Store,
+) -> None:
+    engine = FakeEngine()
+    engine.add_image(f"{REPO}:1", digest="sha256:" + "1" * 64)
+    engine.publish(REPO, NEW_DIGEST)
+    engine.run("shop-web-1", f"{REPO}:1", Labels=compose_labels("web"))
+    engine.run("shop-app-1", f"{REPO}:1", Labels=compose_labels(
+        "app", **{"com.docker.compose.depends_on": "web:service_started:false"}))
+
+    class Registry:
+        async def remote_digest(self, ref: ImageRef) -> str:
+            return NEW_DIGEST
+
+    updater = Updater(engine, Registry(), store,  # type: ignore[arg-type]
+                      health_timeout=5, grace_period=0)
+    result = await updater.update("shop-web-1")
+
+    assert result.outcome is UpdateOutcome.UPDATED, result.message
+    assert "restarted shop-app-1, which depends on it" in result.message
+    web = engine.named("shop-web-1")
+    assert web is not None
+    assert web.config["Labels"]["com.docker.compose.image"] == web.image_id != OLD_IMAGE
+    started = [target for method, target in engine.calls if method in ("start", "restart")]
+    assert started[-1] == engine.named("shop-app-1").id  # type: ignore[union-attr]
