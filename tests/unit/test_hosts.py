@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.config.settings import load_settings
 from bot.engines.hosts import DEFAULT_SOCKET, Host, HostTLS, connect, parse_hosts
@@ -17,6 +19,9 @@ from tests.services.procs import free_port
 KEY = b"-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1ieXRlcw==\n-----END PRIVATE KEY-----\n"
 CERT = b"-----BEGIN CERTIFICATE-----\nY2VydA==\n-----END CERTIFICATE-----\n"
 TLS = {"ca.pem": CERT, "cert.pem": CERT, "key.pem": KEY}
+ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+host_names = st.builds(lambda first, rest: first + rest, st.sampled_from(ALNUM),
+                       st.text(alphabet=ALNUM + "._-", max_size=20))
 
 
 def hosts(text: str | None, config: Path | None = None, docker_host: str | None = None
@@ -45,6 +50,7 @@ def test_name_equals_url_entries_keep_their_order_and_no_tls() -> None:
 @pytest.mark.parametrize(("text", "says"), [
     ("-nas=unix:///x", "entry '-nas=unix:///x': '-nas' cannot name a host"),
     ("n/a=unix:///x", "'n/a' cannot name a host"),
+    ("my nas=unix:///x", "'my nas' cannot name a host"),
     ("=unix:///x", "'' cannot name a host"),
     ("nas=", "entry 'nas=': the engine URL is empty"),
     ("nas=http://10.0.0.5:2375", "unknown scheme 'http'; use unix://, tcp://, ssh://"),
@@ -55,6 +61,20 @@ def test_name_equals_url_entries_keep_their_order_and_no_tls() -> None:
 ])
 def test_an_entry_that_cannot_work_is_a_config_error_naming_it(text: str, says: str) -> None:
     assert says in refused(text)
+
+
+@given(names=st.lists(host_names, min_size=1, max_size=5, unique=True))
+def test_distinct_host_names_with_urls_are_kept_in_order(names: list[str]) -> None:
+    text = ",".join(f"{name}=unix:///run/{name}.sock" for name in names)
+    assert [(h.name, h.url) for h in hosts(text)] == [
+        (name, f"unix:///run/{name}.sock") for name in names]
+
+
+@given(name=host_names, bad=st.sampled_from("/:@!#+*~"), at=st.integers(0, 20))
+def test_a_host_name_with_another_character_is_refused(name: str, bad: str, at: int) -> None:
+    wrong = name[:at] + bad + name[at:]
+    with pytest.raises(ConfigError, match="cannot name a host"):
+        hosts(f"{wrong}=unix:///x")
 
 
 def test_ssh_without_paramiko_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,6 +88,17 @@ def test_a_url_password_never_reaches_a_message(text: str) -> None:
     message = refused(text)
     assert "hunter2" not in message
     assert "u:***@vps" in message or "admin:***@vps" in message
+
+
+def test_a_docker_host_password_never_reaches_the_settings_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DOCKWARDEN_HOSTS", raising=False)
+    monkeypatch.setenv("DOCKER_HOST", "tcp://admin:hunter2@10.0.0.5:2375")
+    with pytest.raises(ConfigError, match=r"DOCKER_HOST: not a Docker engine address") as caught:
+        load_settings()
+    assert "hunter2" not in str(caught.value)
 
 
 def test_a_hosts_repr_and_where_hide_the_url_password() -> None:
