@@ -24,6 +24,15 @@ host_names = st.builds(lambda first, rest: first + rest, st.sampled_from(ALNUM),
                        st.text(alphabet=ALNUM + "._-", max_size=20))
 
 
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """For settings tests: the test's folder (no stray .env) and none of the engine variables."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("DOCKWARDEN_HOSTS", "DOCKER_CONFIG", "DOCKER_HOST", "DOCKWARDEN_ENV_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
 def hosts(text: str | None, config: Path | None = None, docker_host: str | None = None
           ) -> tuple[Host, ...]:
     return parse_hosts(text, docker_host=docker_host,
@@ -91,11 +100,9 @@ def test_a_url_password_never_reaches_a_message(text: str) -> None:
 
 
 def test_a_docker_host_password_never_reaches_the_settings_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    env: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("DOCKWARDEN_HOSTS", raising=False)
-    monkeypatch.setenv("DOCKER_HOST", "tcp://admin:hunter2@10.0.0.5:2375")
+    env.setenv("DOCKER_HOST", "tcp://admin:hunter2@10.0.0.5:2375")
     with pytest.raises(ConfigError, match=r"DOCKER_HOST: not a Docker engine address") as caught:
         load_settings()
     assert "hunter2" not in str(caught.value)
@@ -188,27 +195,20 @@ def test_a_name_given_as_entry_and_as_context_is_a_duplicate(tmp_path: Path) -> 
 
 
 def test_settings_read_hosts_with_docker_config_from_the_env_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, env: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    for name in ("DOCKWARDEN_HOSTS", "DOCKER_CONFIG", "DOCKER_HOST", "DOCKWARDEN_ENV_FILE"):
-        monkeypatch.delenv(name, raising=False)
     write_context(tmp_path / "cfg", "pi", "unix:///run/pi.sock")
     (tmp_path / ".env").write_text(f"DOCKER_CONFIG={tmp_path / 'cfg'}\n"
                                    "DOCKWARDEN_HOSTS=nas=tcp://nas:2375,pi\n")
     assert [h.name for h in load_settings().hosts] == ["nas", "pi"]
-    monkeypatch.setenv("DOCKWARDEN_HOSTS", "nas=ftp://nas")
+    env.setenv("DOCKWARDEN_HOSTS", "nas=ftp://nas")
     with pytest.raises(ConfigError, match=r"^invalid configuration: DOCKWARDEN_HOSTS: entry "
                                           r"'nas=ftp://nas': unknown scheme 'ftp'"):
         load_settings()
 
 
-def test_settings_without_hosts_watch_docker_host_as_local(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("DOCKWARDEN_HOSTS", raising=False)
-    monkeypatch.setenv("DOCKER_HOST", "tcp://10.0.0.5:2375")
+def test_settings_without_hosts_watch_docker_host_as_local(env: pytest.MonkeyPatch) -> None:
+    env.setenv("DOCKER_HOST", "tcp://10.0.0.5:2375")
     assert load_settings().hosts == (Host("local", "tcp://10.0.0.5:2375"),)
 
 
