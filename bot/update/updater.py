@@ -92,7 +92,7 @@ class Updater:
         self.store = store
         self.engine = engine
         self.images = Images(engine, credentials)
-        # How long the image an update replaced is kept for a rollback (bot/update/rollback.py).
+        # The image each update replaced, kept for a rollback (DOCKWARDEN_ROLLBACK_KEEP).
         self.kept = KeptImages(store, self.images, keep=rollback_keep,
                                remove_old=remove_old_images)
         self.replacer = Replacer(
