@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
-
-import pytest
 
 from bot.domain.model import UpdateOutcome
 from bot.domain.reference import ImageRef
@@ -58,13 +55,6 @@ class Swarm(FakeEngine):
 class Registry:
     async def remote_digest(self, ref: ImageRef) -> str:
         return NEW
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    db = Store(str(tmp_path / "state.db"))
-    yield db
-    db.close()
 
 
 def updater(swarm: Swarm, store: Store) -> Updater:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -25,13 +23,6 @@ class Registry:
 
     async def remote_digest(self, ref: ImageRef) -> str:
         return NEW_DIGEST
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    db = Store(str(tmp_path / "state.db"))
-    yield db
-    db.close()
 
 
 @pytest.fixture
