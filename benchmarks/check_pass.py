@@ -140,6 +140,16 @@ def parallel(fn: Callable[[int], Any], n: int, workers: int) -> None:
 
 def setup(client: Any, proxy_host: str, n: int) -> tuple[list[str], list[str], float, float]:
     """Push one image as N repositories through the proxy and run a container of each."""
+    started = time.perf_counter()
+    refs = push_images(client, proxy_host, n)
+    pushed = time.perf_counter() - started
+    started = time.perf_counter()
+    names = start_containers(client, refs, range(n))
+    return refs, names, pushed, time.perf_counter() - started
+
+
+def push_images(client: Any, proxy_host: str, n: int) -> list[str]:
+    """One small image pushed through the proxy as N repositories; their references."""
     refs = [f"{proxy_host}/bench/app{i:03d}:v1" for i in range(n)]
     image_id = ImageFactory(client).build_local(refs[0], 1)
 
@@ -150,23 +160,24 @@ def setup(client: Any, proxy_host: str, n: int) -> tuple[list[str], list[str], f
             if "error" in event:
                 raise RuntimeError(f"push of {refs[i]} failed: {event['error']}")
 
-    started = time.perf_counter()
     parallel(push, n, 8)
-    pushed = time.perf_counter() - started
+    return refs
 
-    names = [f"dwbench-{os.getpid()}-{i:03d}" for i in range(n)]
+
+def start_containers(client: Any, refs: list[str], numbers: range) -> list[str]:
+    """Run container i (labelled, no network) on refs[i % len(refs)] for each i; their names."""
+    names = [f"dwbench-{os.getpid()}-{i:03d}" for i in numbers]
     host_config = client.api.create_host_config(network_mode="none")
 
-    def run(i: int) -> None:
+    def run(k: int) -> None:
         created = client.api.create_container(
-            refs[i], name=names[i], labels={**session_labels(), "dockwarden.bench": "1"},
-            host_config=host_config,
+            refs[numbers[k] % len(refs)], name=names[k], host_config=host_config,
+            labels={**session_labels(), "dockwarden.bench": "1"},
         )
         client.api.start(created["Id"])
 
-    started = time.perf_counter()
-    parallel(run, n, 4)
-    return refs, names, pushed, time.perf_counter() - started
+    parallel(run, len(names), 4)
+    return names
 
 
 async def in_process_passes(docker_host: str, names: list[str], config_dir: str,
