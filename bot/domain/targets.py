@@ -49,11 +49,9 @@ def parse_target(text: str) -> Target:
 def resolve_target(
     target: Target, hosts: Collection[str], existing: Iterable[tuple[str, str]]
 ) -> tuple[str, str]:
-    """The (host, name) `target` means among the `existing` pairs on the watched `hosts`.
-
-    UnknownHost for a host not watched, ContainerNotFound when no host has the name,
-    AmbiguousTarget naming the candidates when a bare name is on several hosts.
-    """
+    """The (host, name) `target` means among the `existing` pairs on the watched `hosts`."""
+    # UnknownHost for a host not watched, ContainerNotFound when no host has the name,
+    # AmbiguousTarget naming the candidates when a bare name is on several hosts.
     if target.host is not None and target.host not in hosts:
         raise UnknownHost(target.host, tuple(hosts))
     found = sorted({

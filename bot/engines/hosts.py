@@ -36,8 +36,7 @@ HIDDEN = "***"  # what stands for a URL's password in a message
 
 @dataclass(frozen=True)
 class HostTLS:
-    """A context's TLS material: where its files are (never their contents), and whether the
-    engine's certificate is verified."""
+    """A context's TLS files (paths, never contents) and whether the engine's cert is verified."""
 
     ca: Path | None
     cert: Path | None
@@ -47,8 +46,7 @@ class HostTLS:
 
 @dataclass(frozen=True)
 class Host:
-    """One Docker host: its name, its engine URL, and, when it came from a context, that
-    context's name and TLS material (None: no TLS)."""
+    """One Docker host: name, engine URL, and the context (with its TLS) it came from, if any."""
 
     name: str
     url: str
@@ -111,8 +109,7 @@ def docker_config_dir(docker_config: str | None) -> Path:
 def parse_hosts(
     text: str | None, *, docker_host: str | None = None, docker_config: str | None = None
 ) -> tuple[Host, ...]:
-    """DOCKWARDEN_HOSTS as Hosts (ConfigError naming the entry that cannot work); unset or
-    blank: the one `local` host on `docker_host`."""
+    """DOCKWARDEN_HOSTS as Hosts (unset: `local` on `docker_host`); ConfigError naming an entry."""
     entries = [part.strip() for part in (text or "").split(",") if part.strip()]
     if not entries:
         return (Host(LOCAL_HOST, docker_host or DEFAULT_SOCKET),)
@@ -191,8 +188,7 @@ def _context_host(name: str, config: Path) -> Host:
 
 
 def _context_tls(name: str, where: Path, skip_verify: bool) -> HostTLS | None:
-    """The context's TLS material as the docker CLI uses it: none without files and without
-    SkipTLSVerify; a client certificate needs its key and the other way round."""
+    """The context's TLS as the docker CLI uses it (None: no files and no SkipTLSVerify)."""
     present = {file: where / file for file in TLS_FILES if (where / file).is_file()}
     if where.is_dir() and not present:
         raise _entry_error(name, f"TLS files missing: {where} holds none of "
