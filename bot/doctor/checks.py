@@ -161,7 +161,7 @@ async def registry_findings(
         except RegistryError as exc:
             return Finding("registry", registry, False, f"{head}; {_failure(exc)}")
         try:
-            await client.ping(registry)
+            await client.check_login(registry)
         except UnsupportedChallenge:
             # The lookup worked anonymously: the unknown scheme is no obstacle for pulls.
             pass

@@ -104,7 +104,7 @@ class Authenticator:
                 state.credentials = current
                 self._tokens.forget(state.name)
 
-    async def check(self, state: RegistryState) -> None:
+    async def check_login(self, state: RegistryState) -> None:
         """Log in as a check pass would, without a repository (raises RegistryError)."""
         await self._pinger.ensure(state)
         error = state.unsupported_error(None)

@@ -126,10 +126,10 @@ class RegistryClient:
         await asyncio.gather(*(self._batch(group, results) for group in groups.values()))
         return results
 
-    async def ping(self, registry: str) -> None:
+    async def check_login(self, registry: str) -> None:
         """Check that the registry answers and accepts our credentials (raises RegistryError)."""
         name = DOCKER_HUB if is_docker_hub(registry) else registry
-        await self._auth.check(self._registry(ImageRef(registry=name, repository="")))
+        await self._auth.check_login(self._registry(ImageRef(registry=name, repository="")))
 
     async def offered_auth(self, ref: ImageRef) -> str:
         """What the registry's /v2/ asks for, in words: the ping every lookup starts with."""

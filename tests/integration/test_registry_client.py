@@ -482,26 +482,26 @@ async def test_unreachable_token_service_fails_the_batch_after_one_attempt(
 # ---- ping (doctor) and tags --------------------------------------------------------------
 
 
-async def test_ping_accepts_good_credentials_and_refuses_wrong_ones(
+async def test_login_check_accepts_good_credentials_and_refuses_wrong_ones(
     registries: Registries, make_client: MakeClient
 ) -> None:
-    await make_client(login(registries.basic)).ping(registries.basic.host)
-    await make_client(login(registries.token)).ping(registries.token.host)
-    await make_client().ping(registries.anonymous.host)
+    await make_client(login(registries.basic)).check_login(registries.basic.host)
+    await make_client(login(registries.token)).check_login(registries.token.host)
+    await make_client().check_login(registries.anonymous.host)
     for registry in (registries.basic, registries.token):
         with pytest.raises(AuthFailed):
-            await make_client(login(registry, password="wrong")).ping(registry.host)
+            await make_client(login(registry, password="wrong")).check_login(registry.host)
 
 
-async def test_ping_reports_unsupported_and_unreachable_registries(
+async def test_login_check_reports_unsupported_and_unreachable_registries(
     odd_registry: OddRegistry, dead_registry: DeadRegistry, make_client: MakeClient
 ) -> None:
     odd_registry.challenges = ["Negotiate"]
     with pytest.raises(UnsupportedChallenge) as caught:
-        await make_client().ping(odd_registry.host)
+        await make_client().check_login(odd_registry.host)
     assert caught.value.scheme == "negotiate"
     with pytest.raises(RegistryUnreachable):
-        await make_client().ping(dead_registry.host)
+        await make_client().check_login(dead_registry.host)
 
 
 async def test_tags_lists_every_pushed_tag(
