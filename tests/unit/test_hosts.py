@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import json
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -84,6 +86,16 @@ def test_a_host_name_with_another_character_is_refused(name: str, bad: str, at: 
     wrong = name[:at] + bad + name[at:]
     with pytest.raises(ConfigError, match="cannot name a host"):
         hosts(f"{wrong}=unix:///x")
+
+
+def test_an_ssh_entry_is_a_host_where_paramiko_is_installed(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    installed = types.ModuleType("paramiko")
+    installed.__spec__ = importlib.machinery.ModuleSpec("paramiko", None)
+    monkeypatch.setitem(sys.modules, "paramiko", installed)
+    assert hosts("vps=ssh://admin@vps.example:2222") == (
+        Host("vps", "ssh://admin@vps.example:2222"),)
 
 
 def test_ssh_without_paramiko_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
