@@ -47,7 +47,7 @@ _FALSE = frozenset({"0", "f", "false", "n", "no", "off"})
 class WorkloadSource(Protocol):
     """What the checker needs from an engine (DockerEngine is the real one)."""
 
-    def list_workloads(self) -> list[Workload]: ...
+    def list_workloads(self, *, stopped: bool = False) -> list[Workload]: ...
 
 
 class DigestSource(Protocol):
@@ -247,8 +247,10 @@ class Checker:
         semver: Level | None = None,
         min_age: timedelta | None = None,
         describer: Describer | None = None,
+        include_stopped: bool = False,
     ) -> None:
         self.engine = engine
+        self.include_stopped = include_stopped  # DOCKWARDEN_INCLUDE_STOPPED
         self.registry = registry
         self.label_enable = label_enable
         self.default_policy = default_policy
@@ -261,11 +263,13 @@ class Checker:
         """Running containers and, on a swarm manager, services instead of their tasks."""
         list_services = getattr(self.engine, "list_services", None)
         services: list[Workload] = []
+        stopped = self.include_stopped
         if list_services is None:
-            containers = await asyncio.to_thread(self.engine.list_workloads)
+            containers = await asyncio.to_thread(self.engine.list_workloads, stopped=stopped)
         else:
             containers, services = await asyncio.gather(
-                asyncio.to_thread(self.engine.list_workloads), asyncio.to_thread(list_services)
+                asyncio.to_thread(self.engine.list_workloads, stopped=stopped),
+                asyncio.to_thread(list_services),
             )
         service_ids = {s.id for s in services}
         containers = [c for c in containers if c.labels.get(SERVICE_ID_LABEL) not in service_ids]

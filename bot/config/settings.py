@@ -146,6 +146,7 @@ class Settings(BaseSettings):
     schedule: str = Field(default="0 */6 * * *", validation_alias="DOCKWARDEN_SCHEDULE")
     tz: str = Field(default="UTC", validation_alias="DOCKWARDEN_TZ")
     label_enable: bool = Field(default=False, validation_alias="DOCKWARDEN_LABEL_ENABLE")
+    include_stopped: bool = Field(default=False, validation_alias="DOCKWARDEN_INCLUDE_STOPPED")
     default_policy: Policy = Field(
         default=Policy.APPROVE, validation_alias="DOCKWARDEN_DEFAULT_POLICY"
     )

@@ -178,9 +178,9 @@ class DockerEngine:
         except EngineError:  # no such image, or a refusal: the registry is asked instead
             return None
 
-    def list_workloads(self) -> list[Workload]:
-        """The running containers, each with the reference it was created from."""
-        return list_workloads(self)
+    def list_workloads(self, *, stopped: bool = False) -> list[Workload]:
+        """The running containers (stopped ones too with `stopped`), each with its reference."""
+        return list_workloads(self, stopped=stopped)
 
     def store(self) -> str:
         """Where the engine keeps images: "classic", "containerd" or "podman" (asked once).

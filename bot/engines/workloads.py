@@ -25,10 +25,10 @@ log = logging.getLogger(__name__)
 STORE_CLASSIC, STORE_CONTAINERD, STORE_PODMAN = "classic", "containerd", "podman"
 
 
-def list_workloads(engine: DockerEngine) -> list[Workload]:
-    """The running containers, each with the reference it was created from."""
+def list_workloads(engine: DockerEngine, *, stopped: bool = False) -> list[Workload]:
+    """The running containers (stopped ones too with `stopped`), each with its reference."""
     with engine.calls("listing containers"):
-        summaries: list[dict[str, Any]] = engine.docker.api.containers()
+        summaries: list[dict[str, Any]] = engine.docker.api.containers(all=stopped)
     listing = _Listing(engine)
     workloads = []
     for summary in summaries:

@@ -143,6 +143,7 @@ def build_checker(
         semver=LEVELS[settings.semver] if settings.semver else None,
         min_age=settings.min_age,
         describer=describer,
+        include_stopped=settings.include_stopped,
     )
 
 
@@ -172,6 +173,7 @@ def build_updater(
         grace_period=settings.grace_period,
         credentials=build_credentials(settings),
         remove_old_images=settings.remove_old_images,
+        include_stopped=settings.include_stopped,
         after_step=after_step,
         rollback_keep=settings.rollback_keep,
     )

@@ -99,6 +99,8 @@ async def restart_followers(
     engine: Engine, target: ContainerInspect, skip: Collection[str] = ()
 ) -> str:
     """Restart what depends on `target` after it was recreated; notes for the update's message."""
+    if not target.state.running:
+        return ""  # recreated stopped, as it was: what depends on it is left as it is
     notes = []
     try:
         found = await followers(engine, target, skip)

@@ -4,6 +4,8 @@ The steps, each recorded in the journal before it is taken: stop the old contain
 stop signal and timeout), rename it aside, create the new one under the original name, connect
 its other networks, start it, wait until it proves healthy, remove the old one. A failure after
 the old one was stopped is undone: the new one removed, the old one renamed back and started.
+A stopped container is replaced by a stopped one: nothing is started and no health is awaited,
+and an undo leaves the old one stopped too (the journal says `stopped`).
 `settle` converges a journal left open by a process that died mid-way. Every engine call goes
 through the engine port (bot/engines/port.py).
 """
@@ -94,7 +96,8 @@ class Replacer:
         aside = aside_name(name, old_id)
         # Past this moment no live process can still be carrying this replacement out.
         expires = time.time() + stop_timeout(old) + self.health_timeout + EXPIRY_MARGIN
-        journal = {**journal, "name": name, "old_id": old_id, "aside": aside, "expires": expires}
+        journal = {**journal, "name": name, "old_id": old_id, "aside": aside, "expires": expires,
+                   "stopped": not old.state.running}
         # Raises StoreError before anything is touched when the journal cannot be opened.
         jid = await asyncio.to_thread(self.store.journal_begin, name, "stop", journal)
         self.active.add(jid)
@@ -174,6 +177,8 @@ class Replacer:
             with doing(f"connecting the new container to {net.network}"):
                 await self.engine.connect(new_id, net)
         self._done("connect")
+        if not old.state.running:  # exited or only created: the new one stays so too
+            return Verdict(True, "left stopped, as the old container was")
         await self._step(jid, "start")
         with doing("starting the new container"):
             await self.engine.start(new_id)
@@ -293,6 +298,8 @@ class Replacer:
             repo, tag = journal["retag"]
             await attempt(f"tagged the old image {repo}:{tag} again", "tagging the old image",
                           self.engine.tag(str(journal["old_image_id"]), repo, tag))
+        if journal.get("stopped"):
+            return  # it was stopped before the update: it stays so
         if not old.state.running:
             await attempt(f"started the old container {old_id[:12]}",
                           "starting the old container", self.engine.start(old_id))
@@ -335,10 +342,12 @@ class Replacer:
         is_new = holder is not None and holder.id != old_id
         if is_new and holder is not None and entry.step in ("health", "remove_old", "dependents"):
             healthy = holder.state.running and (await self.gate(holder.id)).healthy
-            if healthy:
+            if healthy or (data.get("stopped") and entry.step != "health"):
                 if await self.engine.inspect_container(old_id) is not None:
                     with doing("removing the old container"):
                         await self.engine.remove_container(old_id)
+                if not healthy:  # stopped before the update, and so it stays
+                    return "updated", f"{name}: the new container was made; removed the old one"
                 text = f"{name}: the new container runs healthy; removed the old one"
                 problem = await self.left_running(name)
                 if problem:

@@ -20,16 +20,19 @@ SWARM_TASK_LABEL = "com.docker.swarm.task.id"
 COMPOSE_FILES_LABEL = "com.docker.compose.project.config_files"
 
 
-def container_reference(old: ContainerInspect, image_text: str) -> ImageRef:
+def container_reference(
+    old: ContainerInspect, image_text: str, *, stopped_ok: bool = False
+) -> ImageRef:
     """The reference `old` is updated (or rolled back) along; NotUpdatable when there is none
-    or recreating it would lose it (a Swarm task, --rm, stopped, an image id, pinned)."""
+    or recreating it would lose it (a Swarm task, --rm, an image id, pinned; stopped unless
+    `stopped_ok`, DOCKWARDEN_INCLUDE_STOPPED)."""
     name = old.name
     if SWARM_TASK_LABEL in old.labels:
         raise NotUpdatable(f"{name} is a Swarm task; update its service instead")
     if old.auto_remove:
         raise NotUpdatable(f"{name} was started with --rm: stopping it would delete it, so it "
                            "cannot be rolled back; recreate it yourself")
-    if not old.state.running:
+    if not old.state.running and not stopped_ok:
         raise NotUpdatable(f"{name} is not running; start it first, or recreate it yourself")
     if is_image_id(image_text, old.image_id):
         raise NotUpdatable(f"{name} was created from an image id, which has no newer version")

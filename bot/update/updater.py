@@ -87,8 +87,11 @@ class Updater:
         remove_old_images: bool = False,
         after_step: Callable[[str], None] | None = None,
         rollback_keep: timedelta = timedelta(0),
+        include_stopped: bool = False,
     ) -> None:
         self.registry = registry
+        # DOCKWARDEN_INCLUDE_STOPPED: a stopped container is updated too, and stays stopped.
+        self.include_stopped = include_stopped
         self.store = store
         self.engine = engine
         self.images = Images(engine, credentials)
@@ -173,7 +176,7 @@ class Updater:
 
     async def _target(self, old: ContainerInspect) -> tuple[ImageRef, ImageInspect]:
         """The reference to update `old` along, and the image it runs (NotUpdatable if none)."""
-        ref = container_reference(old, old.image)
+        ref = container_reference(old, old.image, stopped_ok=self.include_stopped)
         return ref, await self.images.running(old, ref)
 
     async def _update(

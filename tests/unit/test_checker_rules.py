@@ -50,7 +50,7 @@ class FakeEngine:
         self._workloads = workloads
         self._services = services or []
 
-    def list_workloads(self) -> list[Workload]:
+    def list_workloads(self, *, stopped: bool = False) -> list[Workload]:
         return list(self._workloads)
 
     def list_services(self) -> list[Workload]:
