@@ -56,7 +56,7 @@ class BenchEngine(Engine):
 
 
 def measure_count(args: argparse.Namespace, env: dict[str, str], root: Path, refs: list[str],
-                  names: list[str], docker_host: str) -> dict[str, Any]:
+                  names: list[str], engine: Engine) -> dict[str, Any]:
     """Figures at one container count, each the median (RSS: the highest) of --repeat runs."""
     runs: dict[str, list[float]] = {}
     stats: Counter[str] = Counter()
@@ -81,7 +81,11 @@ def measure_count(args: argparse.Namespace, env: dict[str, str], root: Path, ref
         keep("check_proc", check.wall)
         keep("check_rss", check.max_rss_mb)
 
-        passes = asyncio.run(in_process_passes(docker_host, names, env["DOCKER_CONFIG"]))
+        passes = asyncio.run(in_process_passes(engine.url, names, env["DOCKER_CONFIG"]))
+        # A check asks the engine's /info three times (insecure registries, swarm, image store).
+        started = time.perf_counter()
+        engine.client.api.info()
+        keep("info", time.perf_counter() - started)
         for key in ("listing", "cold", "warm"):
             keep(key, passes[key])
         stats = passes["cold_stats"]
@@ -97,13 +101,14 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     """The figures per container count, then how they grow from the first count to the last."""
     print(f"\n{rows[0]['images']} images in one registry, {args.delay * 1000:.0f} ms each way; "
           f"medians of {args.repeat} runs (peak RSS: the highest)\n")
-    print(f"{'containers':>10} {'listing s':>9} {'cold s':>7} {'warm s':>7} "
+    print(f"{'containers':>10} {'/info s':>7} {'listing s':>9} {'cold s':>7} {'warm s':>7} "
           f"{'check s':>8} {'check MB':>9} {'floor s':>8} {'floor MB':>9} {'ratio':>6}  "
           "cold-pass requests")
     for f in rows:
         requests = ", ".join(f"{k} {f['cold_stats'].get(k, 0)}" for k in KINDS
                              if f["cold_stats"].get(k))
-        print(f"{f['containers']:>10} {f['listing']:>9.3f} {f['cold']:>7.3f} {f['warm']:>7.3f} "
+        print(f"{f['containers']:>10} {f['info']:>7.3f} {f['listing']:>9.3f} "
+              f"{f['cold']:>7.3f} {f['warm']:>7.3f} "
               f"{f['check_proc']:>8.3f} {f['check_rss']:>9.1f} {f['floor_proc']:>8.3f} "
               f"{f['floor_rss']:>9.1f} {f['check_proc'] / f['floor_proc']:>5.2f}x  {requests}")
     first, last = rows[0], rows[-1]
@@ -112,8 +117,9 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     added = last["containers"] - first["containers"]
     print(f"\nfrom {first['containers']} to {last['containers']} containers "
           f"({last['containers'] / first['containers']:.0f}x):")
-    for key, label in (("listing", "engine listing"), ("cold", "cold pass"),
-                       ("warm", "warm pass"), ("check_proc", "dockwarden check process")):
+    for key, label in (("info", "engine /info"), ("listing", "engine listing"),
+                       ("cold", "cold pass"), ("warm", "warm pass"),
+                       ("check_proc", "dockwarden check process")):
         print(f"  {label:<26} {last[key] / first[key]:.2f}x "
               f"({(last[key] - first[key]) / added * 1000:+.2f} ms per added container)")
     rss = last["check_rss"] - first["check_rss"]
@@ -169,7 +175,7 @@ def main() -> int:
             print(f"setup: {count} containers running ({time.perf_counter() - started:.1f} s "
                   "to start the new ones)", flush=True)
             proxy.set_delay(args.delay)
-            rows.append(measure_count(args, env, root, refs, names, engine.url))
+            rows.append(measure_count(args, env, root, refs, names, engine))
             expected_requests(rows[-1]["cold_stats"], args.images)
         report(rows, args)
     finally:
