@@ -116,6 +116,7 @@ def update_alert(update: PendingUpdate, *, with_actions: bool) -> Alert:
         text=f"{newer or update.image + ' has a newer digest.'} {how}",
         fields=(
             Field("Container", update.container),
+            *compose_fields(update.compose),
             Field("Image", update.image),
             Field("Registry", registry_of(update.image)),
             Field("Running", short_digest(update.old_digest)),
@@ -130,6 +131,14 @@ def update_alert(update: PendingUpdate, *, with_actions: bool) -> Alert:
         container=update.container,
         extra={"digest": update.remote_digest, "image": update.image},
     )
+
+
+def compose_fields(compose: str | None) -> tuple[Field, ...]:
+    """The Compose project and service of a container Compose made (PROJECT/SERVICE)."""
+    if not compose:
+        return ()
+    project, _, service = compose.partition("/")
+    return (Field("Compose project", project), Field("Compose service", service))
 
 
 def rolled_back_note(container: str) -> str:

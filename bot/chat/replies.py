@@ -77,8 +77,9 @@ def one_argument(name: str) -> str:
 def update_line(update: PendingUpdate, wait_until: datetime | None = None) -> str:
     """One update as /status and /updates list it (with when an auto update waits for)."""
     to_tag = f" (tag {update.new_tag})" if update.new_tag else ""
+    compose = f" (compose {update.compose})" if update.compose else ""
     return (
-        f"{update.id} {update.container} {update.image} "
+        f"{update.id} {update.container}{compose} {update.image} "
         f"{short_digest(update.old_digest)} -> {short_digest(update.remote_digest)}{to_tag} "
         f"[{update.state}, {update.policy}]"
     ) + wait_note(wait_until)

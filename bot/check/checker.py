@@ -24,6 +24,7 @@ from bot.domain.model import (
     Policy,
     SkipReason,
     Workload,
+    compose_of,
 )
 from bot.domain.policy import min_age_of
 from bot.domain.reference import ImageRef, is_image_id, parse_reference
@@ -186,6 +187,7 @@ def _result(
         policy=plan.policy,
         kind=plan.workload.kind,
         min_age=plan.min_age,
+        compose=compose_of(plan.workload.labels),
     )
 
 

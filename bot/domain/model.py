@@ -6,6 +6,7 @@ CLI speak the same language without importing each other.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -66,6 +67,17 @@ class Policy(StrEnum):
     AUTO = "auto"  # apply it (within DOCKWARDEN_AUTO_WINDOW)
 
 
+# What Compose writes on each container it makes: its project, and the service in it.
+COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
+COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
+
+
+def compose_of(labels: Mapping[str, str]) -> str | None:
+    """`PROJECT/SERVICE` of a container Compose made; None for any other."""
+    project, service = labels.get(COMPOSE_PROJECT_LABEL), labels.get(COMPOSE_SERVICE_LABEL)
+    return f"{project}/{service}" if project and service else None
+
+
 @dataclass(frozen=True)
 class Workload:
     """A running container (or Swarm service) as the checker sees it."""
@@ -121,6 +133,7 @@ class CheckResult:
     # Which endpoint gave remote_digest, when Docker Hub was asked through registry mirrors
     # (a mirror's URL, or docker.io); in JSON only then, so the contract stays as it was.
     endpoint: str | None = None
+    compose: str | None = None  # PROJECT/SERVICE of a container Compose made (compose_of)
 
     def as_json(self) -> dict[str, Any]:
         """The contract's result object (`endpoint` only when mirrors were asked)."""

@@ -91,9 +91,11 @@ class Store(Database):
         remote_digest: str,
         policy: Policy,
         new_tag: str | None = None,
+        compose: str | None = None,
     ) -> tuple[PendingUpdate, bool]:
         """The update row for (container, remote_digest), created if new; (row, created)."""
-        return self._updates.add(container, image, old_digest, remote_digest, policy, new_tag)
+        return self._updates.add(container, image, old_digest, remote_digest, policy, new_tag,
+                                 compose)
 
     def get_update(self, update_id: str) -> PendingUpdate | None:
         """The update with that short id."""

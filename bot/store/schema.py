@@ -136,4 +136,8 @@ MIGRATIONS: tuple[str, ...] = (
         fetched_at TEXT NOT NULL
     );
     """,
+    # version 5: the Compose project and service of an update's container (PROJECT/SERVICE)
+    """
+    ALTER TABLE updates ADD COLUMN compose TEXT;
+    """,
 )

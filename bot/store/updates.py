@@ -41,6 +41,7 @@ class PendingUpdate:
     detail: str
     new_tag: str | None = None  # a newer version tag: the update moves the container to it
     brings: str = "{}"  # JSON: what the new image says about itself (bot/check/image_info.py)
+    compose: str | None = None  # PROJECT/SERVICE when Compose made the container
 
 
 class Updates:
@@ -51,7 +52,7 @@ class Updates:
 
     def add(
         self, container: str, image: str, old_digest: str | None, remote_digest: str,
-        policy: Policy, new_tag: str | None,
+        policy: Policy, new_tag: str | None, compose: str | None = None,
     ) -> tuple[PendingUpdate, bool]:
         """The update row for (container, remote_digest), created if new; (row, created).
 
@@ -73,10 +74,10 @@ class Updates:
             update_id = _new_id(db)
             db.execute(
                 "INSERT INTO updates (id, container, image, old_digest, remote_digest, policy,"
-                " state, created_at, updated_at, new_tag)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " state, created_at, updated_at, new_tag, compose)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (update_id, container, image, old_digest, remote_digest, policy,
-                 UpdateState.PENDING, now, now, new_tag),
+                 UpdateState.PENDING, now, now, new_tag, compose),
             )
             row = db.execute("SELECT * FROM updates WHERE id = ?", (update_id,)).fetchone()
             return _update(row), True

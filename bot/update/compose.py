@@ -17,20 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
+from bot.domain.model import COMPOSE_PROJECT_LABEL, compose_of
 from bot.engines.inspect import ContainerInspect, ContainerSummary
 from bot.engines.port import Engine, doing
 from bot.errors import EngineError
 
-PROJECT_LABEL = "com.docker.compose.project"
-SERVICE_LABEL = "com.docker.compose.service"
 IMAGE_LABEL = "com.docker.compose.image"
 DEPENDS_ON_LABEL = "com.docker.compose.depends_on"
-
-
-def compose_service(labels: Mapping[str, str]) -> tuple[str, str] | None:
-    """The (project, service) Compose made a container for; None for any other container."""
-    project, service = labels.get(PROJECT_LABEL), labels.get(SERVICE_LABEL)
-    return (project, service) if project and service else None
 
 
 def carry_compose_labels(labels: Mapping[str, str], image_id: str) -> dict[str, str]:
@@ -70,7 +63,7 @@ async def followers(
     engine: Engine, target: ContainerInspect, skip: Collection[str] = ()
 ) -> list[ContainerInspect]:
     """Running containers that depend on `target` (Compose `depends_on`, links); not `skip`."""
-    own = compose_service(target.labels)
+    project, _, service = (compose_of(target.labels) or "").partition("/")
     with doing("listing containers"):
         summaries = await engine.list_containers()
     linkers: set[str] = set()
@@ -82,15 +75,13 @@ async def followers(
         names = {n.lstrip("/") for n in summary.names}
         if summary.id == target.id or target.name in names or names & set(skip):
             continue
-        same_project = own is not None and summary.labels.get(PROJECT_LABEL) == own[0]
+        same_project = bool(project) and summary.labels.get(COMPOSE_PROJECT_LABEL) == project
         if not same_project and not names & linkers:
             continue
         other = await engine.inspect_container(summary.id)
         if other is None or other.name in skip:
             continue
-        if (own is not None and same_project and own[1] in depends_on(other.labels)) or (
-            links_to(other, target.name)
-        ):
+        if (same_project and service in depends_on(other.labels)) or links_to(other, target.name):
             found.append(other)
     return found
 

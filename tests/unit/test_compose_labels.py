@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from bot.domain.model import UpdateOutcome
+from dataclasses import replace
+
+from bot.chat.messages import AlertKind
+from bot.check.checker import decide, plan_workload
+from bot.config.settings import Settings
+from bot.domain.model import Policy, UpdateOutcome, Workload, compose_of
 from bot.domain.reference import ImageRef
 from bot.engines.inspect import parse_container, parse_image
+from bot.entrypoints.bootstrap import build_core
 from bot.store.db import Store
 from bot.update.compose import (
     carry_compose_labels,
-    compose_service,
     depends_on,
     followers,
     links_to,
@@ -16,6 +21,7 @@ from bot.update.compose import (
 from bot.update.spec import build_create_spec
 from bot.update.updater import Updater
 from tests.unit.fake_engine import FakeEngine
+from tests.unit.fakes import FakeAdapter, FakeChecker, FakeUpdater, cmd, outdated, report
 
 OLD_IMAGE = "sha256:" + "a" * 64
 NEW_IMAGE = "sha256:" + "b" * 64
@@ -64,8 +70,8 @@ def test_depends_on_label_names_the_services_before_their_conditions() -> None:
     label = "web:service_started:false,db:service_healthy:true"
     assert depends_on({"com.docker.compose.depends_on": label}) == {"web", "db"}
     assert depends_on({"com.docker.compose.depends_on": ""}) == set()
-    assert compose_service(compose_labels("web")) == ("shop", "web")
-    assert compose_service({"team": "a"}) is None
+    assert compose_of(compose_labels("web")) == "shop/web"
+    assert compose_of({"team": "a"}) is None
 
 
 def test_links_name_their_target_in_both_forms_inspect_gives() -> None:
@@ -120,3 +126,27 @@ async def test_an_update_restarts_the_dependent_after_the_new_container_and_says
     assert web.config["Labels"]["com.docker.compose.image"] == web.image_id != OLD_IMAGE
     started = [target for method, target in engine.calls if method in ("start", "restart")]
     assert started[-1] == engine.named("shop-app-1").id  # type: ignore[union-attr]
+
+
+def test_an_update_found_on_a_compose_container_names_its_project_and_service() -> None:
+    workload = Workload("shop-web-1", "1" * 64, f"{REPO}:1", OLD_IMAGE,
+                        (f"{REPO}@sha256:{'1' * 64}",), labels=compose_labels("web"))
+    plan = plan_workload(workload, label_enable=False, default_policy=Policy.APPROVE)
+    assert decide(plan, NEW_DIGEST).compose == "shop/web"
+
+
+async def test_update_alert_and_status_show_the_compose_project_and_service(
+    store: Store,
+) -> None:
+    settings = Settings(_env_file=None, telegram_admin_ids=(1,))  # type: ignore[call-arg]
+    found = replace(outdated("shop-web-1"), compose="shop/web")
+    adapter = FakeAdapter()
+    core = build_core(settings, store, FakeChecker(report(found)), FakeUpdater(store=store),
+                      [adapter], retry_delay=0)
+    await core.runner.run()
+
+    [alert] = [a for a in adapter.alerts if a.kind is AlertKind.UPDATE_AVAILABLE]
+    fields = {f.name: f.value for f in alert.fields}
+    assert (fields["Compose project"], fields["Compose service"]) == ("shop", "web")
+    status = (await core.router.dispatch(cmd("status"))).text
+    assert "shop-web-1 (compose shop/web)" in status
