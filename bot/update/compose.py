@@ -9,8 +9,10 @@ configuration is the same but the image is not: `carry_compose_labels` writes th
 there, as Compose would, so the next `up` finds nothing to do.
 
 Compose restarts the containers that depend on one it recreates (`depends_on`, recorded as
-`com.docker.compose.depends_on`; links); `followers` finds them and `restart_followers` does the
-same after an update.
+`com.docker.compose.depends_on`, which Compose fills from `links` too); `followers` finds them and
+`restart_followers` does the same after an update. (A `docker run --link` to the updated
+container cannot be restarted: the engine moved that link to the old container when it was
+renamed aside, and refuses to start a container whose linked container is gone.)
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from bot.domain.model import COMPOSE_PROJECT_LABEL, compose_of
-from bot.engines.inspect import ContainerInspect, ContainerSummary
+from bot.engines.inspect import ContainerInspect
 from bot.engines.port import Engine, doing
 from bot.errors import EngineError
 
@@ -44,44 +46,33 @@ def depends_on(labels: Mapping[str, str]) -> set[str]:
 
 
 def links_to(container: ContainerInspect, target_name: str) -> bool:
-    """Whether `container` links to `target_name` (`--link`, Compose `links`)."""
-    # HostConfig.Links reads `/target:/self/alias`; a network's links read `target:alias`.
-    legacy = container.host_config.get("Links")
-    named = [str(link).split(":", 1)[0].lstrip("/")
-             for link in (legacy if isinstance(legacy, list) else ())]
-    named += [link.split(":", 1)[0] for endpoint in container.networks
-              for link in endpoint.links]
-    return target_name in named
-
-
-def _linker_names(summary: ContainerSummary) -> set[str]:
-    # The engine lists a linked container under `/linker/alias` too.
-    return {name.strip("/").split("/", 1)[0] for name in summary.names if name.count("/") > 1}
+    """Whether `container` links to `target_name` on a network (Compose `links`)."""
+    # A network's links read `target:alias`.
+    return any(link.split(":", 1)[0] == target_name
+               for endpoint in container.networks for link in endpoint.links)
 
 
 async def followers(
     engine: Engine, target: ContainerInspect, skip: Collection[str] = ()
 ) -> list[ContainerInspect]:
-    """Running containers that depend on `target` (Compose `depends_on`, links); not `skip`."""
+    """Running containers of `target`'s Compose project that depend on it (`depends_on`,
+    `links`); not those in `skip`. None for a container Compose did not make."""
     project, _, service = (compose_of(target.labels) or "").partition("/")
+    if not project:
+        return []
     with doing("listing containers"):
         summaries = await engine.list_containers()
-    linkers: set[str] = set()
-    for summary in summaries:
-        if summary.id == target.id or target.name in (n.lstrip("/") for n in summary.names):
-            linkers |= _linker_names(summary)
     found = []
     for summary in summaries:
         names = {n.lstrip("/") for n in summary.names}
         if summary.id == target.id or target.name in names or names & set(skip):
             continue
-        same_project = bool(project) and summary.labels.get(COMPOSE_PROJECT_LABEL) == project
-        if not same_project and not names & linkers:
+        if summary.labels.get(COMPOSE_PROJECT_LABEL) != project:
             continue
         other = await engine.inspect_container(summary.id)
         if other is None or other.name in skip:
             continue
-        if (same_project and service in depends_on(other.labels)) or links_to(other, target.name):
+        if service in depends_on(other.labels) or links_to(other, target.name):
             found.append(other)
     return found
 

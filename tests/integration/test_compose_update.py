@@ -54,6 +54,7 @@ async def test_compose_up_changes_nothing_after_an_update_and_the_dependent_rest
     services = {
         "web": {"image": ref},
         "app": {"image": app_image, "depends_on": ["web"]},
+        "linker": {"image": app_image, "links": ["web:backend"]},
     }
     with compose.project(tmp_path, project, services):
         before = _project_containers(docker_client, project)
@@ -65,14 +66,16 @@ async def test_compose_up_changes_nothing_after_an_update_and_the_dependent_rest
         assert result.new_digest == new_digest
         after = _project_containers(docker_client, project)
         assert after["web"]["Id"] != before["web"]["Id"]
-        assert after["app"]["Id"] == before["app"]["Id"]
-        # The dependent was restarted after web came up on the new image.
-        app_state = after["app"]["State"]
         web_state = after["web"]["State"]
-        assert isinstance(app_state, dict) and isinstance(web_state, dict)
-        assert app_state["Running"] and app_state["StartedAt"] > web_state["StartedAt"]
-        app_name = str(after["app"]["Name"]).lstrip("/")
-        assert f"restarted {app_name}, which depends on it" in result.message
+        assert isinstance(web_state, dict)
+        # The dependents (depends_on, links) were restarted after web came up on the new image.
+        for service in ("app", "linker"):
+            assert after[service]["Id"] == before[service]["Id"]
+            state = after[service]["State"]
+            assert isinstance(state, dict)
+            assert state["Running"] and state["StartedAt"] > web_state["StartedAt"]
+            name = str(after[service]["Name"]).lstrip("/")
+            assert f"restarted {name}, which depends on it" in result.message
 
         again = compose.run(tmp_path, "up", "-d")
 

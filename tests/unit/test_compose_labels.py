@@ -74,13 +74,11 @@ def test_depends_on_label_names_the_services_before_their_conditions() -> None:
     assert compose_of({"team": "a"}) is None
 
 
-def test_links_name_their_target_in_both_forms_inspect_gives() -> None:
-    legacy = parse_container({"Id": "2" * 64, "Name": "/app", "HostConfig": {
-        "Links": ["/web:/app/web"]}})
+def test_network_links_name_their_target() -> None:
     on_network = parse_container({"Id": "3" * 64, "Name": "/app", "NetworkSettings": {
-        "Networks": {"shop_default": {"Links": ["web:backend"]}}}})
-    assert links_to(legacy, "web") and links_to(on_network, "web")
-    assert not links_to(legacy, "db")
+        "Networks": {"shop_default": {"Links": ["shop-web-1:backend"]}}}})
+    assert links_to(on_network, "shop-web-1")
+    assert not links_to(on_network, "shop-db-1")
 
 
 async def test_followers_are_the_same_projects_dependents_and_linkers_only() -> None:
