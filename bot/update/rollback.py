@@ -154,7 +154,7 @@ class Rollbacks:
                 name, now, f"{name} runs DockWarden itself; roll it back from outside"
             )
         try:
-            ref = container_reference(old, record.image)
+            ref = container_reference(old, record.image, stopped_ok=self.updater.include_stopped)
         except NotUpdatable as exc:
             return RollbackResult.untouched(name, now, str(exc))
         try:

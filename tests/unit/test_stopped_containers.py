@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from bot.domain.reference import ImageRef
 from bot.engines.inspect import parse_container
 from bot.store.db import Store
 from bot.store.journal import JournalEntry
+from bot.update.rollback import RollbackOutcome, Rollbacks
 from bot.update.updater import Updater
 from tests.unit.fake_engine import FakeContainer, FakeEngine
 
@@ -49,7 +51,8 @@ def stopped(engine: FakeEngine, name: str = "web", **config: object) -> FakeCont
 
 def updater(engine: FakeEngine, store: Store, *, include_stopped: bool = True) -> Updater:
     return Updater(engine, Registry(), store, health_timeout=5,  # type: ignore[arg-type]
-                   grace_period=0, include_stopped=include_stopped)
+                   grace_period=0, include_stopped=include_stopped,
+                   rollback_keep=timedelta(days=1))
 
 
 def test_include_stopped_is_off_unless_set(
@@ -131,3 +134,16 @@ async def test_an_interrupted_update_of_a_stopped_container_settles_stopped(
     outcome, said = await up.replacer.settle(entry)
     assert outcome == "updated", said
     assert old.id not in engine.containers and not engine.containers[new_id].running
+
+
+async def test_a_stopped_container_is_rolled_back_stopped_onto_its_previous_image(
+    engine: FakeEngine, store: Store
+) -> None:
+    old = stopped(engine)
+    up = updater(engine, store)
+    assert (await up.update("web")).outcome is UpdateOutcome.UPDATED
+    result = await Rollbacks(up).rollback("web", actor="alice")
+    assert result.outcome is RollbackOutcome.ROLLED_BACK, result.message
+    back = engine.named("web")
+    assert back is not None and back.image_id == old.image_id and not back.running
+    assert not any(method in ("start", "restart") for method, _ in engine.calls)
