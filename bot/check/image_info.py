@@ -14,15 +14,17 @@ import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.chat.messages import Field
 from bot.domain.model import CheckResult, CheckStatus
 from bot.domain.reference import ImageRef, parse_reference
 from bot.errors import DockWardenError, InvalidReference, RegistryError
 from bot.registry.config_blob import Platform
-from bot.store.db import Store
-from bot.store.updates import PendingUpdate
+
+if TYPE_CHECKING:  # `dockwarden check` keeps what it reads in memory: it never opens the store
+    from bot.store.db import Store
+    from bot.store.updates import PendingUpdate
 
 log = logging.getLogger(__name__)
 

@@ -116,3 +116,48 @@ def test_each_token_builds_its_adapter_by_module_path() -> None:
         "DISCORD_WEBHOOK_URL": "https://discord.example/api/webhooks/1/tok",
     })
     assert built["adapters"] == ["TelegramAdapter", "DiscordAdapter", "DiscordWebhookAdapter"]
+
+
+# What `dockwarden check` never uses: the chat platforms and alert channels, the daemon's
+# scheduler, HTTP server and metrics, the SQLite store, the update path and the chat commands.
+NOT_ON_THE_CHECK_PATH = (
+    "telegram", "discord", "apprise", "prometheus_client", "aiohttp.web", "sqlite3",
+    "adapters", "bot.store", "bot.update", "bot.usecases", "bot.http", "bot.chat.router",
+)
+_CHECK_COMMAND = """
+import json, sys
+import bot.engines.docker  # the command's engine module, loaded as for a real engine
+import bot.entrypoints.bootstrap as bootstrap
+from bot.entrypoints.cli import main
+
+class NothingRunning:
+    '''An engine where no container runs: all a unit test cannot ask of Docker.'''
+    def list_workloads(self, stopped=False): return []
+    def info(self): return {}
+    def close(self): pass
+
+bootstrap.build_engine = lambda settings: NothingRunning()
+status = main(["check", "--json"])
+print(json.dumps({"status": status, "modules": sorted(sys.modules)}), file=sys.stderr)
+"""
+
+
+def test_check_command_loads_none_of_what_a_check_does_not_use(tmp_path: Path) -> None:
+    clean = {
+        k: v for k, v in os.environ.items()
+        if not k.startswith(("DOCKWARDEN_", "TELEGRAM_", "DISCORD_", "DOCKER_"))
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _CHECK_COMMAND], cwd=tmp_path, capture_output=True, text=True,
+        env={**clean, "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)}, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["results"] == []
+    ran = json.loads(done.stderr.strip().splitlines()[-1])
+    assert ran["status"] == 0
+    loaded = set(ran["modules"])
+    assert {"bot.check.checker", "bot.registry.client", "bot.engines.docker"} <= loaded
+    assert sorted(
+        m for m in loaded
+        if any(m == heavy or m.startswith(heavy + ".") for heavy in NOT_ON_THE_CHECK_PATH)
+    ) == []
