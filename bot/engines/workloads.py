@@ -14,6 +14,7 @@ import docker.errors
 
 from bot.domain.model import Workload
 from bot.domain.reference import parse_reference
+from bot.engines.swarm import SERVICE_ID_LABEL
 from bot.errors import InvalidReference
 
 if TYPE_CHECKING:
@@ -32,10 +33,21 @@ def list_workloads(engine: DockerEngine, *, stopped: bool = False) -> list[Workl
     listing = _Listing(engine)
     workloads = []
     for summary in summaries:
+        if not is_watchable(summary):
+            continue
         workload = listing.workload(summary)
         if workload is not None:
             workloads.append(workload)
     return workloads
+
+
+def is_watchable(summary: dict[str, Any]) -> bool:
+    """Whether a listed container is one to check: running, or stopped but no Swarm task."""
+    # An exited Swarm task is the service's history: its service is checked, it is never
+    # started again. (Running tasks are left to the checker, which knows the services.)
+    return summary.get("State") in (None, "running") or not (
+        (summary.get("Labels") or {}).get(SERVICE_ID_LABEL)
+    )
 
 
 class _Listing:

@@ -14,6 +14,7 @@ from bot.config.settings import load_settings
 from bot.domain.model import UpdateOutcome, Workload
 from bot.domain.reference import ImageRef
 from bot.engines.inspect import parse_container
+from bot.engines.workloads import is_watchable
 from bot.store.db import Store
 from bot.store.journal import JournalEntry
 from bot.update.rollback import RollbackOutcome, Rollbacks
@@ -147,3 +148,11 @@ async def test_a_stopped_container_is_rolled_back_stopped_onto_its_previous_imag
     back = engine.named("web")
     assert back is not None and back.image_id == old.image_id and not back.running
     assert not any(method in ("start", "restart") for method, _ in engine.calls)
+
+
+def test_an_exited_swarm_task_is_not_listed_with_the_stopped_containers() -> None:
+    task = {"com.docker.swarm.service.id": "svc1"}
+    assert not is_watchable({"State": "exited", "Labels": task})
+    assert is_watchable({"State": "running", "Labels": task})
+    assert is_watchable({"State": "exited", "Labels": {"team": "a"}})
+    assert is_watchable({"State": "created"})
