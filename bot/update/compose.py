@@ -11,8 +11,7 @@ there, as Compose would, so the next `up` finds nothing to do.
 Compose restarts the containers that depend on one it recreates (`depends_on`, recorded as
 `com.docker.compose.depends_on`, which Compose fills from `links` too); `followers` finds them and
 `restart_followers` does the same after an update. (A `docker run --link` to the updated
-container cannot be restarted: the engine moved that link to the old container when it was
-renamed aside, and refuses to start a container whose linked container is gone.)
+container cannot merely be restarted: bot/update/links.py recreates it.)
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ from bot.update import selfinfo
 from bot.update.compose import restart_followers
 from bot.update.dependents import Dependents, volumes_from_destinations
 from bot.update.images import carries_tag
-from bot.update.replace import Replacer
+from bot.update.links import relink
+from bot.update.replace import Replacer, aside_name
 from bot.update.spec import build_create_spec
 
 
@@ -103,4 +104,5 @@ async def swap(
             await replacer.finish(done.journal_id, move.done_as)
     # As Compose does after recreating a service: what depends on it starts again after it.
     notes += await restart_followers(engine, old, skip=[d.name for d in sharers])
+    notes += await relink(engine, replacer, old.name, aside_name(old.name, old.id))
     return Swapped(Ended.DONE, done.detail, notes)

@@ -18,6 +18,7 @@ from bot.update.compose import (
     followers,
     links_to,
 )
+from bot.update.links import renamed_links
 from bot.update.spec import build_create_spec
 from bot.update.updater import Updater
 from tests.unit.fake_engine import FakeEngine
@@ -148,3 +149,9 @@ async def test_update_alert_and_status_show_the_compose_project_and_service(
     assert (fields["Compose project"], fields["Compose service"]) == ("shop", "web")
     status = (await core.router.dispatch(cmd("status"))).text
     assert "shop-web-1 (compose shop/web)" in status
+
+
+def test_links_moved_to_the_old_container_point_at_the_name_again() -> None:
+    links = ["/web-dockwarden-old-0123456789ab:/app/backend", "/db:/app/db"]
+    assert renamed_links(links, "web-dockwarden-old-0123456789ab", "web") == [
+        "/web:/app/backend", "/db:/app/db"]
