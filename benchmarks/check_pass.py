@@ -51,6 +51,7 @@ class Proc:
 
     wall: float
     max_rss_mb: float
+    cpu: float  # user + system seconds: less disturbed than wall time on a busy machine
     returncode: int
     stdout: str
     stderr: str
@@ -67,7 +68,7 @@ if pid == 0:
 _, status, usage = os.wait4(pid, 0)
 wall = time.perf_counter() - started
 with open(os.environ["DWBENCH_FIGURES"], "w") as f:
-    f.write(f"{usage.ru_maxrss} {wall}")
+    f.write(f"{usage.ru_maxrss} {wall} {usage.ru_utime + usage.ru_stime}")
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
@@ -80,8 +81,8 @@ def run_measured(argv: Sequence[str], *, env: dict[str, str], cwd: Path) -> Proc
             [sys.executable, "-I", "-S", "-c", _LAUNCHER, *argv], stdout=out, stderr=err,
             env={**env, "DWBENCH_FIGURES": str(figures)}, cwd=cwd, check=False,
         )
-    max_rss_kb, wall = figures.read_text().split()
-    return Proc(float(wall), int(max_rss_kb) / 1024, done.returncode,
+    max_rss_kb, wall, cpu = figures.read_text().split()
+    return Proc(float(wall), int(max_rss_kb) / 1024, float(cpu), done.returncode,
                 out_path.read_text(), err_path.read_text())
 
 

@@ -70,6 +70,7 @@ def measure_count(args: argparse.Namespace, env: dict[str, str], root: Path, ref
         if floor.returncode != 0:
             raise RuntimeError(f"bare loop failed: {floor.stdout} {floor.stderr}")
         keep("floor_proc", floor.wall)
+        keep("floor_cpu", floor.cpu)
         keep("floor_rss", floor.max_rss_mb)
 
         check = run_measured([sys.executable, "-m", "bot", "check", "--json"], env=env, cwd=root)
@@ -79,13 +80,16 @@ def measure_count(args: argparse.Namespace, env: dict[str, str], root: Path, ref
         if statuses != Counter({"up_to_date": len(names)}):
             raise RuntimeError(f"dockwarden check found {dict(statuses)}")
         keep("check_proc", check.wall)
+        keep("check_cpu", check.cpu)
         keep("check_rss", check.max_rss_mb)
 
         passes = asyncio.run(in_process_passes(engine.url, names, env["DOCKER_CONFIG"]))
-        # A check asks the engine's /info three times (insecure registries, swarm, image store).
-        started = time.perf_counter()
-        engine.client.api.info()
-        keep("info", time.perf_counter() - started)
+        # What the engine itself takes to answer: a check asks /info three times (insecure
+        # registries, swarm, image store) and lists the running containers once.
+        for key, call in (("info", engine.client.api.info), ("ps", engine.client.api.containers)):
+            started = time.perf_counter()
+            call()
+            keep(key, time.perf_counter() - started)
         for key in ("listing", "cold", "warm"):
             keep(key, passes[key])
         stats = passes["cold_stats"]
@@ -101,25 +105,29 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     """The figures per container count, then how they grow from the first count to the last."""
     print(f"\n{rows[0]['images']} images in one registry, {args.delay * 1000:.0f} ms each way; "
           f"medians of {args.repeat} runs (peak RSS: the highest)\n")
-    print(f"{'containers':>10} {'/info s':>7} {'listing s':>9} {'cold s':>7} {'warm s':>7} "
-          f"{'check s':>8} {'check MB':>9} {'floor s':>8} {'floor MB':>9} {'ratio':>6}  "
-          "cold-pass requests")
+    print(f"{'containers':>10} {'/info s':>7} {'ps s':>6} {'listing s':>9} {'cold s':>7} "
+          f"{'warm s':>7} "
+          f"{'check s':>8} {'CPU s':>6} {'check MB':>9} {'floor s':>8} {'CPU s':>6} "
+          f"{'floor MB':>9} {'ratio':>6}  cold-pass requests")
     for f in rows:
         requests = ", ".join(f"{k} {f['cold_stats'].get(k, 0)}" for k in KINDS
                              if f["cold_stats"].get(k))
-        print(f"{f['containers']:>10} {f['info']:>7.3f} {f['listing']:>9.3f} "
+        print(f"{f['containers']:>10} {f['info']:>7.3f} {f['ps']:>6.3f} {f['listing']:>9.3f} "
               f"{f['cold']:>7.3f} {f['warm']:>7.3f} "
-              f"{f['check_proc']:>8.3f} {f['check_rss']:>9.1f} {f['floor_proc']:>8.3f} "
-              f"{f['floor_rss']:>9.1f} {f['check_proc'] / f['floor_proc']:>5.2f}x  {requests}")
+              f"{f['check_proc']:>8.3f} {f['check_cpu']:>6.3f} {f['check_rss']:>9.1f} "
+              f"{f['floor_proc']:>8.3f} {f['floor_cpu']:>6.3f} {f['floor_rss']:>9.1f} "
+              f"{f['check_proc'] / f['floor_proc']:>5.2f}x  {requests}")
     first, last = rows[0], rows[-1]
     if first is last:
         return
     added = last["containers"] - first["containers"]
     print(f"\nfrom {first['containers']} to {last['containers']} containers "
           f"({last['containers'] / first['containers']:.0f}x):")
-    for key, label in (("info", "engine /info"), ("listing", "engine listing"),
+    for key, label in (("info", "engine /info"), ("ps", "engine /containers/json"),
+                       ("listing", "engine listing (ours)"),
                        ("cold", "cold pass"), ("warm", "warm pass"),
-                       ("check_proc", "dockwarden check process")):
+                       ("check_proc", "dockwarden check process"),
+                       ("check_cpu", "its CPU time")):
         print(f"  {label:<26} {last[key] / first[key]:.2f}x "
               f"({(last[key] - first[key]) / added * 1000:+.2f} ms per added container)")
     rss = last["check_rss"] - first["check_rss"]
