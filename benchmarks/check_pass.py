@@ -149,14 +149,19 @@ def setup(client: Any, proxy_host: str, n: int) -> tuple[list[str], list[str], f
     return refs, names, pushed, time.perf_counter() - started
 
 
-def push_images(client: Any, proxy_host: str, n: int) -> list[str]:
-    """One small image pushed through the proxy as N repositories; their references."""
+def push_images(client: Any, proxy_host: str, n: int, *, distinct: bool = False) -> list[str]:
+    """One small image (or N distinct ones) pushed through the proxy as N repositories; their
+    references. One image under N names carries N RepoDigests, which the listing reads."""
     refs = [f"{proxy_host}/bench/app{i:03d}:v1" for i in range(n)]
-    image_id = ImageFactory(client).build_local(refs[0], 1)
+    images = ImageFactory(client)
+    image_id = images.build_local(refs[0], 1)
 
     def push(i: int) -> None:
         repo, _, tag = refs[i].rpartition(":")
-        client.api.tag(image_id, repo, tag)
+        if distinct and i:
+            images.build_local(refs[i], 1)  # its own busybox layer (the name is in a file)
+        else:
+            client.api.tag(image_id, repo, tag)
         for event in client.api.push(repo, tag=tag, stream=True, decode=True):
             if "error" in event:
                 raise RuntimeError(f"push of {refs[i]} failed: {event['error']}")

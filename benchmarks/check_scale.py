@@ -4,7 +4,7 @@
 
 One Docker engine of its own (vfs, its own socket, data root and bridge: a thousand containers
 would weigh on a shared engine's other users), one anonymous docker-registry behind the latency
-proxy of check_pass.py holding N repositories of one busybox image, containers i on image i mod N.
+proxy of check_pass.py holding N distinct busybox images, container i on image i mod N.
 The containers run `sleep` without a network: the check watches running containers. At each
 count it measures the in-process pass (cold and warm client, requests by kind), the whole
 `dockwarden check --json` process and the floor process (bare HEAD loop over the N images), and
@@ -165,7 +165,7 @@ def main() -> int:
         registry.start()
         proxy = LatencyProxyProcess(registry.host)
         started = time.perf_counter()
-        refs = push_images(client, proxy.host, args.images)
+        refs = push_images(client, proxy.host, args.images, distinct=True)
         print(f"setup: {args.images} repositories pushed in {time.perf_counter() - started:.1f} s",
               flush=True)
         env = {
