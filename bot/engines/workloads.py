@@ -7,6 +7,7 @@ containerd image store).
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -118,14 +119,25 @@ def _names_repository(repo_digests: tuple[str, ...], image: str) -> bool:
         wanted = parse_reference(image)
     except InvalidReference:
         return True  # an image id or the like: nothing an inspect could add
+    return (wanted.registry, wanted.repository) in repositories_named(repo_digests)
+
+
+@functools.lru_cache(maxsize=4096)
+def repositories_named(repo_digests: tuple[str, ...]) -> frozenset[tuple[str, str]]:
+    """The (registry, repository) pairs an image's RepoDigests name, parsed once per image.
+
+    An image pushed under many names carries all of them on each of its containers' list
+    entries; parsing them again for every container made a listing of 1000 containers of one
+    such image take seconds.
+    """
+    named: set[tuple[str, str]] = set()
     for entry in repo_digests:
         try:
             have = parse_reference(entry)
         except InvalidReference:
             continue
-        if (have.registry, have.repository) == (wanted.registry, wanted.repository):
-            return True
-    return False
+        named.add((have.registry, have.repository))
+    return frozenset(named)
 
 
 def _own_digest(image: str, image_id: str) -> tuple[str, ...]:
