@@ -1,5 +1,5 @@
 """The history (table `history`): every action taken (update, approval, refusal, rollback, ...)
-with who took it and how it ended, and its retention (DOCKWARDEN_HISTORY_DAYS)."""
+with who took it and how it ended, and its retention (DOCKWARDEN_HISTORY_RETENTION)."""
 
 from __future__ import annotations
 
