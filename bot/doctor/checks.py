@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from bot.engines.docker import DockerEngine
     from bot.registry.client import RegistryClient
     from bot.registry.credentials import DockerCredentials
+    from bot.registry.mirrors import Mirror
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,16 @@ def chat_findings(settings: Settings) -> list[Finding]:
     if settings.telegram_bot_token is None and settings.discord_bot_token is None:
         findings.append(Finding("chat", "console", True, "no chat token: alerts go to stdout"))
     return findings
+
+
+def mirrors_finding(mirrors: Sequence[Mirror]) -> Finding:
+    """Which registry mirrors Docker Hub images are checked through, in order (or none)."""
+    if not mirrors:
+        return Finding("registry", "docker.io mirrors", True,
+                       "none: Docker Hub images are checked on Docker Hub itself")
+    return Finding("registry", "docker.io mirrors", True,
+                   f"Docker Hub images are checked through {', '.join(m.url for m in mirrors)}, "
+                   "then Docker Hub (DOCKWARDEN_REGISTRY_MIRRORS, else the engine's)")
 
 
 async def registry_findings(

@@ -105,8 +105,8 @@ def build_registry(
 def through_mirrors(
     settings: Settings, engine: DockerEngine, registry: RegistryClient
 ) -> MirroredDigests:
-    """Digests of Docker Hub images asked of the registry mirrors first, as the engine pulls
-    (DOCKWARDEN_REGISTRY_MIRRORS, else the engine's, read on first use)."""
+    """Docker Hub images' digests, tags and configs asked of the registry mirrors first, as the
+    engine pulls (DOCKWARDEN_REGISTRY_MIRRORS, else the engine's, read on first use)."""
     from bot.registry.mirrors import MirroredDigests, chosen_mirrors
 
     return MirroredDigests(
@@ -128,8 +128,10 @@ def build_checker(
     )
     from bot.domain.versions import LEVELS
 
+    # Digests, tag listings and image configs alike go through the registry mirrors.
+    mirrored = through_mirrors(settings, engine, registry)
     describer = Describer(
-        registry,
+        mirrored,
         StoreCache(store) if store is not None else MemoryCache(),
         platform=lambda: engine_platform(engine),
         local=lambda reference: local_inspect(engine, reference),
@@ -137,7 +139,7 @@ def build_checker(
 
     return Checker(
         engine,
-        through_mirrors(settings, engine, registry),
+        mirrored,
         label_enable=settings.label_enable,
         default_policy=settings.default_policy,
         semver=LEVELS[settings.semver] if settings.semver else None,

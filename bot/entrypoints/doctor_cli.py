@@ -16,6 +16,7 @@ from bot.doctor.checks import (
     chat_findings,
     database_finding,
     engine_finding,
+    mirrors_finding,
     registry_findings,
     watched_refs,
 )
@@ -25,6 +26,7 @@ from bot.entrypoints.bootstrap import (
     build_engine,
     build_registry,
     engine_insecure_registries,
+    through_mirrors,
 )
 from bot.errors import DockWardenError, EngineUnavailable
 
@@ -43,10 +45,12 @@ def doctor(settings: Settings) -> tuple[list[Finding], bool]:
         insecure = await asyncio.to_thread(engine_insecure_registries, engine)
         async with build_registry(settings, engine_insecure=insecure) as registry:
             checker = build_checker(settings, engine, registry)
+            mirrors = [mirrors_finding(await through_mirrors(settings, engine, registry).mirrors())]
             refs = await watched_refs(checker)
             if not refs:
-                return [Finding("registry", "-", True, "no watched image to look up")]
-            return await registry_findings(settings, registry, build_credentials(settings), refs)
+                return [*mirrors, Finding("registry", "-", True, "no watched image to look up")]
+            return [*mirrors, *await registry_findings(
+                settings, registry, build_credentials(settings), refs)]
 
     if engine is not None:
         try:

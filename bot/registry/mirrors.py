@@ -5,8 +5,10 @@ mirror in order for a Docker Hub image, and Docker Hub itself last; other regist
 mirrored. A mirror serves the same `/v2/library/<name>/...` paths with its own auth (often none,
 sometimes a token service or an odd challenge: the registry client's usual handling), and a
 mirror that has not cached a repository answers 404, which only means "ask the next one". The
-check does the same, so people who reach Docker Hub only through a mirror get answers, and the
-result says which endpoint gave it. `DOCKWARDEN_REGISTRY_MIRRORS` replaces the engine's list.
+check does the same for every read (manifest digests, tag listings for version rules, image
+configs for what an update brings), so people who reach Docker Hub only through a mirror get
+answers, and a digest's result says which endpoint gave it. `DOCKWARDEN_REGISTRY_MIRRORS`
+replaces the engine's list.
 """
 
 from __future__ import annotations
@@ -14,19 +16,22 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from bot.domain.model import CheckResult
 from bot.domain.reference import DOCKER_HUB, ImageRef
 from bot.errors import DockWardenError, RegistryError
-
-if TYPE_CHECKING:
-    from bot.registry.tags import Repository
+from bot.registry.config_blob import Platform
+from bot.registry.tags import Repository, repository_of, tags_of
 
 log = logging.getLogger(__name__)
+
+Answer = TypeVar("Answer")
+# Asks one endpoint for many references at once; failures come back as values.
+Ask = Callable[[list[ImageRef]], Awaitable[Mapping[ImageRef, Answer | RegistryError]]]
 
 # What a result says when Docker Hub itself answered a lookup that mirrors were tried for.
 HUB_ENDPOINT = DOCKER_HUB
@@ -112,9 +117,49 @@ class Lookups(Protocol):
         self, refs: Iterable[ImageRef]
     ) -> Mapping[Repository, list[str] | RegistryError]: ...
 
+    async def image_config(
+        self, ref: ImageRef, digest: str, platform: Platform
+    ) -> dict[str, Any]: ...
+
+
+async def in_order(
+    mirrors: Sequence[Mirror], refs: Sequence[ImageRef], ask: Ask[Answer]
+) -> tuple[dict[ImageRef, Answer | RegistryError], dict[ImageRef, str | None]]:
+    """Each mirror in turn for what is still unanswered, then Docker Hub: the answers, and per
+    reference the endpoint that gave one (None when none did; the last error is the answer)."""
+    results: dict[ImageRef, Answer | RegistryError] = {}
+    endpoints: dict[ImageRef, str | None] = {}
+    pending = list(refs)
+    for mirror in mirrors:
+        if not pending:
+            break
+        asked = {on_mirror(ref, mirror): ref for ref in pending}
+        answers = await ask(list(asked))
+        still = []
+        for mirrored, ref in asked.items():
+            answer = answers.get(mirrored)
+            if answer is not None and not isinstance(answer, RegistryError):
+                results[ref] = answer
+                endpoints[ref] = mirror.url
+            else:
+                # Not cached there, or the mirror is away: the engine goes on too.
+                log.debug("mirror %s gave no answer for %s: %s", mirror.url, ref, answer)
+                still.append(ref)
+        pending = still
+    if pending:
+        answers = await ask(pending)
+        for ref in pending:
+            answer = answers.get(ref)
+            if answer is not None:
+                results[ref] = answer
+            ok = answer is not None and not isinstance(answer, RegistryError)
+            endpoints[ref] = HUB_ENDPOINT if ok else None
+    return results, endpoints
+
 
 class MirroredDigests:
-    """Remote digests with Docker Hub images asked of the mirrors first, Docker Hub last.
+    """Registry reads with Docker Hub images asked of the mirrors first, Docker Hub last:
+    digests, tag listings and image configs alike.
 
     `mirrors` is called once, in a thread, on first use (it may ask the engine); until it
     succeeds, lookups go to Docker Hub directly. `answered_by` holds, per reference of the last
@@ -145,28 +190,51 @@ class MirroredDigests:
 
     async def tag_lists(
         self, refs: Iterable[ImageRef]
-    ) -> Mapping[Repository, list[str] | RegistryError]:
-        """Tag listings, from the registries themselves (the engine pulls, it never lists)."""
-        return await self.registry.tag_lists(refs)
+    ) -> dict[Repository, list[str] | RegistryError]:
+        """One tag listing per repository, Docker Hub's asked of the mirrors first."""
+        wanted: dict[Repository, ImageRef] = {}
+        for ref in refs:
+            wanted.setdefault(repository_of(ref), ref)
+
+        async def ask(asked: list[ImageRef]) -> dict[ImageRef, list[str] | RegistryError]:
+            lists = await self.registry.tag_lists(asked)
+            found = {ref: tags_of(lists, ref) for ref in asked}
+            return {ref: listing for ref, listing in found.items() if listing is not None}
+
+        answers, _ = await self._spread(wanted.values(), ask)
+        return {repository_of(ref): answer for ref, answer in answers.items()}
+
+    async def image_config(
+        self, ref: ImageRef, digest: str, platform: Platform
+    ) -> dict[str, Any]:
+        """The config blob of the image at `digest` by the same way (raises the last
+        endpoint's RegistryError)."""
+
+        async def ask(asked: list[ImageRef]) -> dict[ImageRef, dict[str, Any] | RegistryError]:
+            found: dict[ImageRef, dict[str, Any] | RegistryError] = {}
+            for one in asked:
+                try:
+                    found[one] = await self.registry.image_config(one, digest, platform)
+                except RegistryError as error:
+                    found[one] = error
+            return found
+
+        answers, _ = await self._spread([ref], ask)
+        answer = answers[ref]
+        if isinstance(answer, RegistryError):
+            raise answer
+        return answer
 
     async def remote_digests(
         self, refs: Iterable[ImageRef]
     ) -> dict[ImageRef, str | RegistryError]:
         """Digests for many references; failures come back as values, never raised."""
-        wanted = list(dict.fromkeys(refs))
-        hub = [ref for ref in wanted if ref.registry == DOCKER_HUB]
-        # The engine is asked for its mirrors only once a Docker Hub image is to be looked up.
-        mirrors = await self.mirrors() if hub else ()
-        if not mirrors:
-            hub = []
-        others = [ref for ref in wanted if ref.registry != DOCKER_HUB] if mirrors else wanted
-        results: dict[ImageRef, str | RegistryError] = {}
-
-        async def direct() -> None:
-            if others:
-                results.update(await self.registry.remote_digests(others))
-
-        await asyncio.gather(direct(), self._through(mirrors, hub, results))
+        results, endpoints = await self._spread(refs, self.registry.remote_digests)
+        for ref, endpoint in endpoints.items():
+            if endpoint is not None:
+                self.answered_by[ref] = endpoint
+            else:
+                self.answered_by.pop(ref, None)
         return results
 
     async def remote_digest(self, ref: ImageRef) -> str:
@@ -176,40 +244,33 @@ class MirroredDigests:
             raise answer
         return answer
 
-    async def _through(
-        self,
-        mirrors: Sequence[Mirror],
-        refs: list[ImageRef],
-        results: dict[ImageRef, str | RegistryError],
-    ) -> None:
-        """Each mirror in turn for what is still unanswered, then Docker Hub."""
-        pending = refs
-        for mirror in mirrors:
-            if not pending:
-                return
-            asked = {on_mirror(ref, mirror): ref for ref in pending}
-            answers = await self.registry.remote_digests(asked)
-            still = []
-            for mirrored, ref in asked.items():
-                answer = answers.get(mirrored)
-                if isinstance(answer, str):
-                    results[ref] = answer
-                    self.answered_by[ref] = mirror.url
-                else:
-                    # Not cached there, or the mirror is away: the engine goes on too.
-                    log.debug("mirror %s gave no digest for %s: %s", mirror.url, ref, answer)
-                    still.append(ref)
-            pending = still
-        if pending:
-            answers = await self.registry.remote_digests(pending)
-            for ref in pending:
-                answer = answers.get(ref)
-                if answer is not None:
-                    results[ref] = answer
-                if isinstance(answer, str):
-                    self.answered_by[ref] = HUB_ENDPOINT
-                else:
-                    self.answered_by.pop(ref, None)
+    async def _spread(
+        self, refs: Iterable[ImageRef], ask: Ask[Answer]
+    ) -> tuple[dict[ImageRef, Answer | RegistryError], dict[ImageRef, str | None]]:
+        """Docker Hub's references through the mirrors (`in_order`), the others straight to
+        their registries, side by side; the endpoints of those that went through mirrors."""
+        wanted = list(dict.fromkeys(refs))
+        hub = [ref for ref in wanted if ref.registry == DOCKER_HUB]
+        # The engine is asked for its mirrors only once a Docker Hub image is to be looked up.
+        mirrors = await self.mirrors() if hub else ()
+        if not mirrors:
+            hub = []
+        others = [ref for ref in wanted if ref.registry != DOCKER_HUB] if mirrors else wanted
+        results: dict[ImageRef, Answer | RegistryError] = {}
+        endpoints: dict[ImageRef, str | None] = {}
+
+        async def direct() -> None:
+            if others:
+                results.update(await ask(others))
+
+        async def through() -> None:
+            if hub:
+                answers, said = await in_order(mirrors, hub, ask)
+                results.update(answers)
+                endpoints.update(said)
+
+        await asyncio.gather(direct(), through())
+        return results, endpoints
 
 
 def with_endpoints(

@@ -18,11 +18,13 @@ from pathlib import Path
 import pytest
 
 from bot.check.checker import Checker
+from bot.check.image_info import VERSION as VERSION_LABEL
 from bot.config.settings import load_settings
 from bot.domain.model import CheckStatus, Policy, UpdateOutcome
 from bot.domain.reference import parse_reference
 from bot.engines.docker import DockerEngine
 from bot.entrypoints.bootstrap import build_checker, build_updater
+from bot.entrypoints.doctor_cli import doctor
 from bot.registry.client import RegistryClient
 from bot.registry.credentials import DockerCredentials
 from bot.registry.mirrors import MirroredDigests, engine_mirrors, parse_mirror
@@ -153,6 +155,42 @@ async def test_an_update_takes_the_digest_the_mirror_has_and_pulls_it_through_th
 
     assert result.outcome is UpdateOutcome.UPDATED, result.message
     assert (result.old_digest, result.new_digest) == (v1, v2)
+
+
+async def test_a_semver_rule_proposes_the_newer_tag_listed_by_the_mirror_while_hub_is_away(
+    images: ImageFactory, mirror: RegistryService, containers: ContainerFactory,
+    engine: DockerEngine, registry: RegistryClient,
+) -> None:
+    name = f"dwmirror-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    images.push(mirror, f"library/{name}", "1.0.0", version=1, cmd=SLEEPER,
+                labels={VERSION_LABEL: "1.0.0"})
+    images.client.images.pull(name, tag="1.0.0")
+    newer = images.push(mirror, f"library/{name}", "1.1.0", version=2, cmd=SLEEPER,
+                        labels={VERSION_LABEL: "1.1.0"})
+    container = containers.run(f"{name}:1.0.0", labels={"dockwarden.semver": "minor"})
+    checker = build_checker(load_settings(_env_file=None), engine, registry)
+
+    (result,) = (await checker.check([container.name])).results
+
+    assert result.status is CheckStatus.UPDATE_AVAILABLE, result.error
+    assert (result.new_tag, result.remote_digest, result.endpoint) == (
+        "1.1.0", newer, mirror.url)
+    # What the update brings was read from the mirror too (Docker Hub does not resolve here).
+    assert (result.current_version, result.new_version) == ("1.0.0", "1.1.0")
+    assert (registry.stats["tags"], registry.stats["blob"]) == (1, 1)
+
+
+def test_doctor_says_docker_hub_images_are_checked_through_the_engines_mirror(
+    mirror: RegistryService, docker_host: str, tmp_path: Path,
+) -> None:
+    settings = load_settings(_env_file=None, DOCKER_HOST=docker_host,
+                             DOCKER_CONFIG=str(tmp_path), DOCKWARDEN_DB=str(tmp_path / "db"))
+
+    findings, engine_answered = doctor(settings)
+
+    assert engine_answered
+    (said,) = [f for f in findings if f.subject == "docker.io mirrors"]
+    assert said.ok and f"checked through {mirror.url}, then Docker Hub" in said.text
 
 
 async def test_a_mirror_without_the_image_is_passed_over_and_a_token_mirror_is_logged_into(

@@ -28,3 +28,18 @@ def test_no_warning_once_someone_may_approve() -> None:
 
 def test_the_console_alone_needs_no_admins() -> None:
     assert not any("admins" in subject for subject in _subjects())
+
+
+def test_doctor_names_the_mirrors_docker_hub_images_are_checked_through_in_order() -> None:
+    from bot.doctor.checks import mirrors_finding
+    from bot.registry.mirrors import parse_mirror
+
+    through = mirrors_finding([parse_mirror("http://127.0.0.1:5000"),
+                               parse_mirror("mirror.corp.example")])
+    none = mirrors_finding([])
+
+    assert through.render() == (
+        "ok    registry  docker.io mirrors: Docker Hub images are checked through "
+        "http://127.0.0.1:5000, https://mirror.corp.example, then Docker Hub "
+        "(DOCKWARDEN_REGISTRY_MIRRORS, else the engine's)")
+    assert none.ok and none.text == "none: Docker Hub images are checked on Docker Hub itself"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -12,6 +13,7 @@ from bot.config.settings import load_settings
 from bot.domain.model import CheckResult, CheckStatus
 from bot.domain.reference import ImageRef, parse_reference
 from bot.errors import ConfigError, ManifestNotFound, RegistryError, RegistryUnreachable
+from bot.registry.config_blob import Platform
 from bot.registry.mirrors import (
     Mirror,
     MirroredDigests,
@@ -54,7 +56,29 @@ class Registries:
     async def tag_lists(
         self, refs: Iterable[ImageRef]
     ) -> dict[Repository, list[str] | RegistryError]:
-        return {}
+        found: dict[Repository, list[str] | RegistryError] = {}
+        for ref in refs:
+            self.asked.append((ref.registry, f"{ref.repository} tags"))
+            if ref.registry in self.away:
+                found[(ref.registry, ref.repository)] = RegistryUnreachable(
+                    "away", registry=ref.registry)
+                continue
+            held = self.held.get(ref.registry, {})
+            tags = [key.partition(":")[2] for key in held
+                    if key.partition(":")[0] == ref.repository]
+            found[(ref.registry, ref.repository)] = tags or ManifestNotFound(
+                "not here", registry=ref.registry)
+        return found
+
+    async def image_config(
+        self, ref: ImageRef, digest: str, platform: Platform
+    ) -> dict[str, Any]:
+        self.asked.append((ref.registry, f"{ref.repository}@{digest}"))
+        if ref.registry in self.away:
+            raise RegistryUnreachable("away", registry=ref.registry)
+        if digest not in self.held.get(ref.registry, {}).values():
+            raise ManifestNotFound("not here", registry=ref.registry)
+        return {"config": {"Labels": {"from": ref.registry}}}
 
 
 def _digest(n: int) -> str:
@@ -228,3 +252,51 @@ async def test_the_engine_is_asked_for_mirrors_only_for_docker_hub_images() -> N
 
     assert await mirrored.remote_digests([OTHER]) == {OTHER: _digest(3)}
     assert asked == []
+
+
+async def test_tag_listings_of_docker_hub_images_go_to_the_mirrors_in_order_then_docker_hub(
+) -> None:
+    registries = Registries({"mirror.corp.example": {"library/nginx:1.27": _digest(1),
+                                                     "library/nginx:1.28": _digest(2)},
+                             "ghcr.io": {"o/app:2": _digest(3)}},
+                            away={"docker.io"})
+    mirrored = MirroredDigests(registries, lambda: (LOCAL, CORP))
+
+    lists = await mirrored.tag_lists([HUB, HUB.with_tag("1.28"), OTHER])
+
+    assert lists == {("docker.io", "library/nginx"): ["1.27", "1.28"],
+                     ("ghcr.io", "o/app"): ["2"]}
+    # One listing per repository: the first mirror lacks it, the second has it; Hub never asked.
+    assert sorted(registries.asked) == sorted([
+        ("127.0.0.1:5000", "library/nginx tags"), ("mirror.corp.example", "library/nginx tags"),
+        ("ghcr.io", "o/app tags")])
+    assert mirrored.answered_by == {}
+
+
+async def test_a_tag_listing_no_mirror_gives_is_docker_hubs_answer() -> None:
+    registries = Registries({"docker.io": {"library/nginx:1.27": _digest(1)}},
+                            away={"127.0.0.1:5000"})
+    mirrored = MirroredDigests(registries, lambda: (LOCAL,))
+
+    assert await mirrored.tag_lists([HUB]) == {("docker.io", "library/nginx"): ["1.27"]}
+    registries.away.add("docker.io")
+    (failed,) = (await mirrored.tag_lists([HUB])).values()
+    assert isinstance(failed, RegistryUnreachable) and failed.registry == "docker.io"
+
+
+async def test_an_image_config_is_read_from_the_first_mirror_that_has_it_else_docker_hub(
+) -> None:
+    registries = Registries({"mirror.corp.example": {"library/nginx:1.27": _digest(1)},
+                             "docker.io": {"library/nginx:1.28": _digest(2)}},
+                            away={"127.0.0.1:5000"})
+    mirrored = MirroredDigests(registries, lambda: (LOCAL, CORP))
+
+    mirrored_config = await mirrored.image_config(HUB, _digest(1), Platform())
+    hub_config = await mirrored.image_config(HUB, _digest(2), Platform())
+
+    assert mirrored_config == {"config": {"Labels": {"from": "mirror.corp.example"}}}
+    assert hub_config == {"config": {"Labels": {"from": "docker.io"}}}
+    with pytest.raises(ManifestNotFound) as missing:
+        await mirrored.image_config(HUB, _digest(9), Platform())
+    assert missing.value.registry == "docker.io"
+    assert mirrored.answered_by == {}
