@@ -112,11 +112,12 @@ def update_alert(update: PendingUpdate, *, with_actions: bool) -> Alert:
     newer = newer_tag_line(update)
     return Alert(
         kind=AlertKind.UPDATE_AVAILABLE,
-        title=f"Update available: {update.container}",
+        title=f"Update available: {named(update.container, stopped=update.stopped)}",
         text=f"{newer or update.image + ' has a newer digest.'} {how}",
         fields=(
             Field("Container", update.container),
             *compose_fields(update.compose),
+            *stopped_fields(update.stopped),
             Field("Image", update.image),
             Field("Registry", registry_of(update.image)),
             Field("Running", short_digest(update.old_digest)),
@@ -139,6 +140,16 @@ def compose_fields(compose: str | None) -> tuple[Field, ...]:
         return ()
     project, _, service = compose.partition("/")
     return (Field("Compose project", project), Field("Compose service", service))
+
+
+def named(container: str, *, stopped: bool) -> str:
+    """"web (stopped)" for a stopped container (DOCKWARDEN_INCLUDE_STOPPED), else "web"."""
+    return f"{container} (stopped)" if stopped else container
+
+
+def stopped_fields(stopped: bool) -> tuple[Field, ...]:
+    """The State field of a stopped container: it is checked and updated stopped."""
+    return (Field("State", "stopped"),) if stopped else ()
 
 
 def rolled_back_note(container: str) -> str:
@@ -233,22 +244,24 @@ def result_alert(result: UpdateResult, *, update_id: str | None, actor: str | No
     """update_succeeded / update_failed for what an update did."""
     ok = result.outcome in (UpdateOutcome.UPDATED, UpdateOutcome.UP_TO_DATE)
     who = f" (by {actor})" if actor else ""
+    name = named(result.container, stopped=result.stopped)
     if result.outcome is UpdateOutcome.UPDATED:
-        title = f"Updated: {result.container}"
+        title = f"Updated: {name}"
         text = f"{result.container} now runs {short_digest(result.new_digest)}{who}."
     elif result.outcome is UpdateOutcome.UP_TO_DATE:
-        title = f"Already up to date: {result.container}"
+        title = f"Already up to date: {name}"
         text = f"{result.container} already runs {short_digest(result.new_digest)}{who}."
     elif result.outcome is UpdateOutcome.ROLLED_BACK:
-        title = f"Update rolled back: {result.container}"
+        title = f"Update rolled back: {name}"
         text = (
             f"The new container did not come up; {result.container} is back on "
             f"{short_digest(result.old_digest)}{who}. {safe_text(result.message)}"
         )
     else:
-        title = f"Update failed: {result.container}"
+        title = f"Update failed: {name}"
         text = f"{safe_text(result.message)}{who}"
-    fields = _outcome_fields(result, ("Old", "New"), actor)
+    fields = _outcome_fields(result, ("Old", "New"), actor,
+                             (*compose_fields(result.compose), *stopped_fields(result.stopped)))
     # Back to the previous image in one tap (admins only, like Approve): bot/update/rollback.py.
     actions = ((Action("rollback", result.container, "Roll back"),)
                if result.outcome is UpdateOutcome.UPDATED else ())
@@ -265,11 +278,14 @@ def result_alert(result: UpdateResult, *, update_id: str | None, actor: str | No
 
 
 def _outcome_fields(
-    result: UpdateResult | RollbackResult, names: tuple[str, str], actor: str | None
+    result: UpdateResult | RollbackResult, names: tuple[str, str], actor: str | None,
+    about: tuple[Field, ...] = (),
 ) -> tuple[Field, ...]:
-    """Container, outcome, the digests before and after (under `names`), and who asked."""
+    """Container (and `about` it), outcome, the digests before and after (under `names`), and
+    who asked."""
     return (
         Field("Container", result.container),
+        *about,
         Field("Outcome", result.outcome.value),
         Field(names[0], short_digest(result.old_digest)),
         Field(names[1], short_digest(result.new_digest)),

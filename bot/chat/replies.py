@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from bot.chat.alert_texts import named
 from bot.chat.catalogue import CommandSpec, usage
 from bot.chat.text_safety import safe_text
 from bot.domain.model import CheckStatus, UpdateResult, short_digest
@@ -79,7 +80,8 @@ def update_line(update: PendingUpdate, wait_until: datetime | None = None) -> st
     to_tag = f" (tag {update.new_tag})" if update.new_tag else ""
     compose = f" (compose {update.compose})" if update.compose else ""
     return (
-        f"{update.id} {update.container}{compose} {update.image} "
+        f"{update.id} {named(update.container, stopped=update.stopped)}{compose} "
+        f"{update.image} "
         f"{short_digest(update.old_digest)} -> {short_digest(update.remote_digest)}{to_tag} "
         f"[{update.state}, {update.policy}]"
     ) + wait_note(wait_until)
@@ -139,7 +141,8 @@ def check_text(summary: PassSummary) -> str:
     ]
     for result in summary.report.results:
         if result.status is CheckStatus.UPDATE_AVAILABLE:
-            lines.append(f"  {result.container}: update {short_digest(result.remote_digest)}")
+            name = named(result.container, stopped=result.stopped)
+            lines.append(f"  {name}: update {short_digest(result.remote_digest)}")
         elif result.status is CheckStatus.ERROR and result.error:
             lines.append(f"  {result.container}: {result.error.kind} ({result.error.registry})")
     return "\n".join(lines)

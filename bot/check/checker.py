@@ -188,6 +188,7 @@ def _result(
         kind=plan.workload.kind,
         min_age=plan.min_age,
         compose=compose_of(plan.workload.labels),
+        stopped=plan.workload.stopped,
     )
 
 

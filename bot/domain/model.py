@@ -92,6 +92,7 @@ class Workload:
     # False where the engine gives built and imported images a RepoDigest of their own
     # (containerd image store, Podman): there a RepoDigest does not prove a pull.
     digests_prove_pull: bool = True
+    stopped: bool = False  # listed with DOCKWARDEN_INCLUDE_STOPPED and not running
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,7 @@ class CheckResult:
     # (a mirror's URL, or docker.io); in JSON only then, so the contract stays as it was.
     endpoint: str | None = None
     compose: str | None = None  # PROJECT/SERVICE of a container Compose made (compose_of)
+    stopped: bool = False  # the container is not running (DOCKWARDEN_INCLUDE_STOPPED)
 
     def as_json(self) -> dict[str, Any]:
         """The contract's result object (`endpoint` only when mirrors were asked)."""
@@ -198,6 +200,10 @@ class Change(Generic[OutcomeT]):
 @dataclass(frozen=True)
 class UpdateResult(Change[UpdateOutcome]):
     """What one update did; built by the constructors below, one per outcome."""
+
+    # Said in the result alert like the update alert says them; set by the updater.
+    compose: str | None = None  # PROJECT/SERVICE of a container Compose made (compose_of)
+    stopped: bool = False  # the container was stopped, and is left so
 
     @classmethod
     def updated(cls, container: str, old: str | None, new: str, message: str) -> UpdateResult:

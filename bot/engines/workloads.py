@@ -110,6 +110,7 @@ class _Listing:
             repo_digests=self._repo_digests(image_id, image) if image_id else (),
             labels=dict(summary.get("Labels") or {}),
             digests_prove_pull=self.store == STORE_CLASSIC,
+            stopped=summary.get("State") not in (None, "running"),
         )
 
 

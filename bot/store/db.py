@@ -92,10 +92,11 @@ class Store(Database):
         policy: Policy,
         new_tag: str | None = None,
         compose: str | None = None,
+        stopped: bool = False,
     ) -> tuple[PendingUpdate, bool]:
         """The update row for (container, remote_digest), created if new; (row, created)."""
         return self._updates.add(container, image, old_digest, remote_digest, policy, new_tag,
-                                 compose)
+                                 compose, stopped)
 
     def get_update(self, update_id: str) -> PendingUpdate | None:
         """The update with that short id."""

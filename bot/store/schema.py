@@ -140,4 +140,8 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE updates ADD COLUMN compose TEXT;
     """,
+    # version 6: whether an update's container was stopped when it was found
+    """
+    ALTER TABLE updates ADD COLUMN stopped INTEGER NOT NULL DEFAULT 0;
+    """,
 )

@@ -42,6 +42,7 @@ class PendingUpdate:
     new_tag: str | None = None  # a newer version tag: the update moves the container to it
     brings: str = "{}"  # JSON: what the new image says about itself (bot/check/image_info.py)
     compose: str | None = None  # PROJECT/SERVICE when Compose made the container
+    stopped: bool = False  # the container was stopped when the update was found
 
 
 class Updates:
@@ -53,6 +54,7 @@ class Updates:
     def add(
         self, container: str, image: str, old_digest: str | None, remote_digest: str,
         policy: Policy, new_tag: str | None, compose: str | None = None,
+        stopped: bool = False,
     ) -> tuple[PendingUpdate, bool]:
         """The update row for (container, remote_digest), created if new; (row, created).
 
@@ -74,10 +76,10 @@ class Updates:
             update_id = _new_id(db)
             db.execute(
                 "INSERT INTO updates (id, container, image, old_digest, remote_digest, policy,"
-                " state, created_at, updated_at, new_tag, compose)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " state, created_at, updated_at, new_tag, compose, stopped)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (update_id, container, image, old_digest, remote_digest, policy,
-                 UpdateState.PENDING, now, now, new_tag, compose),
+                 UpdateState.PENDING, now, now, new_tag, compose, int(stopped)),
             )
             row = db.execute("SELECT * FROM updates WHERE id = ?", (update_id,)).fetchone()
             return _update(row), True
@@ -196,4 +198,5 @@ def _update(row: sqlite3.Row) -> PendingUpdate:
     data = dict(row)
     data.pop("seq", None)
     data["policy"], data["state"] = Policy(data["policy"]), UpdateState(data["state"])
+    data["stopped"] = bool(data.get("stopped"))
     return PendingUpdate(**data)

@@ -5,6 +5,12 @@ container; once that one is removed, a linked container runs on with a stale add
 to start again ("Cannot link to a non running container"). Links are fixed when a container is
 created, so each such container is recreated on its own image (journalled and health-gated like
 any replacement, bot/update/replace.py) with its links naming the new container.
+
+Not while the updated container is stopped (DOCKWARDEN_INCLUDE_STOPPED): the engine creates a
+container linked to a stopped one but refuses to start it ("Cannot link to a non running
+container"), so the recreated one would fail its start and be rolled back, stopping and starting
+a running container for nothing. It is left running as it is, and the note says to recreate it
+once the updated container runs.
 """
 
 from __future__ import annotations
@@ -56,8 +62,13 @@ async def relink(engine: Engine, replacer: Replacer, name: str, aside: str) -> s
                     link.startswith(f"/{aside}:") for link in _links(found)
                 ):
                     linkers.append(found)
+        new = await engine.inspect_container(name) if linkers else None
     except EngineError as exc:
         return f"; could not look for containers linked to {name}: {exc}"
+    if new is not None and not new.state.running:
+        return "; " + "; ".join(
+            f"left {linker.name}, linked to it, as it is: a container linked to a stopped one "
+            f"cannot start (recreate {linker.name} once {name} runs)" for linker in linkers)
     notes = []
     for linker in linkers:
         links: list[JsonValue] = list(renamed_links(_links(linker), aside, name))

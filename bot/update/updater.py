@@ -12,6 +12,7 @@ out by the swarm (bot/update/swarm_rollout.py), DockWarden's own container by a 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from bot.check.checker import local_digests
-from bot.domain.model import Basis, UpdateOutcome, UpdateResult, short_digest
+from bot.domain.model import Basis, UpdateOutcome, UpdateResult, compose_of, short_digest
 from bot.domain.reference import ImageRef
 from bot.engines.inspect import ContainerInspect, ImageInspect
 from bot.engines.port import Engine, doing
@@ -130,6 +131,9 @@ class Updater:
                 claim(old.name)
                 await self.reconciler.refuse_foreign_update(old.name)
                 result = await self._update(old, expected_digest, made_for)
+                # The result alert names the container as the update alert did.
+                result = dataclasses.replace(result, compose=compose_of(old.labels),
+                                             stopped=not old.state.running)
             else:
                 service = await self.services.find(name)
                 if service is None:

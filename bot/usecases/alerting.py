@@ -128,7 +128,7 @@ class Alerter:
         policy = result.policy or Policy.APPROVE
         update, _ = self.store.add_update(
             result.container, result.image, result.local_digest, digest, policy,
-            new_tag=result.new_tag, compose=result.compose,
+            new_tag=result.new_tag, compose=result.compose, stopped=result.stopped,
         )
         self.store.set_seen_digest(result.container, result.image, digest)
         key = f"update|{result.container}|{digest}"

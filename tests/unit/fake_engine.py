@@ -3,7 +3,9 @@
 Containers and images live in dicts; every answer goes through the real inspect parsers, so the
 update path sees exactly the views it gets from Docker. `refuse` makes a call fail as the
 engine would; `on_start` decides what a started container does (exit, turn unhealthy, ...);
-`calls` records every engine call in order.
+`calls` records every engine call in order. Legacy links (`--link`) behave as Docker's do: kept
+in inspect's `/target:/self/alias` form, moved along when their target is renamed, and a
+container linked to one that is not running refuses to start.
 """
 
 from __future__ import annotations
@@ -214,6 +216,11 @@ class FakeEngine:
         container = self._get(container_id)
         if self.named(name) not in (None, container):
             raise EngineError(f"Conflict. The container name \"/{name}\" is already in use")
+        for other in self.containers.values():  # the engine moves links along with the name
+            links = other.host_config.get("Links") or []
+            other.host_config["Links"] = [
+                f"/{name}:{link.split(':', 1)[1]}" if link.startswith(f"/{container.name}:")
+                else link for link in links] if links else links
         container.name = name
 
     async def create(self, name: str, body: Mapping[str, JsonValue]) -> str:
@@ -228,9 +235,15 @@ class FakeEngine:
         config = {**self.images[image_id]["Config"],
                   **{k: v for k, v in given.items() if v is not None}}
         document: dict[str, Any] = dict(body)
+        host_config = dict(document.get("HostConfig") or {})
+        if host_config.get("Links"):  # "target:alias" as given, "/target:/self/alias" inspected
+            host_config["Links"] = [
+                f"/{target.lstrip('/')}:/{name}/{alias or target.lstrip('/')}"
+                for target, _, alias in (str(link).partition(":") for link in
+                                         host_config["Links"])]
         container = FakeContainer(
             id=f"{next(self._ids):064x}", name=name, image_id=image_id, config=config,
-            host_config=dict(document.get("HostConfig") or {}),
+            host_config=host_config,
             networks=dict((document.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}),
         )
         self.containers[container.id] = container
@@ -243,6 +256,11 @@ class FakeEngine:
     async def start(self, container_id: str) -> None:
         self._call("start", container_id)
         container = self._get(container_id)
+        for link in container.host_config.get("Links") or []:
+            target, _, alias = link.partition(":")
+            linked = self.named(target.lstrip("/"))
+            if linked is None or not linked.running:
+                raise EngineError(f"Cannot link to a non running container: {target} AS {alias}")
         container.running, container.started_at = True, f"t{next(self._ids)}"
         # A container with a HEALTHCHECK passes it unless `on_start` says otherwise.
         check = (container.config.get("Healthcheck") or {}).get("Test") or ["NONE"]

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
+from bot.chat.alert_texts import result_alert
 from bot.chat.messages import AlertKind
 from bot.check.checker import decide, plan_workload
 from bot.config.settings import Settings
-from bot.domain.model import Policy, UpdateOutcome, Workload, compose_of
+from bot.domain.model import Policy, UpdateOutcome, UpdateResult, Workload, compose_of
 from bot.domain.reference import ImageRef
 from bot.engines.inspect import parse_container, parse_image
 from bot.entrypoints.bootstrap import build_core
@@ -41,6 +44,19 @@ def compose_labels(service: str, **extra: str) -> dict[str, str]:
         "com.docker.compose.version": "2.26.1",
         **extra,
     }
+
+
+class Registry:
+    """Every repository's current digest is NEW_DIGEST."""
+
+    async def remote_digest(self, ref: ImageRef) -> str:
+        return NEW_DIGEST
+
+
+def updater_on(engine: FakeEngine, store: Store) -> Updater:
+    """An updater of the fake engine's containers, NEW_DIGEST being every image's newest."""
+    return Updater(engine, Registry(), store,  # type: ignore[arg-type]
+                   health_timeout=5, grace_period=0)
 
 
 def test_compose_image_label_names_the_new_image_and_the_config_hash_stays() -> None:
@@ -110,12 +126,7 @@ async def test_an_update_restarts_the_dependent_after_the_new_container_and_says
     engine.run("shop-app-1", f"{REPO}:1", Labels=compose_labels(
         "app", **{"com.docker.compose.depends_on": "web:service_started:false"}))
 
-    class Registry:
-        async def remote_digest(self, ref: ImageRef) -> str:
-            return NEW_DIGEST
-
-    updater = Updater(engine, Registry(), store,  # type: ignore[arg-type]
-                      health_timeout=5, grace_period=0)
+    updater = updater_on(engine, store)
     result = await updater.update("shop-web-1")
 
     assert result.outcome is UpdateOutcome.UPDATED, result.message
@@ -155,3 +166,28 @@ def test_links_moved_to_the_old_container_point_at_the_name_again() -> None:
     links = ["/web-dockwarden-old-0123456789ab:/app/backend", "/db:/app/db"]
     assert renamed_links(links, "web-dockwarden-old-0123456789ab", "web") == [
         "/web:/app/backend", "/db:/app/db"]
+
+
+@pytest.mark.parametrize("outcome", [UpdateOutcome.UPDATED, UpdateOutcome.ROLLED_BACK,
+                                     UpdateOutcome.FAILED])
+def test_the_result_alert_names_the_compose_project_and_service(outcome: UpdateOutcome) -> None:
+    result = UpdateResult("shop-web-1", outcome, OLD_IMAGE, NEW_DIGEST, "why", compose="shop/web")
+    fields = {f.name: f.value for f in result_alert(result, update_id=None, actor=None).fields}
+    assert (fields["Compose project"], fields["Compose service"]) == ("shop", "web")
+    plain = replace(result, compose=None)
+    assert "Compose project" not in {f.name for f in
+                                     result_alert(plain, update_id=None, actor=None).fields}
+
+
+async def test_an_update_result_carries_the_compose_project_and_service(store: Store) -> None:
+    engine = FakeEngine()
+    engine.add_image(f"{REPO}:1", digest="sha256:" + "1" * 64)
+    engine.publish(REPO, NEW_DIGEST)
+    engine.run("shop-web-1", f"{REPO}:1", Labels=compose_labels("web"))
+    engine.run("solo", f"{REPO}:1")
+
+    updater = updater_on(engine, store)
+    result = await updater.update("shop-web-1")
+    assert result.outcome is UpdateOutcome.UPDATED and result.compose == "shop/web"
+    engine.refuse("create", "no space left on device")
+    assert (await updater.update("solo")).compose is None

@@ -243,7 +243,7 @@ def test_a_file_of_every_older_schema_migrates_to_the_newest(tmp_path: Path, ver
     _file_at_version(path, version)
     store = Store(path)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 5
+        assert store.schema_version == len(MIGRATIONS) == 6
         update, created = store.add_update("web", "r/web:1", OLD, NEW, "approve", new_tag="2")
         assert created and update.new_tag == "2" and update.brings == "{}"
     finally:
