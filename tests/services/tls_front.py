@@ -36,6 +36,7 @@ class TlsFront:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"tcp://127.0.0.1:{self._listener.getsockname()[1]}"
         self.refused = 0  # handshakes that failed (no or a wrong client certificate)
+        self._refusal = threading.Event()
         self._stopped = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -60,6 +61,7 @@ class TlsFront:
             outside = self._tls.wrap_socket(raw, server_side=True)
         except (ssl.SSLError, OSError):
             self.refused += 1
+            self._refusal.set()
             raw.close()
             return
         inside = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -71,6 +73,11 @@ class TlsFront:
             return
         threading.Thread(target=_pipe, args=(inside, outside), daemon=True).start()
         _pipe(outside, inside)
+
+    def saw_refusal(self, timeout: float = 10.0) -> bool:
+        """Whether a handshake was refused, waiting for it: with TLS 1.3 the client may fail on
+        its first read before this side's thread has counted the refusal."""
+        return self._refusal.wait(timeout)
 
     def stop(self) -> None:
         """Stop accepting (open connections end with their clients)."""
