@@ -33,7 +33,7 @@ check: $(RUN_STAMP)
 
 test: $(STAMP)
 	$(PY) -m tests.services prepare
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --durations=20
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bot adapters tests benchmarks
