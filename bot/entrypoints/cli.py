@@ -11,9 +11,15 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from bot.config.settings import Settings, load_settings
+from bot.entrypoints.one_shot import error_document
 from bot.errors import ConfigError, ContainerNotFound, DockWardenError, EngineUnavailable
+
+if TYPE_CHECKING:
+    from bot.store.db import Store
+    from bot.update.updater import Updater
 
 log = logging.getLogger(__name__)
 
@@ -59,18 +65,9 @@ def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 
 def _cmd_update(settings: Settings, args: argparse.Namespace) -> int:
     """Update one container through the same path as a chat approval."""
-    import asyncio
-    import json
-
     from bot.domain.model import UpdateOutcome, UpdateResult
-    from bot.entrypoints.bootstrap import (
-        build_engine,
-        build_registry,
-        build_store,
-        build_updater,
-        engine_insecure_registries,
-    )
     from bot.entrypoints.cli_alerts import CommandAlerts
+    from bot.entrypoints.one_shot import print_aborted, print_outcome, run_with_updater
     from bot.entrypoints.report import Status, confirm, progress
     from bot.usecases.update_service import UpdateService
 
@@ -85,44 +82,28 @@ def _cmd_update(settings: Settings, args: argparse.Namespace) -> int:
         return confirm(question, without_terminal=f"not updating {args.name}: no terminal to "
                        "confirm on; pass --yes to update without asking")
 
-    async def update() -> UpdateResult | None:
-        insecure = await asyncio.to_thread(engine_insecure_registries, engine)
-        async with build_registry(settings, engine_insecure=insecure) as registry:
-            updater = build_updater(settings, engine, registry, store, after_step=moved_on)
-            for name in await updater.reconcile():
-                print(f"dockwarden: settled an interrupted update of {name}", file=sys.stderr)
-            expected = None
-            if not args.yes:
-                preview = await updater.preview(args.name)
-                expected = preview.new_digest
-                if preview.new_digest != preview.old_digest and not ask(
-                    f"Update {preview.container} ({preview.image}) from "
-                    f"{preview.old_digest or 'an unknown digest'} to {preview.new_digest}?"
-                ):
-                    return None
-            # The path of a chat /pull: recorded, the open update settled, the outcome alerted.
-            updates = UpdateService(store, updater, CommandAlerts(settings, store, sys.stderr))
-            async with progress(sys.stderr, status):
-                return await updates.apply(
-                    args.name, update=None, actor=cli_actor(), action="pull", digest=expected
-                )
+    async def update(updater: Updater, store: Store) -> UpdateResult | None:
+        expected = None
+        if not args.yes:
+            preview = await updater.preview(args.name)
+            expected = preview.new_digest
+            if preview.new_digest != preview.old_digest and not ask(
+                f"Update {preview.container} ({preview.image}) from "
+                f"{preview.old_digest or 'an unknown digest'} to {preview.new_digest}?"
+            ):
+                return None
+        # The path of a chat /pull: recorded, the open update settled, the outcome alerted.
+        updates = UpdateService(store, updater, CommandAlerts(settings, store, sys.stderr))
+        async with progress(sys.stderr, status):
+            return await updates.apply(
+                args.name, update=None, actor=cli_actor(), action="pull", digest=expected
+            )
 
-    engine = build_engine(settings)
-    store = build_store(settings)
-    try:
-        result = asyncio.run(update())
-    finally:
-        store.close()
-        engine.close()
+    result = run_with_updater(settings, update, after_step=moved_on)
     if result is None:
-        if args.json:
-            print(json.dumps(error_document("aborted", "update aborted; nothing was changed")))
-        print("dockwarden: update aborted; nothing was changed", file=sys.stderr)
+        print_aborted("update", as_json=args.json)
         return EXIT_FAILED
-    if args.json:
-        print(json.dumps(result.as_json()))
-    else:
-        print(f"{result.container}: {result.outcome.value}: {result.message}")
+    print_outcome(result, as_json=args.json)
     ok = result.outcome in (UpdateOutcome.UPDATED, UpdateOutcome.UP_TO_DATE)
     return EXIT_OK if ok else EXIT_FAILED
 
@@ -321,11 +302,6 @@ def configure_logging(level: str, verbosity: int) -> None:
     # httpx logs every request URL at INFO; token endpoints may carry credentials in queries.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
-
-
-def error_document(kind: str, message: str) -> dict[str, object]:
-    """What `--json` prints on stdout when the command could not do its work."""
-    return {"error": {"kind": kind, "message": message}}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
