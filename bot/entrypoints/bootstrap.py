@@ -13,11 +13,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from bot.chat.messages import ChatAdapter
 from bot.config.settings import Settings
 from bot.errors import DockWardenError
 
 if TYPE_CHECKING:
+    from bot.chat.messages import ChatAdapter
     from bot.chat.router import CommandRouter
     from bot.check.checker import Checker
     from bot.domain.policy import AutoWindow
