@@ -16,13 +16,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bot.chat.messages import Field
 from bot.domain.model import CheckResult, CheckStatus
 from bot.domain.reference import ImageRef, parse_reference
 from bot.errors import DockWardenError, InvalidReference, RegistryError
 from bot.registry.config_blob import Platform
 
 if TYPE_CHECKING:  # `dockwarden check` keeps what it reads in memory: it never opens the store
+    from bot.chat.messages import Field  # alerts only: a check never loads the chat boundary
     from bot.store.db import Store
     from bot.store.updates import PendingUpdate
 
@@ -120,6 +120,8 @@ def brings(old: ImageInfo | None, new: ImageInfo) -> dict[str, str]:
 
 def brings_fields(update: PendingUpdate) -> tuple[Field, ...]:
     """The alert fields of what an update brings (none when the images say nothing)."""
+    from bot.chat.messages import Field
+
     try:
         said = json.loads(update.brings or "{}")
     except ValueError:

@@ -119,10 +119,12 @@ def test_each_token_builds_its_adapter_by_module_path() -> None:
 
 
 # What `dockwarden check` never uses: the chat platforms and alert channels, the daemon's
-# scheduler, HTTP server and metrics, the SQLite store, the update path and the chat commands.
+# scheduler, HTTP server and metrics, the SQLite store, the update path, the chat boundary and
+# commands, and httpx's command-line client (click, pygments).
 NOT_ON_THE_CHECK_PATH = (
     "telegram", "discord", "apprise", "prometheus_client", "aiohttp.web", "sqlite3",
-    "adapters", "bot.store", "bot.update", "bot.usecases", "bot.http", "bot.chat.router",
+    "adapters", "bot.store", "bot.update", "bot.usecases", "bot.http", "bot.chat",
+    "click", "pygments",
 )
 _CHECK_COMMAND = """
 import json, sys
