@@ -29,13 +29,14 @@ from typing import Any
 from check_pass import (
     HERE,
     KINDS,
-    REPO_ROOT,
     LatencyProxyProcess,
+    child_env,
     in_process_passes,
     median,
     push_images,
     run_measured,
     start_containers,
+    warm_up,
 )
 
 from tests.services import WORK_ROOT
@@ -168,12 +169,7 @@ def main() -> int:
         refs = push_images(client, proxy.host, args.images, distinct=True)
         print(f"setup: {args.images} repositories pushed in {time.perf_counter() - started:.1f} s",
               flush=True)
-        env = {
-            k: v for k, v in os.environ.items()
-            if not k.startswith(("DOCKWARDEN_", "TELEGRAM_", "DISCORD_", "DOCKER_"))
-        }
-        env.update(DOCKER_HOST=engine.url, DOCKER_CONFIG=str(root / "docker-config"),
-                   HOME=str(root / "home"), PYTHONPATH=str(REPO_ROOT))
+        env = child_env(engine.url, root)
         names: list[str] = []
         rows = []
         for count in args.containers:
@@ -183,6 +179,7 @@ def main() -> int:
             print(f"setup: {count} containers running ({time.perf_counter() - started:.1f} s "
                   "to start the new ones)", flush=True)
             proxy.set_delay(args.delay)
+            warm_up(refs, env, root)
             rows.append(measure_count(args, env, root, refs, names, engine))
             expected_requests(rows[-1]["cold_stats"], args.images)
         report(rows, args)
