@@ -77,6 +77,8 @@ class _OwnTLSClient(docker.DockerClient):  # type: ignore[misc]
 class DockerEngine:
     """A connection to one Docker engine, with the API version negotiated at start."""
 
+    _info: dict[str, Any] | None = None  # the last /info document the engine gave
+
     def __init__(self, base_url: str | None = None, *, tls: TLSConfig | bool | None = None,
                  timeout: float = 60.0) -> None:
         # DOCKER_TLS_VERIFY and DOCKER_CERT_PATH are Docker's own settings: let the SDK read them,
@@ -166,7 +168,9 @@ class DockerEngine:
     def info(self) -> dict[str, Any]:
         """The engine's /info document (RegistryConfig, Driver, ...)."""
         with self.calls("reporting its settings"):
-            return dict(self.docker.info())
+            found = dict(self.docker.info())
+        self._info = found  # what store() reads its storage from, when it has not yet asked
+        return found
 
     def image_document(self, reference: str) -> dict[str, Any] | None:
         """`docker image inspect` of a local image, whole; None when the engine will not say."""
@@ -325,10 +329,14 @@ class DockerEngine:
         )
 
     def _containerd_store(self) -> bool:
-        """Whether the engine keeps its images in containerd's store (GET /info)."""
+        """Whether the engine keeps its images in containerd's store (GET /info, unless the
+        engine already answered it: a check asks /info for its insecure registries first)."""
         try:
-            with self.calls("reporting its storage"):
-                status = self.docker.info().get("DriverStatus") or []
+            info = self._info
+            if info is None:
+                with self.calls("reporting its storage"):
+                    info = self.docker.info()
+            status = info.get("DriverStatus") or []
         except EngineUnavailable:
             raise
         except EngineError as exc:

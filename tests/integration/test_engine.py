@@ -147,6 +147,18 @@ def test_api_version_is_negotiated_with_the_engine(
         assert (major, minor) >= (1, 44)
 
 
+def test_the_store_is_read_from_the_info_the_engine_already_gave(
+    engine: DockerEngine, engine_under_test: EngineUnderTest
+) -> None:
+    # A check asks /info for the insecure registries before it lists: no second /info for that.
+    asked: list[str] = []
+    sdk_info = engine.docker.info
+    engine.docker.info = lambda: asked.append("info") or sdk_info()
+    assert engine.info()["Driver"]
+    assert engine.store() == engine_under_test.store
+    assert asked == ["info"]
+
+
 # The SDK's unix-socket connect leaks its socket object when the connect fails; collect it here
 # so the warning belongs to this test, not to whichever test the collector next runs in.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
