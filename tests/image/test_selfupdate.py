@@ -52,9 +52,12 @@ def bot_images(docker_client: docker.DockerClient, dockwarden_image: str) -> Bot
                   {"Labels": version("1.0.0"), "Healthcheck": FAST_HEALTH}),
         v2=derive(docker_client, dockwarden_image, "v2",
                   {"Labels": version("2.0.0"), "Healthcheck": FAST_HEALTH}),
+        # Its test fails from the first probe on, so no start period: it is unhealthy after
+        # two probes instead of waiting out 20 s of start period first.
         v2_unhealthy=derive(
             docker_client, dockwarden_image, "v2-unhealthy",
-            {"Labels": version("2.0.1"), "Healthcheck": {**FAST_HEALTH, "Test": ["CMD", "false"]}},
+            {"Labels": version("2.0.1"),
+             "Healthcheck": {**FAST_HEALTH, "Test": ["CMD", "false"], "StartPeriod": 0}},
         ),
     )
 
