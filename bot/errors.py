@@ -192,6 +192,10 @@ class StaleUpdate(UpdateError):
         self.digest = digest  # the digest it runs now, when its image has one
 
 
+class CanaryWaiting(UpdateError):
+    """An update waits for its canary hosts to stay healthy on the digest (nothing was done)."""
+
+
 class SelfUpdateRefused(UpdateError):
     """The bot's own container cannot be recreated from inside itself."""
 

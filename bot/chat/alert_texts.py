@@ -215,28 +215,41 @@ def recovered_alert(registry: str, kinds: Sequence[str]) -> Alert:
     )
 
 
-def engine_alert(message: str) -> Alert:
-    """Said once when a pass cannot list the engine's containers (engine down or failing)."""
+def engine_alert(message: str, *, host: str | None = None) -> Alert:
+    """Said once when a pass cannot list the engine's containers (engine down or failing);
+    with several hosts, once per host that does not answer while the others are checked."""
+    if host is None:
+        title = "Docker engine problem: nothing was checked"
+        rest = "No container is checked until it answers"
+        extra = {"problem": "engine_unreachable"}
+    else:
+        title = f"Docker host {host} does not answer: its containers were not checked"
+        rest = "The other hosts are checked as usual; this one's containers wait until it answers"
+        extra = {"problem": "engine_unreachable", "host": host}
     return Alert(
         kind=AlertKind.ENGINE_UNREACHABLE,
-        title="Docker engine problem: nothing was checked",
+        title=title,
         text=(
-            f"{safe_text(message)}\nNo container is checked until it answers; DockWarden "
-            "keeps trying on schedule and says so once it does."
+            f"{safe_text(message)}\n{rest}; DockWarden keeps trying on schedule and says so "
+            "once it does."
         ),
-        fields=(Field("Problem", "engine_unreachable"),),
-        extra={"problem": "engine_unreachable"},
+        fields=(Field("Problem", "engine_unreachable"),
+                *((Field("Host", host),) if host is not None else ())),
+        extra=extra,
     )
 
 
-def engine_recovered_alert() -> Alert:
-    """Said once when the Docker engine answers again after an engine_unreachable alert."""
+def engine_recovered_alert(*, host: str | None = None) -> Alert:
+    """Said once when the Docker engine (a host's, with several) answers again after an
+    engine_unreachable alert."""
+    what = "The Docker engine" if host is None else f"Docker host {host}"
     return Alert(
         kind=AlertKind.RECOVERED,
-        title="Docker engine recovered",
-        text="The Docker engine answers again; checks are back on schedule.",
-        fields=(Field("Cleared", "engine_unreachable"),),
-        extra={"problem": "engine_unreachable"},
+        title=f"{what} recovered" if host is not None else "Docker engine recovered",
+        text=f"{what} answers again; checks are back on schedule.",
+        fields=(Field("Cleared", "engine_unreachable"),
+                *((Field("Host", host),) if host is not None else ())),
+        extra={"problem": "engine_unreachable", **({"host": host} if host else {})},
     )
 
 

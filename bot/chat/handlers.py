@@ -13,26 +13,40 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.chat import replies
-from bot.chat.access import Authorizer, actor_of, container_of
+from bot.chat.access import Authorizer, actor_of
 from bot.chat.alert_texts import SNOOZE_BUTTON, rollback_alert
 from bot.chat.catalogue import COMMANDS
 from bot.chat.messages import Command, Reply
 from bot.chat.throttle import Cooldown
 from bot.domain.durations import SNOOZE_LIMIT, parse_duration
 from bot.domain.model import APPROVABLE_STATES, OPEN_STATES, UpdateState, short_digest
-from bot.errors import DockWardenError, SelfUpdateHandedOver, UsageError
+from bot.domain.targets import resolve_key
+from bot.errors import (
+    CanaryWaiting,
+    ContainerNotFound,
+    DockWardenError,
+    EngineUnavailable,
+    SelfUpdateHandedOver,
+    UsageError,
+)
 from bot.store.connection import utcnow
 from bot.store.db import Store
 from bot.store.safety import SafetyStore
 from bot.store.updates import PendingUpdate
-from bot.update.rollback import RollbackOutcome, Rollbacks
-from bot.usecases.ports import RunPass
+from bot.update.hosts import HostRollbacks
+from bot.update.rollback import RollbackOutcome
+from bot.usecases.ports import Resolve, RunPass
 from bot.usecases.update_service import NOT_STARTED, UpdateService
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 10  # updates per /updates page
 HISTORY_LINES = 15  # entries /history shows
+
+
+async def same_key(text: str) -> str:
+    """The resolver where no hosts are at hand (unit tests): the text is the key."""
+    return text
 
 
 @dataclass
@@ -47,10 +61,30 @@ class ChatContext:
     engine_label: str = "Docker engine"
     schedule: str = ""
     pass_running: Callable[[], bool] = lambda: False
-    rollbacks: Rollbacks | None = None  # None where no engine is at hand (unit tests)
+    rollbacks: HostRollbacks | None = None  # None where no engine is at hand (unit tests)
+    # What a user typed (`web`, `b/web`) as the container key it names, on the live hosts.
+    resolve: Resolve = same_key
 
 
 Handler = Callable[[ChatContext, Command], Awaitable[Reply]]
+
+
+async def _live_key(ctx: ChatContext, word: str) -> str:
+    """The container key `word` names: an update id's container, else the container a host
+    has by that name, else one the store knows (a container gone since)."""
+    update = ctx.store.get_update(word)
+    if update is not None:
+        return update.container
+    try:
+        return await ctx.resolve(word)
+    except (ContainerNotFound, EngineUnavailable):
+        return _known_key(ctx, word)
+
+
+def _known_key(ctx: ChatContext, word: str) -> str:
+    """The key among the containers the store knows that `word` names (AmbiguousTarget when
+    several hosts' are), else `word` itself."""
+    return resolve_key(word, ctx.store.known_containers())
 
 
 def _one_arg(command: Command) -> str:
@@ -61,7 +95,7 @@ def _one_arg(command: Command) -> str:
 
 def _resolve(ctx: ChatContext, word: str) -> PendingUpdate | None:
     """The update named by id, else the newest update of the container of that name."""
-    return ctx.store.get_update(word) or ctx.store.latest_update(word)
+    return ctx.store.get_update(word) or ctx.store.latest_update(_known_key(ctx, word))
 
 
 # -- read-only -----------------------------------------------------------------------------------
@@ -112,7 +146,7 @@ async def list_updates(ctx: ChatContext, command: Command) -> Reply:
 
 async def history(ctx: ChatContext, command: Command) -> Reply:
     """Recent actions and their outcomes (for one container when named)."""
-    container = command.args[0] if command.args else None
+    container = _known_key(ctx, command.args[0]) if command.args else None
     entries = ctx.store.history(container, limit=HISTORY_LINES)
     if not entries:
         return Reply("No history yet." if container is None else f"No history for {container}.")
@@ -150,7 +184,7 @@ async def approve(ctx: ChatContext, command: Command) -> Reply:
         result = await ctx.updates.apply(
             update.container, update=update, actor=actor, action="update"
         )
-    except SelfUpdateHandedOver as exc:
+    except (SelfUpdateHandedOver, CanaryWaiting) as exc:
         return Reply(str(exc))
     except NOT_STARTED as exc:
         return Reply(replies.not_started(f"Update {update.id}", str(exc)))
@@ -175,8 +209,9 @@ async def pull(ctx: ChatContext, command: Command) -> Reply:
     """Update a container to its newest digest now."""
     name = _one_arg(command)
     try:
+        key = await ctx.resolve(name)
         result = await ctx.updates.apply(
-            name, update=None, actor=actor_of(command.sender), action="pull"
+            key, update=None, actor=actor_of(command.sender), action="pull"
         )
     except SelfUpdateHandedOver as exc:
         return Reply(str(exc))
@@ -209,7 +244,7 @@ async def rollback(ctx: ChatContext, command: Command) -> Reply:
         return Reply("/rollback is not available here.")
     actor = actor_of(command.sender)
     try:
-        result = await ctx.rollbacks.rollback(name, actor=actor)
+        result = await ctx.rollbacks.rollback(await ctx.resolve(name), actor=actor)
     except NOT_STARTED as exc:
         return Reply(replies.not_started(f"/rollback {name}", str(exc)))
     if result.outcome is not RollbackOutcome.NOTHING:
@@ -224,7 +259,7 @@ async def snooze(ctx: ChatContext, command: Command) -> Reply:
     """No update alerts for a container for a while (default 1d)."""
     if not command.args or len(command.args) > 2:
         raise UsageError("name a container (or an update id) and optionally a duration")
-    container = container_of(ctx.store, command.args[0])
+    container = await _live_key(ctx, command.args[0])
     duration = parse_duration(
         command.args[1] if len(command.args) > 1 else SNOOZE_BUTTON, maximum=SNOOZE_LIMIT
     )

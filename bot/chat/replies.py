@@ -110,6 +110,14 @@ def status_text(
             f"{counts[CheckStatus.UPDATE_AVAILABLE]} with updates, "
             f"{counts[CheckStatus.SKIPPED]} skipped, {counts[CheckStatus.ERROR]} errors"
         )
+        for host, host_counts in sorted(last_pass.hosts.items()):
+            lines.append(
+                f"  {host}: {sum(host_counts.values())} containers, "
+                f"{host_counts[CheckStatus.UPDATE_AVAILABLE]} with updates, "
+                f"{host_counts[CheckStatus.ERROR]} errors"
+            )
+        for host, message in sorted(last_pass.unreachable.items()):
+            lines.append(f"  {host}: not checked, the engine did not answer: {safe_text(message)}")
         for registry, message in sorted(last_pass.rate_limited.items()):
             lines.append(f"Rate limited: {registry}: {safe_text(message)}")
     if next_pass is not None:

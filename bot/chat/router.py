@@ -14,17 +14,17 @@ from typing import TYPE_CHECKING
 from bot.chat import replies
 from bot.chat.access import Authorizer, Refuser
 from bot.chat.catalogue import COMMANDS, CommandSpec
-from bot.chat.handlers import HANDLERS, ChatContext, Handler
+from bot.chat.handlers import HANDLERS, ChatContext, Handler, same_key
 from bot.chat.messages import Command, Reply, Sender
 from bot.chat.throttle import Cooldown, SenderLimiter
 from bot.domain.model import APPROVABLE_STATES
 from bot.errors import DockWardenError, UsageError
 from bot.store.db import Store
-from bot.usecases.ports import RunPass
+from bot.usecases.ports import Resolve, RunPass
 from bot.usecases.update_service import UpdateService
 
 if TYPE_CHECKING:
-    from bot.update.rollback import Rollbacks
+    from bot.update.hosts import HostRollbacks
 
 CHECK_COOLDOWN = 60.0  # seconds between passes that non-admins may start with /check
 
@@ -51,7 +51,8 @@ class CommandRouter:
         schedule: str = "",
         pass_running: Callable[[], bool] = lambda: False,
         check_cooldown: float = CHECK_COOLDOWN,
-        rollbacks: Rollbacks | None = None,
+        rollbacks: HostRollbacks | None = None,
+        resolve: Resolve | None = None,
     ) -> None:
         self.store = store
         self.authorizer = authorizer
@@ -59,7 +60,7 @@ class CommandRouter:
         self.context = ChatContext(
             store, authorizer, run_pass, updates, Cooldown(check_cooldown),
             engine_label=engine_label, schedule=schedule, pass_running=pass_running,
-            rollbacks=rollbacks,
+            rollbacks=rollbacks, resolve=resolve or same_key,
         )
         self.refusals = SenderLimiter()  # per sender: how many refusals are recorded, answered
         self.refuser = Refuser(store, self.refusals)

@@ -7,6 +7,7 @@ only gathers workloads, asks the registry once per distinct reference, and appli
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,9 +29,16 @@ from bot.domain.model import (
 )
 from bot.domain.policy import min_age_of
 from bot.domain.reference import ImageRef, is_image_id, parse_reference
+from bot.domain.targets import LOCAL_HOST, container_key, parse_target, resolve_target, split_key
 from bot.domain.versions import Level
 from bot.engines.swarm import SERVICE_ID_LABEL
-from bot.errors import ContainerNotFound, InvalidReference, RegistryError
+from bot.errors import (
+    ContainerNotFound,
+    EngineError,
+    EngineUnavailable,
+    InvalidReference,
+    RegistryError,
+)
 from bot.registry.mirrors import with_endpoints
 
 log = logging.getLogger(__name__)
@@ -144,6 +152,7 @@ def plan_workload(
             reason=reason,
             policy=policy,
             kind=workload.kind,
+            host=workload.host,
         )
         return Plan(workload, policy, image, result=result)
 
@@ -186,6 +195,7 @@ def _result(
         error=error,
         policy=plan.policy,
         kind=plan.workload.kind,
+        host=plan.workload.host,
         min_age=plan.min_age,
         compose=compose_of(plan.workload.labels),
         stopped=plan.workload.stopped,
@@ -215,6 +225,7 @@ def decide(plan: Plan, answer: str | RegistryError | None) -> CheckResult:
             reason=SkipReason.LOCAL_IMAGE,
             policy=plan.policy,
             kind=plan.workload.kind,
+            host=plan.workload.host,
         )
     if answer is None:
         registry = plan.lookup.registry if plan.lookup else ""
@@ -225,24 +236,45 @@ def decide(plan: Plan, answer: str | RegistryError | None) -> CheckResult:
     return _result(plan, CheckStatus.ERROR, local=local, error=error)
 
 
-def select(workloads: Sequence[Workload], names: Sequence[str] | None) -> list[Workload]:
-    """The workloads named (all when no names); an unknown name raises ContainerNotFound."""
+def select(
+    workloads: Sequence[Workload],
+    names: Sequence[str] | None,
+    hosts: Sequence[str] = (LOCAL_HOST,),
+    unreachable: Mapping[str, str] | None = None,
+) -> list[Workload]:
+    """The workloads named (all when no names), each as `NAME` or `HOST/NAME`.
+
+    An unknown name raises ContainerNotFound, a bare name on several hosts AmbiguousTarget,
+    a name on a host that did not answer EngineUnavailable saying so.
+    """
     if not names:
         return list(workloads)
-    by_name = {w.name: w for w in workloads}
-    for name in names:
-        if name not in by_name:
-            raise ContainerNotFound(name)
-    wanted = dict.fromkeys(names)
-    return [by_name[name] for name in wanted]
+    by_pair = {(w.host, split_key(w.name)[1]): w for w in workloads}
+    chosen: dict[str, Workload] = {}
+    for text in names:
+        target = parse_target(text)
+        try:
+            host, name = resolve_target(target, hosts, by_pair)
+        except ContainerNotFound:
+            down = unreachable or {}
+            if target.host in down or (target.host is None and down):
+                where = target.host or ", ".join(sorted(down))
+                raise EngineUnavailable(
+                    f"{target} was not checked: host {where} did not answer"
+                ) from None
+            raise
+        workload = by_pair[(host, name)]
+        chosen.setdefault(workload.name, workload)
+    return list(chosen.values())
 
 
 class Checker:
-    """Runs check passes over an engine's workloads against the registries."""
+    """Runs check passes over the workloads of one engine, or of several hosts' engines, against
+    the registries; each distinct reference is asked for once, whichever hosts run it."""
 
     def __init__(
         self,
-        engine: WorkloadSource,
+        engine: WorkloadSource | Mapping[str, WorkloadSource],
         registry: DigestSource,
         *,
         label_enable: bool,
@@ -252,7 +284,11 @@ class Checker:
         describer: Describer | None = None,
         include_stopped: bool = False,
     ) -> None:
-        self.engine = engine
+        # Host name -> engine; with several, workloads are named HOST/NAME (bot/domain/targets).
+        self.engines: dict[str, WorkloadSource] = (
+            dict(engine) if isinstance(engine, Mapping) else {LOCAL_HOST: engine}
+        )
+        self.several = len(self.engines) > 1
         self.include_stopped = include_stopped  # DOCKWARDEN_INCLUDE_STOPPED
         self.registry = registry
         self.label_enable = label_enable
@@ -263,25 +299,60 @@ class Checker:
         self.describer = describer
 
     async def workloads(self) -> list[Workload]:
-        """Running containers and, on a swarm manager, services instead of their tasks."""
-        list_services = getattr(self.engine, "list_services", None)
+        """Every host's running containers and, on a swarm manager, services instead of their
+        tasks (raises the EngineError of the first host that did not answer)."""
+        found, unreachable = await self._listing()
+        for host in self.engines:
+            if host in unreachable:
+                raise unreachable[host]
+        return found
+
+    async def _listing(self) -> tuple[list[Workload], dict[str, EngineError]]:
+        """All hosts listed at once: their workloads, and the hosts that did not answer."""
+        hosts = list(self.engines)
+        listed = await asyncio.gather(
+            *(self._host_workloads(host) for host in hosts), return_exceptions=True
+        )
+        found: list[Workload] = []
+        unreachable: dict[str, EngineError] = {}
+        for host, outcome in zip(hosts, listed, strict=True):
+            if isinstance(outcome, EngineError):
+                unreachable[host] = outcome
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                found.extend(outcome)
+        return sorted(found, key=lambda w: (w.kind, w.name)), unreachable
+
+    async def _host_workloads(self, host: str) -> list[Workload]:
+        engine = self.engines[host]
+        list_services = getattr(engine, "list_services", None)
         services: list[Workload] = []
         stopped = self.include_stopped
         if list_services is None:
-            containers = await asyncio.to_thread(self.engine.list_workloads, stopped=stopped)
+            containers = await asyncio.to_thread(engine.list_workloads, stopped=stopped)
         else:
             containers, services = await asyncio.gather(
-                asyncio.to_thread(self.engine.list_workloads, stopped=stopped),
+                asyncio.to_thread(engine.list_workloads, stopped=stopped),
                 asyncio.to_thread(list_services),
             )
         service_ids = {s.id for s in services}
         containers = [c for c in containers if c.labels.get(SERVICE_ID_LABEL) not in service_ids]
-        return sorted(containers + services, key=lambda w: (w.kind, w.name))
+        return [
+            dataclasses.replace(
+                w, host=host, name=container_key(host, w.name, several=self.several)
+            )
+            for w in containers + services
+        ]
 
     async def check(self, names: Sequence[str] | None = None) -> CheckReport:
         """One pass: every distinct reference looked up once, all of them concurrently."""
         checked_at = datetime.now(UTC)
-        chosen = select(await self.workloads(), names)
+        listed, down = await self._listing()
+        if down and not self.several:
+            raise down[LOCAL_HOST if LOCAL_HOST in down else next(iter(down))]
+        unreachable = {host: str(exc) for host, exc in down.items()}
+        chosen = select(listed, names, list(self.engines), unreachable)
         plans = [
             plan_workload(w, label_enable=self.label_enable, default_policy=self.default_policy,
                           min_age=self.min_age)
@@ -306,4 +377,7 @@ class Checker:
         if self.describer is not None:
             results = await self.describer.describe(results)
         log.debug("checked %d workloads, %d distinct references", len(results), len(refs))
-        return CheckReport(checked_at=checked_at, results=results)
+        answered = tuple(h for h in self.engines if h not in down) if self.several else ()
+        return CheckReport(
+            checked_at=checked_at, results=results, hosts=answered, unreachable=unreachable
+        )

@@ -171,6 +171,13 @@ class Settings(BaseSettings):
     )
     min_age: timedelta | None = Field(default=None, validation_alias="DOCKWARDEN_MIN_AGE")
     auto_window: str | None = Field(default=None, validation_alias="DOCKWARDEN_AUTO_WINDOW")
+    # Hosts an approved digest goes to first; the others after the canaries' soak time.
+    canary_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), validation_alias="DOCKWARDEN_CANARY_HOSTS"
+    )
+    canary_soak: timedelta = Field(
+        default=timedelta(hours=1), validation_alias="DOCKWARDEN_CANARY_SOAK"
+    )
     registry_timeout: Seconds = Field(default=10.0, validation_alias="DOCKWARDEN_REGISTRY_TIMEOUT")
     registry_pass_timeout: Seconds = Field(
         default=120.0, validation_alias="DOCKWARDEN_REGISTRY_PASS_TIMEOUT"
@@ -310,12 +317,14 @@ class Settings(BaseSettings):
             raise ValueError("must be between 1d and 3650d")
         return value
 
-    @field_validator("rollback_keep", mode="before")
+    @field_validator("rollback_keep", "canary_soak", mode="before")
     @classmethod
-    def _keep(cls, value: object) -> object:
+    def _zero_or_duration(cls, value: object) -> object:
+        # 0: no keeping (old images go at once, as before); no soak (the other hosts follow
+        # as soon as the canaries run the digest).
         if isinstance(value, str):
             if value.strip() == "0":
-                return timedelta(0)  # no keeping: old images go at once, as before
+                return timedelta(0)
             return parse_duration(value, maximum=RETENTION_LIMIT)
         return value
 
@@ -329,6 +338,17 @@ class Settings(BaseSettings):
 
             return parse_age(value)
         return value
+
+    @field_validator("canary_hosts", mode="before")
+    @classmethod
+    def _canaries(cls, value: object, info: ValidationInfo) -> tuple[str, ...]:
+        names = tuple(dict.fromkeys(_split(value)))
+        watched = [host.name for host in info.data.get("hosts") or ()]
+        unknown = [name for name in names if name not in watched]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)} is not one of DOCKWARDEN_HOSTS "
+                             f"({', '.join(watched) or 'none'})")
+        return names
 
     @field_validator("auto_window")
     @classmethod

@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
+from bot.domain.targets import LOCAL_HOST, split_key
+
 
 class CheckStatus(StrEnum):
     """Outcome of checking one workload (the JSON contract's `status`)."""
@@ -93,6 +95,7 @@ class Workload:
     # (containerd image store, Podman): there a RepoDigest does not prove a pull.
     digests_prove_pull: bool = True
     stopped: bool = False  # listed with DOCKWARDEN_INCLUDE_STOPPED and not running
+    host: str = LOCAL_HOST  # the Docker host it runs on (name is HOST/NAME when several)
 
 
 @dataclass(frozen=True)
@@ -136,11 +139,13 @@ class CheckResult:
     endpoint: str | None = None
     compose: str | None = None  # PROJECT/SERVICE of a container Compose made (compose_of)
     stopped: bool = False  # the container is not running (DOCKWARDEN_INCLUDE_STOPPED)
+    host: str = LOCAL_HOST  # the Docker host (`container` is HOST/NAME when several)
 
     def as_json(self) -> dict[str, Any]:
         """The contract's result object (`endpoint` only when mirrors were asked)."""
         found: dict[str, Any] = {
-            "container": self.container,
+            "container": split_key(self.container)[1],
+            "host": self.host,
             "image": self.image,
             "status": self.status.value,
             "local_digest": self.local_digest,
@@ -162,13 +167,21 @@ class CheckReport:
 
     checked_at: datetime
     results: tuple[CheckResult, ...]
+    hosts: tuple[str, ...] = ()  # the hosts that answered (several hosts only)
+    unreachable: Mapping[str, str] = field(default_factory=dict)  # host -> why it did not
 
     def as_json(self) -> dict[str, Any]:
-        """The contract's `dockwarden check --json` document."""
-        return {
+        """The contract's `dockwarden check --json` document (`unreachable_hosts` when some)."""
+        found: dict[str, Any] = {
             "checked_at": self.checked_at.isoformat(),
             "results": [r.as_json() for r in self.results],
         }
+        if self.unreachable:
+            found["unreachable_hosts"] = [
+                {"host": host, "message": message}
+                for host, message in sorted(self.unreachable.items())
+            ]
+        return found
 
 
 NOTHING_CHANGED = "nothing was changed"
@@ -180,16 +193,18 @@ OutcomeT = TypeVar("OutcomeT", bound=StrEnum)
 class Change(Generic[OutcomeT]):
     """What one update or rollback of a container did: from which digest to which, and why."""
 
-    container: str
+    container: str  # the key: HOST/NAME when several hosts are watched
     outcome: OutcomeT
     old_digest: str | None
     new_digest: str | None
     message: str
+    host: str = LOCAL_HOST
 
     def as_json(self) -> dict[str, Any]:
         """The contract's `dockwarden update --json` (and `rollback --json`) document."""
         return {
-            "container": self.container,
+            "container": split_key(self.container)[1],
+            "host": self.host,
             "outcome": self.outcome.value,
             "old_digest": self.old_digest,
             "new_digest": self.new_digest,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -75,12 +76,18 @@ class _OwnTLSClient(docker.DockerClient):  # type: ignore[misc]
 
 
 class DockerEngine:
-    """A connection to one Docker engine, with the API version negotiated at start."""
+    """A connection to one Docker engine, with the API version negotiated at start.
+
+    With `lazy` (one of several hosts), an engine that does not answer at start is not an
+    error yet: the connection is tried again at each use from a worker thread (the event loop
+    is never held up by a connect), and each use until then raises EngineUnavailable.
+    """
 
     _info: dict[str, Any] | None = None  # the last /info document the engine gave
 
     def __init__(self, base_url: str | None = None, *, tls: TLSConfig | bool | None = None,
-                 timeout: float = 60.0) -> None:
+                 timeout: float = 60.0, lazy: bool = False,
+                 advice: str = "start Docker or set DOCKER_HOST") -> None:
         # DOCKER_TLS_VERIFY and DOCKER_CERT_PATH are Docker's own settings: let the SDK read them,
         # with the engine address DockWarden was configured with taking precedence. A `tls` given
         # (a Docker context's, bot/engines/hosts.py) replaces them.
@@ -89,32 +96,53 @@ class DockerEngine:
             environment["DOCKER_HOST"] = base_url
         url = environment.get("DOCKER_HOST") or DEFAULT_SOCKET
         self.where = shown_url(url)
+        self._open = (url, environment, tls, int(timeout))
+        self._advice = advice
+        self._client: Any = None
+        self._failure = f"no Docker engine answers at {self.where} yet"
+        self._connecting = threading.Lock()
+        self._store: str | None = None
+        try:
+            self._client = self._connect()
+        except EngineUnavailable:
+            if not lazy:
+                raise
+
+    def _connect(self) -> Any:
+        url, environment, tls, timeout = self._open
         failure = ""
         try:
             # version="auto" asks the engine for its API version (GET /version): that request is
             # also the proof that an engine answers, and it makes API 1.41 up to current work.
             if tls is None:
-                self.docker: Any = docker.from_env(
-                    version="auto", timeout=int(timeout), environment=environment
-                )
-            else:
-                self.docker = _OwnTLSClient(
-                    base_url=url, tls=tls, version="auto", timeout=int(timeout)
-                )
+                return docker.from_env(version="auto", timeout=timeout, environment=environment)
+            return _OwnTLSClient(base_url=url, tls=tls, version="auto", timeout=timeout)
         except (docker.errors.DockerException, *_CONNECTION_ERRORS) as exc:
-            failure = self._unavailable(exc)
-        self._store: str | None = None
-        if failure:
-            # Raised outside the handler so the SDK's exception chain (and the socket its failed
-            # connect left in a frame) is not kept alive by ours.
-            raise EngineUnavailable(failure)
+            failure = self._failure = self._unavailable(exc)
+        # Raised outside the handler so the SDK's exception chain (and the socket its failed
+        # connect left in a frame) is not kept alive by ours.
+        raise EngineUnavailable(failure)
+
+    @property
+    def docker(self) -> Any:
+        """The SDK client; connected now when a lazy engine did not answer before."""
+        client = self._client
+        if client is not None:
+            return client
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass  # a worker thread: a connect may take its time here
+        else:
+            raise EngineUnavailable(self._failure)
+        with self._connecting:
+            if self._client is None:
+                self._client = self._connect()
+            return self._client
 
     def _unavailable(self, exc: BaseException) -> str:
         why = _root_cause(exc)
-        return (
-            f"no Docker engine answers at {self.where}: {why}; "
-            "start Docker or set DOCKER_HOST"
-        )
+        return f"no Docker engine answers at {self.where}: {why}; {self._advice}"
 
     @contextmanager
     def calls(self, what: str | None = None) -> Iterator[None]:
@@ -210,7 +238,8 @@ class DockerEngine:
 
     def close(self) -> None:
         """Release the engine connection."""
-        self.docker.close()
+        if self._client is not None:
+            self._client.close()
 
     # ---- the engine port (bot/engines/port.py) ------------------------------------------
 

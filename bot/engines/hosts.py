@@ -20,14 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from bot.domain.targets import is_host_name
+from bot.domain.targets import LOCAL_HOST, is_host_name
 from bot.errors import ConfigError
 
 if TYPE_CHECKING:
     from bot.engines.docker import DockerEngine
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
-LOCAL_HOST = "local"  # the one host's name when DOCKWARDEN_HOSTS is unset
 DEFAULT_CONTEXT = "default"
 ENTRY_SCHEMES = ("unix", "tcp", "ssh")
 TLS_FILES = ("ca.pem", "cert.pem", "key.pem")
@@ -212,8 +211,9 @@ def _context_names(config: Path) -> Iterator[str]:
             yield name
 
 
-def connect(host: Host, *, timeout: float = 60.0) -> DockerEngine:
-    """A connection to `host`'s engine (EngineUnavailable when none answers there)."""
+def connect(host: Host, *, timeout: float = 60.0, lazy: bool = False) -> DockerEngine:
+    """A connection to `host`'s engine (EngineUnavailable when none answers there; with `lazy`,
+    at its first use instead, and tried again at each use until it does)."""
     from docker.errors import TLSParameterError
     from docker.tls import TLSConfig
 
@@ -221,7 +221,7 @@ def connect(host: Host, *, timeout: float = 60.0) -> DockerEngine:
 
     if host.context is None:
         # DOCKER_TLS_VERIFY / DOCKER_CERT_PATH apply, as to `docker -H URL`.
-        return DockerEngine(host.url, timeout=timeout)
+        return DockerEngine(host.url, timeout=timeout, lazy=lazy, advice=_advice(host))
     # A context carries its own TLS (or none), whatever the environment says.
     tls: TLSConfig | bool = False
     if host.tls is not None:
@@ -233,4 +233,11 @@ def connect(host: Host, *, timeout: float = 60.0) -> DockerEngine:
             # The files were there at start; the SDK's own words are about its parameters.
             raise ConfigError(f"host {host.name!r}: the TLS files of context {host.context!r} "
                               "are no longer readable") from None
-    return DockerEngine(host.url, tls=tls, timeout=timeout)
+    return DockerEngine(host.url, tls=tls, timeout=timeout, lazy=lazy, advice=_advice(host))
+
+
+def _advice(host: Host) -> str:
+    """What to do about an engine that does not answer, said in the words of its setting."""
+    if host.name == LOCAL_HOST and host.context is None:
+        return "start Docker or set DOCKER_HOST"
+    return f"start Docker there or correct the DOCKWARDEN_HOSTS entry {host.name!r}"

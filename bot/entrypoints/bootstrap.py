@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from bot.chat.router import CommandRouter
     from bot.check.checker import Checker
     from bot.domain.policy import AutoWindow
+    from bot.domain.targets import HostScope
     from bot.engines.docker import DockerEngine
     from bot.entrypoints.scheduling import PassScheduler
     from bot.http.metrics import Metrics
@@ -28,12 +29,13 @@ if TYPE_CHECKING:
     from bot.registry.credentials import DockerCredentials
     from bot.registry.mirrors import MirroredDigests
     from bot.store.db import Store
-    from bot.update.rollback import Rollbacks
+    from bot.update.hosts import HostRollbacks, HostUpdaters
     from bot.update.self_update import SelfUpdateReport
     from bot.update.updater import Updater
+    from bot.usecases.canary import CanaryHealth
     from bot.usecases.delivery import Notifier
     from bot.usecases.passes import PassRunner
-    from bot.usecases.ports import CheckerPort, UpdaterPort
+    from bot.usecases.ports import CheckerPort, Resolve, UpdaterPort
     from bot.usecases.update_service import UpdateService
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,26 @@ def build_engine(settings: Settings) -> DockerEngine:
     from bot.engines.docker import DockerEngine
 
     return DockerEngine(settings.docker_host)
+
+
+def build_engines(settings: Settings) -> dict[str, DockerEngine]:
+    """Every watched host's engine by name (DOCKWARDEN_HOSTS; unset: `local` on DOCKER_HOST).
+
+    One host must answer now (EngineUnavailable otherwise, as ever); of several, a host that
+    does not answer yet is connected at a later use and alerted about by the passes meanwhile.
+    """
+    from bot.engines.hosts import connect
+
+    hosts = settings.hosts
+    if len(hosts) == 1:
+        return {hosts[0].name: connect(hosts[0])}
+    engines = {host.name: connect(host, lazy=True) for host in hosts}
+    return engines
+
+
+def first_engine(engines: DockerEngine | Mapping[str, DockerEngine]) -> DockerEngine:
+    """The engine whose settings (registry mirrors, platform) stand for all hosts'."""
+    return next(iter(engines.values())) if isinstance(engines, Mapping) else engines
 
 
 def build_credentials(settings: Settings) -> DockerCredentials:
@@ -66,6 +88,17 @@ def engine_insecure_registries(engine: DockerEngine) -> tuple[str, ...]:
     except DockWardenError as exc:
         log.warning("cannot read the engine's insecure registries: %s", exc)
         return ()
+
+
+async def hosts_insecure_registries(engines: Mapping[str, DockerEngine]) -> tuple[str, ...]:
+    """Every host's insecure registries and plain-HTTP mirrors (hosts that answer now), each
+    host asked in a thread of its own."""
+    import asyncio
+
+    found = await asyncio.gather(*(
+        asyncio.to_thread(engine_insecure_registries, engine) for engine in engines.values()
+    ))
+    return tuple(dict.fromkeys(registry for each in found for registry in each))
 
 
 def build_registry(
@@ -115,9 +148,16 @@ def through_mirrors(
 
 
 def build_checker(
-    settings: Settings, engine: DockerEngine, registry: RegistryClient, store: Store | None = None
+    settings: Settings,
+    engines: DockerEngine | Mapping[str, DockerEngine],
+    registry: RegistryClient,
+    store: Store | None = None,
 ) -> Checker:
-    """The check pass over the engine's workloads (what updates bring kept in `store`)."""
+    """The check pass over every host's workloads (what updates bring kept in `store`).
+
+    Registry mirrors and the platform are the first host's: each image is asked for once per
+    pass, whichever hosts run it.
+    """
     from bot.check.checker import Checker
     from bot.check.image_info import (
         Describer,
@@ -128,17 +168,31 @@ def build_checker(
     )
     from bot.domain.versions import LEVELS
 
+    engine = first_engine(engines)
+    by_host = dict(engines) if isinstance(engines, Mapping) else {settings.hosts[0].name: engine}
     # Digests, tag listings and image configs alike go through the registry mirrors.
     mirrored = through_mirrors(settings, engine, registry)
+
+    def local(reference: str) -> Mapping[str, Any] | None:
+        """The image as the first host that has it (and answers) describes it."""
+        for host_engine in by_host.values():
+            try:
+                found = local_inspect(host_engine, reference)
+            except DockWardenError:
+                continue
+            if found is not None:
+                return found
+        return None
+
     describer = Describer(
         mirrored,
         StoreCache(store) if store is not None else MemoryCache(),
         platform=lambda: engine_platform(engine),
-        local=lambda reference: local_inspect(engine, reference),
+        local=local,
     )
 
     return Checker(
-        engine,
+        by_host,
         mirrored,
         label_enable=settings.label_enable,
         default_policy=settings.default_policy,
@@ -163,8 +217,10 @@ def build_updater(
     store: Store,
     *,
     after_step: Callable[[str], None] | None = None,
+    scope: HostScope | None = None,
 ) -> Updater:
     """The updater: pull, recreate, health-gate, roll back (`after_step` hears each step)."""
+    from bot.domain.targets import HostScope
     from bot.update.updater import Updater
 
     return Updater(
@@ -178,7 +234,28 @@ def build_updater(
         include_stopped=settings.include_stopped,
         after_step=after_step,
         rollback_keep=settings.rollback_keep,
+        scope=scope or HostScope(settings.hosts[0].name),
     )
+
+
+def build_updaters(
+    settings: Settings,
+    engines: Mapping[str, DockerEngine],
+    registry: RegistryClient,
+    store: Store,
+    *,
+    after_step: Callable[[str], None] | None = None,
+) -> HostUpdaters:
+    """One updater per host, each on its own engine and keys, as one (bot/update/hosts.py)."""
+    from bot.domain.targets import HostScope
+    from bot.update.hosts import HostUpdaters
+
+    several = len(engines) > 1
+    return HostUpdaters({
+        host: build_updater(settings, engine, registry, store, after_step=after_step,
+                            scope=HostScope(host, several))
+        for host, engine in engines.items()
+    })
 
 
 class AdapterSpec(NamedTuple):
@@ -229,7 +306,9 @@ def build_core(
     *,
     engine_label: str = "Docker engine",
     retry_delay: float = 1.0,
-    rollbacks: Rollbacks | None = None,
+    rollbacks: HostRollbacks | None = None,
+    resolve: Resolve | None = None,
+    canary_health: CanaryHealth | None = None,
 ) -> Core:
     """Wire the core around its ports (the daemon and the tests use this same wiring)."""
     from bot.chat.access import Authorizer
@@ -247,7 +326,12 @@ def build_core(
         if secret is not None
     ]
     notifier = Notifier(list(adapters), store, retry_delay=retry_delay, secrets=secrets)
-    updates = UpdateService(store, updater, notifier)
+    canary = None
+    if settings.canary_hosts and canary_health is not None:
+        from bot.usecases.canary import CanaryGate
+
+        canary = CanaryGate(store, settings.canary_hosts, settings.canary_soak, canary_health)
+    updates = UpdateService(store, updater, notifier, canary=canary)
     runner = PassRunner(
         checker, store, notifier, updates, history_retention=settings.history_retention,
         auto_window=auto_window(settings),
@@ -262,18 +346,33 @@ def build_core(
         schedule=settings.schedule,
         pass_running=lambda: runner.running,
         rollbacks=rollbacks,
+        resolve=resolve,
     )
     return Core(store=store, notifier=notifier, updates=updates, runner=runner, router=router)
 
 
 def engine_label(engine: DockerEngine, settings: Settings) -> str:
     """`Docker 28.2.2 (API 1.50) at unix:///var/run/docker.sock` for /status."""
-    where = settings.docker_host or "the local Docker socket"
+    from bot.engines.hosts import DEFAULT_SOCKET
+
+    where = engine.where
+    if where == DEFAULT_SOCKET and settings.docker_host is None:
+        where = "the local Docker socket"
     try:
         version = engine.version().get("Version", "?")
     except DockWardenError:
         return f"Docker at {where}"
     return f"Docker {version} (API {engine.api_version}) at {where}"
+
+
+def engine_labels(engines: Mapping[str, DockerEngine], settings: Settings) -> str:
+    """/status's engine line: one engine's label, or each host's on a line of its own."""
+    if len(engines) == 1:
+        return engine_label(next(iter(engines.values())), settings)
+    lines = [f"{len(engines)} hosts"]
+    for host, engine in engines.items():
+        lines.append(f"  {host}: {engine_label(engine, settings)}")
+    return "\n".join(lines)
 
 
 def build_metrics(settings: Settings) -> Metrics | None:

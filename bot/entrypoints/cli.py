@@ -19,7 +19,7 @@ from bot.errors import ConfigError, ContainerNotFound, DockWardenError, EngineUn
 
 if TYPE_CHECKING:
     from bot.store.db import Store
-    from bot.update.updater import Updater
+    from bot.update.hosts import HostUpdaters
 
 log = logging.getLogger(__name__)
 
@@ -37,25 +37,26 @@ def _cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     from bot.domain.model import CheckReport
     from bot.entrypoints.bootstrap import (
         build_checker,
-        build_engine,
+        build_engines,
         build_registry,
-        engine_insecure_registries,
+        hosts_insecure_registries,
     )
     from bot.entrypoints.report import progress, render_table
 
-    engine = build_engine(settings)
+    engines = build_engines(settings)
 
     async def one_pass() -> CheckReport:
-        insecure = await asyncio.to_thread(engine_insecure_registries, engine)
+        insecure = await hosts_insecure_registries(engines)
         async with build_registry(settings, engine_insecure=insecure) as registry:
-            checker = build_checker(settings, engine, registry)
+            checker = build_checker(settings, engines, registry)
             async with progress(sys.stderr, "checking images"):
                 return await checker.check(args.names or None)
 
     try:
         report = asyncio.run(one_pass())
     finally:
-        engine.close()
+        for engine in engines.values():
+            engine.close()
     if args.json:
         sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
     else:
@@ -82,10 +83,11 @@ def _cmd_update(settings: Settings, args: argparse.Namespace) -> int:
         return confirm(question, without_terminal=f"not updating {args.name}: no terminal to "
                        "confirm on; pass --yes to update without asking")
 
-    async def update(updater: Updater, store: Store) -> UpdateResult | None:
+    async def update(updater: HostUpdaters, store: Store) -> UpdateResult | None:
         expected = None
+        name = await updater.resolve(args.name)  # NAME or HOST/NAME, as chat takes it
         if not args.yes:
-            preview = await updater.preview(args.name)
+            preview = await updater.preview(name)
             expected = preview.new_digest
             if preview.new_digest != preview.old_digest and not ask(
                 f"Update {preview.container} ({preview.image}) from "
@@ -96,7 +98,7 @@ def _cmd_update(settings: Settings, args: argparse.Namespace) -> int:
         updates = UpdateService(store, updater, CommandAlerts(settings, store, sys.stderr))
         async with progress(sys.stderr, status):
             return await updates.apply(
-                args.name, update=None, actor=cli_actor(), action="pull", digest=expected
+                name, update=None, actor=cli_actor(), action="pull", digest=expected
             )
 
     result = run_with_updater(settings, update, after_step=moved_on)

@@ -23,15 +23,15 @@ from bot.entrypoints.bootstrap import (
     build_adapters,
     build_checker,
     build_core,
-    build_engine,
+    build_engines,
     build_metrics,
     build_registry,
     build_scheduler,
     build_self_update_report,
     build_store,
-    build_updater,
-    engine_insecure_registries,
-    engine_label,
+    build_updaters,
+    engine_labels,
+    hosts_insecure_registries,
 )
 from bot.errors import ConfigError
 
@@ -39,8 +39,7 @@ if TYPE_CHECKING:
     from bot.entrypoints.scheduling import PassScheduler
     from bot.http.metrics import Metrics
     from bot.http.server import HttpServer
-    from bot.update.rollback import Rollbacks
-    from bot.update.updater import Updater
+    from bot.update.hosts import HostRollbacks, HostUpdaters
     from bot.usecases.update_service import UpdateService
 
 log = logging.getLogger(__name__)
@@ -134,32 +133,33 @@ class Daemon:
 
     async def _start(self) -> Core:
         settings, stack = self.settings, self._stack
-        engine = await asyncio.to_thread(build_engine, settings)
-        # Closed in reverse: registry, then store, then engine.
-        stack.callback(engine.close)
+        engines = await asyncio.to_thread(build_engines, settings)
+        # Closed in reverse: registry, then store, then engines.
+        for each in engines.values():
+            stack.callback(each.close)
         store = build_store(settings)
         stack.callback(store.close)
         self.metrics = build_metrics(settings)
-        insecure = await asyncio.to_thread(engine_insecure_registries, engine)
+        insecure = await hosts_insecure_registries(engines)
         registry = await stack.enter_async_context(
             build_registry(settings, self.metrics, engine_insecure=insecure)
         )
-        updater = build_updater(settings, engine, registry, store)
+        updater = build_updaters(settings, engines, registry, store)
         reconciled = await updater.reconcile()
         if reconciled:
             log.warning("finished or undid interrupted updates of: %s", ", ".join(reconciled))
         for update in store.reopen_interrupted():
             log.warning("update %s of %s was interrupted; it is pending again",
                         update.id, update.container)
-        checker = build_checker(settings, engine, registry, store)
-        label = await asyncio.to_thread(engine_label, engine, settings)
+        checker = build_checker(settings, engines, registry, store)
+        label = await asyncio.to_thread(engine_labels, engines, settings)
         from bot.http.metrics import metered
-        from bot.update.rollback import Rollbacks
+        from bot.update.hosts import HostRollbacks
 
-        rollbacks = Rollbacks(updater)
+        rollbacks = HostRollbacks(updater)
         core = self.core = build_core(
             settings, store, *metered(checker, updater, self.metrics), engine_label=label,
-            rollbacks=rollbacks,
+            rollbacks=rollbacks, resolve=updater.resolve, canary_health=updater,
         )
         wanted = list(self._given) if self._given is not None else build_adapters(settings, core)
         await _start_adapters(wanted, core, self.adapters)
@@ -259,7 +259,10 @@ async def _shutdown(
 
 
 async def _keep_reconciling(
-    updater: Updater, updates: UpdateService, interval: float, rollbacks: Rollbacks | None = None
+    updater: HostUpdaters,
+    updates: UpdateService,
+    interval: float,
+    rollbacks: HostRollbacks | None = None,
 ) -> None:
     """Settle interrupted updates while the daemon runs, not only at its start; let previous
     images go once DOCKWARDEN_ROLLBACK_KEEP has passed."""

@@ -18,7 +18,7 @@ from bot.config.settings import Settings
 
 if TYPE_CHECKING:
     from bot.store.db import Store
-    from bot.update.updater import Updater
+    from bot.update.hosts import HostUpdaters
 
 T = TypeVar("T")
 
@@ -40,26 +40,26 @@ class Outcome(Protocol):
 
 def run_with_updater(
     settings: Settings,
-    work: Callable[[Updater, Store], Awaitable[T]],
+    work: Callable[[HostUpdaters, Store], Awaitable[T]],
     *,
     after_step: Callable[[str], None] | None = None,
 ) -> T:
-    """Run `work` with an updater on the configured engine, interrupted updates settled first."""
+    """Run `work` with the hosts' updaters, interrupted updates settled first."""
     from bot.entrypoints.bootstrap import (
-        build_engine,
+        build_engines,
         build_registry,
         build_store,
-        build_updater,
-        engine_insecure_registries,
+        build_updaters,
+        hosts_insecure_registries,
     )
 
-    engine = build_engine(settings)
+    engines = build_engines(settings)
     store = build_store(settings)
 
     async def main() -> T:
-        insecure = await asyncio.to_thread(engine_insecure_registries, engine)
+        insecure = await hosts_insecure_registries(engines)
         async with build_registry(settings, engine_insecure=insecure) as registry:
-            updater = build_updater(settings, engine, registry, store, after_step=after_step)
+            updater = build_updaters(settings, engines, registry, store, after_step=after_step)
             for name in await updater.reconcile():
                 print(f"dockwarden: settled an interrupted update of {name}", file=sys.stderr)
             return await work(updater, store)
@@ -68,7 +68,8 @@ def run_with_updater(
         return asyncio.run(main())
     finally:
         store.close()
-        engine.close()
+        for engine in engines.values():
+            engine.close()
 
 
 def error_document(kind: str, message: str) -> dict[str, object]:

@@ -17,7 +17,7 @@ from bot.update.rollback import RollbackOutcome, RollbackResult
 
 if TYPE_CHECKING:
     from bot.store.db import Store
-    from bot.update.updater import Updater
+    from bot.update.hosts import HostUpdaters
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -33,12 +33,13 @@ def run(settings: Settings, args: argparse.Namespace, actor: str) -> int:
     """Roll one container (or service) back; exit 0 rolled back, 1 otherwise."""
     from bot.entrypoints.cli_alerts import CommandAlerts
     from bot.entrypoints.one_shot import print_aborted, print_outcome, run_with_updater
-    from bot.update.rollback import Rollbacks
+    from bot.update.hosts import HostRollbacks
 
-    async def roll_back(updater: Updater, store: Store) -> RollbackResult | None:
-        rollbacks = Rollbacks(updater)
+    async def roll_back(updater: HostUpdaters, store: Store) -> RollbackResult | None:
+        rollbacks = HostRollbacks(updater)
+        name = await updater.resolve(args.name)  # NAME or HOST/NAME, as chat takes it
         if not args.yes:
-            plan = await rollbacks.plan(args.name)
+            plan = await rollbacks.plan(name)
             running = plan.running if plan else None
             back_to = plan.back_to if plan else None
             if plan is not None and not _ask(
@@ -47,7 +48,7 @@ def run(settings: Settings, args: argparse.Namespace, actor: str) -> int:
                 args.name,
             ):
                 return None
-        result = await rollbacks.rollback(args.name, actor=actor)
+        result = await rollbacks.rollback(name, actor=actor)
         if result.outcome is not RollbackOutcome.NOTHING:
             await CommandAlerts(settings, store, sys.stderr).send(
                 [rollback_alert(result, actor)]

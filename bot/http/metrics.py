@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.process_collector import ProcessCollector
 
 from bot.domain.model import Basis, CheckReport, CheckStatus, UpdateResult
+from bot.domain.targets import LOCAL_HOST
 from bot.errors import DockWardenError, SelfUpdateHandedOver, SelfUpdateRefused
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 
 Clock = Callable[[], datetime]
 
-LOCAL_HOST = "local"  # the host name of the single engine on DOCKER_HOST
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _PASS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
@@ -107,9 +107,9 @@ class Metrics:
     def observe_report(self, report: CheckReport) -> None:
         """Set the per-host gauges from a full pass's results (earlier hosts' series reset)."""
         counts: dict[tuple[str, str], int] = {}
-        hosts: set[str] = set()
+        hosts: set[str] = set(report.hosts) | set(report.unreachable)
         for result in report.results:
-            host = str(getattr(result, "host", None) or LOCAL_HOST)
+            host = result.host
             hosts.add(host)
             key = (host, result.status.value)
             counts[key] = counts.get(key, 0) + 1

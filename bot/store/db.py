@@ -77,6 +77,10 @@ class Store(Database):
         """The newest history entries, for one container or all."""
         return self._history.newest(container, limit)
 
+    def known_containers(self) -> set[str]:
+        """Every container key the updates and the history name (to resolve a bare name)."""
+        return self._updates.containers() | self._history.containers()
+
     def prune_history(self, before: datetime) -> int:
         """Delete history entries older than `before`; returns how many went."""
         return self._history.prune(before)
@@ -164,6 +168,14 @@ class Store(Database):
     def set_seen_digest(self, container: str, image: str, digest: str) -> None:
         """Remember the remote digest seen for `container` (when it changed)."""
         self._seen.remember(container, image, digest)
+
+    def seen_running(self, image: str) -> dict[str, str]:
+        """The containers last seen on `image`, each with the remote digest seen for it."""
+        return self._seen.running(image)
+
+    def update_to(self, container: str, digest: str) -> PendingUpdate | None:
+        """The update row of `container` to `digest`, if one was found."""
+        return self._updates.for_digest(container, digest)
 
     def containers(self) -> list[str]:
         """Names of the containers seen with a remote digest, sorted."""

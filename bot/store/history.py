@@ -54,6 +54,13 @@ class History:
                 ).fetchall()
         return [HistoryEntry(**dict(row)) for row in rows]
 
+    def containers(self) -> set[str]:
+        """Every container (key) a history entry names."""
+        with self.db.reading() as db:
+            return {row[0] for row in db.execute(
+                "SELECT DISTINCT container FROM history WHERE container IS NOT NULL"
+            )}
+
     def prune(self, before: datetime) -> int:
         """Delete history entries older than `before`; returns how many went."""
         with self.db.transaction() as db:

@@ -23,6 +23,9 @@ class LastPass:
     checked_at: datetime
     counts: Mapping[CheckStatus, int]
     rate_limited: Mapping[str, str] = field(default_factory=dict)
+    # With several hosts: each host's counts, and the hosts that did not answer (why).
+    hosts: Mapping[str, Mapping[CheckStatus, int]] = field(default_factory=dict)
+    unreachable: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -57,6 +60,11 @@ class Meta:
             checked_at=datetime.fromisoformat(data["checked_at"]),
             counts={CheckStatus(status): int(n) for status, n in data["counts"].items()},
             rate_limited={str(k): str(v) for k, v in data.get("rate_limited", {}).items()},
+            hosts={
+                str(host): {CheckStatus(status): int(n) for status, n in counts.items()}
+                for host, counts in data.get("hosts", {}).items()
+            },
+            unreachable={str(k): str(v) for k, v in data.get("unreachable", {}).items()},
         )
 
     def next_pass(self) -> datetime | None:
@@ -74,4 +82,7 @@ class Meta:
             "checked_at": last.checked_at.isoformat(timespec="seconds"),
             "counts": {str(status): n for status, n in last.counts.items()},
             "rate_limited": dict(last.rate_limited),
+            "hosts": {host: {str(status): n for status, n in counts.items()}
+                      for host, counts in last.hosts.items()},
+            "unreachable": dict(last.unreachable),
         }))

@@ -24,6 +24,15 @@ class SeenDigests:
                 (container, image, digest, utcnow().isoformat()),
             )
 
+    def running(self, image: str) -> dict[str, str]:
+        """The containers last seen on `image` (a normalised reference), each with the remote
+        digest seen for it."""
+        with self.db.reading() as db:
+            rows = db.execute(
+                "SELECT container, remote_digest FROM seen_digests WHERE image = ?", (image,)
+            ).fetchall()
+        return {str(row["container"]): str(row["remote_digest"]) for row in rows}
+
     def containers(self) -> list[str]:
         """Names of the containers seen with a remote digest, sorted."""
         with self.db.reading() as db:

@@ -94,6 +94,17 @@ class Updates:
             "SELECT * FROM updates WHERE container = ? ORDER BY seq DESC LIMIT 1", container
         )
 
+    def for_digest(self, container: str, digest: str) -> PendingUpdate | None:
+        """The update row of `container` to `digest`, if one was found."""
+        return self._one(
+            "SELECT * FROM updates WHERE container = ? AND remote_digest = ?", container, digest
+        )
+
+    def containers(self) -> set[str]:
+        """Every container (key) an update row names."""
+        with self.db.reading() as db:
+            return {row[0] for row in db.execute("SELECT DISTINCT container FROM updates")}
+
     def newer(self, update: PendingUpdate) -> PendingUpdate | None:
         """The newest row of the same container created after `update`, if any."""
         return self._one(

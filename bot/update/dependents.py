@@ -65,7 +65,7 @@ class Dependents:
             await asyncio.to_thread(
                 self.store.record, "recreate",
                 UpdateOutcome.UPDATED if done.ok else UpdateOutcome.ROLLED_BACK,
-                container=dep.name, detail=done.detail,
+                container=self.replacer.scope.key(dep.name), detail=done.detail,
             )
             state = "recreated in its network namespace" if done.ok else f"failed: {done.detail}"
             notes.append(f"{dep.name} {state}")

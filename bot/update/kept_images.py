@@ -11,6 +11,7 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
+from bot.domain.targets import ONE_HOST, HostScope
 from bot.errors import StoreError
 from bot.store.connection import utcnow
 from bot.store.db import Store
@@ -24,9 +25,16 @@ class KeptImages:
     """Records replaced images for rollbacks and removes them when their keep time is over."""
 
     def __init__(
-        self, store: Store, images: Images, *, keep: timedelta, remove_old: bool
+        self,
+        store: Store,
+        images: Images,
+        *,
+        keep: timedelta,
+        remove_old: bool,
+        scope: HostScope = ONE_HOST,
     ) -> None:
         self.safety = SafetyStore(store)
+        self.scope = scope  # this host's records only: the images are on its engine
         self.images = images
         self.keep = keep  # DOCKWARDEN_ROLLBACK_KEEP
         self.remove_old = remove_old  # DOCKWARDEN_REMOVE_OLD_IMAGES
@@ -62,7 +70,8 @@ class KeptImages:
     async def expire(self, now: datetime) -> int:
         """Let previous images go once their keep time passed; removed with
         DOCKWARDEN_REMOVE_OLD_IMAGES unless still used. Returns how many records expired."""
-        records = await asyncio.to_thread(self.safety.expired, now)
+        records = [r for r in await asyncio.to_thread(self.safety.expired, now)
+                   if self.scope.owns(r.container)]
         for record in records:
             await asyncio.to_thread(self.safety.set_state, record.id, "expired")
             if not self.remove_old:

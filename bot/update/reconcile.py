@@ -53,8 +53,9 @@ class Reconciler:
 
     async def refuse_foreign_update(self, name: str) -> None:
         """Another live process is updating it, or a dead one left it half-done (settle it)."""
+        key = self.replacer.scope.key(name)
         for entry in await asyncio.to_thread(self.store.journal_open):
-            if entry.container != name:
+            if entry.container != key:
                 continue
             if self.owner_alive(entry):
                 raise UpdateInProgress(f"another DockWarden process is updating {name}")
@@ -67,13 +68,17 @@ class Reconciler:
         settled by a later call once that is no longer so.
         """
         settled = []
-        entries = await asyncio.to_thread(self.store.journal_open)
+        scope = self.replacer.scope
+        # Each host's updater settles its own host's journals, on its own engine.
+        entries = [e for e in await asyncio.to_thread(self.store.journal_open)
+                   if scope.owns(e.container)]
         # Namespace sharers first: settling their target may recreate them.
         entries.sort(key=lambda e: e.data.get("kind") != "dependent")
         for entry in entries:
-            if self.owner_alive(entry) or entry.container in self.claims:
+            name = scope.name(entry.container)
+            if self.owner_alive(entry) or name in self.claims:
                 continue  # still being carried out by a live process, or by this one
-            with self.claims.settling(entry.container):
+            with self.claims.settling(name):
                 await self.settle(entry)
             settled.append(entry.container)
         return settled

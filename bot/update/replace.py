@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bot.domain.targets import ONE_HOST, HostScope
 from bot.engines.inspect import ContainerInspect
 from bot.engines.port import Engine, doing
 from bot.errors import DockWardenError, EngineError, StoreError
@@ -68,9 +69,11 @@ class Replacer:
         health_timeout: float,
         grace_period: float,
         after_step: Callable[[str], None] | None = None,
+        scope: HostScope = ONE_HOST,
     ) -> None:
         self.engine = engine
         self.store = store
+        self.scope = scope  # journals are written under this host's keys
         self.health_timeout = health_timeout
         self.grace_period = grace_period
         # Called after each step completes; tests use it to interrupt at a precise point.
@@ -99,7 +102,9 @@ class Replacer:
         journal = {**journal, "name": name, "old_id": old_id, "aside": aside, "expires": expires,
                    "stopped": not old.state.running}
         # Raises StoreError before anything is touched when the journal cannot be opened.
-        jid = await asyncio.to_thread(self.store.journal_begin, name, "stop", journal)
+        jid = await asyncio.to_thread(
+            self.store.journal_begin, self.scope.key(name), "stop", journal
+        )
         self.active.add(jid)
         try:
             done = await self._replace(jid, old, spec, journal, keep_open=keep_open)

@@ -11,6 +11,7 @@ instead. A Swarm service goes back to the swarm's previous spec.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -93,17 +94,18 @@ class Rollbacks:
 
     async def plan(self, name: str) -> RollbackPlan | None:
         """What `rollback name` would do; None when there is nothing to roll back."""
-        old = await self.updater.engine.inspect_container(name)
+        scope = self.updater.scope
+        old = await self.updater.engine.inspect_container(scope.name(name))
         if old is None:
-            service = await self.updater.services.find(name)
+            service = await self.updater.services.find(scope.name(name))
             if service is None:
                 raise ContainerNotFound(name)
             found = self._service_previous(service)
             if found is None:
                 return None
             now_digest, back_digest, _ = found
-            return RollbackPlan(service.name, service.image, now_digest, back_digest)
-        record = await asyncio.to_thread(self.safety.last_update, old.name)
+            return RollbackPlan(scope.key(service.name), service.image, now_digest, back_digest)
+        record = await asyncio.to_thread(self.safety.last_update, scope.key(old.name))
         if record is None or old.image_id != record.new_image_id:
             return None
         return RollbackPlan(record.container, record.image, record.new_digest, record.old_digest)
@@ -111,6 +113,7 @@ class Rollbacks:
     async def rollback(self, name: str, *, actor: str | None = None) -> RollbackResult:
         """Put `name` back on what it ran before its last update (ContainerNotFound if none)."""
         updater = self.updater
+        name = updater.scope.name(name)
         with updater.claims.hold(name) as claim:
             old = await updater.engine.inspect_container(name)
             if old is not None:
@@ -121,8 +124,11 @@ class Rollbacks:
             else:
                 service = await updater.services.find(name)
                 if service is None:
-                    raise ContainerNotFound(name)
+                    raise ContainerNotFound(updater.scope.key(name))
                 result = await self._service(service)
+        result = dataclasses.replace(
+            result, container=updater.scope.key(result.container), host=updater.scope.host
+        )
         try:
             await asyncio.to_thread(
                 self.store.record, "rollback", result.outcome.value,
@@ -135,7 +141,7 @@ class Rollbacks:
 
     async def _container(self, old: ContainerInspect) -> RollbackResult:
         name = old.name
-        record = await asyncio.to_thread(self.safety.last_update, name)
+        record = await asyncio.to_thread(self.safety.last_update, self.updater.scope.key(name))
         if record is None:
             return RollbackResult.nothing(
                 name,
@@ -222,6 +228,7 @@ class Rollbacks:
 
     def _settle(self, record: PreviousImage | None, name: str, digest: str | None) -> None:
         """After a rollback: the record is used, and the digest is never applied by `auto`."""
+        name = self.updater.scope.key(name)
         try:
             if record is not None:
                 self.safety.set_state(record.id, "rolled_back")
@@ -244,7 +251,8 @@ class Rollbacks:
             return None
         _, now_digest = split_digest(service.image)
         _, back_digest = split_digest(before)
-        if back_digest and self.safety.is_blocked(service.name, back_digest):
+        key = self.updater.scope.key(service.name)
+        if back_digest and self.safety.is_blocked(key, back_digest):
             return None  # the previous spec is the one a rollback left: no ping-pong
         return now_digest, back_digest, template
 

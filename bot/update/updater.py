@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 from bot.check.checker import local_digests
 from bot.domain.model import Basis, UpdateOutcome, UpdateResult, compose_of, short_digest
 from bot.domain.reference import ImageRef
+from bot.domain.targets import ONE_HOST, HostScope
 from bot.engines.inspect import ContainerInspect, ImageInspect
 from bot.engines.port import Engine, doing
 from bot.engines.swarm import ServiceInspect
@@ -89,7 +90,11 @@ class Updater:
         after_step: Callable[[str], None] | None = None,
         rollback_keep: timedelta = timedelta(0),
         include_stopped: bool = False,
+        scope: HostScope = ONE_HOST,
     ) -> None:
+        # The host this updater's engine is: container names in, keys (HOST/NAME with several
+        # hosts) out, in results, history, journals and kept images.
+        self.scope = scope
         self.registry = registry
         # DOCKWARDEN_INCLUDE_STOPPED: a stopped container is updated too, and stays stopped.
         self.include_stopped = include_stopped
@@ -98,13 +103,14 @@ class Updater:
         self.images = Images(engine, credentials)
         # The image each update replaced, kept for a rollback (DOCKWARDEN_ROLLBACK_KEEP).
         self.kept = KeptImages(store, self.images, keep=rollback_keep,
-                               remove_old=remove_old_images)
+                               remove_old=remove_old_images, scope=scope)
         self.replacer = Replacer(
             engine,
             store,
             health_timeout=health_timeout,
             grace_period=grace_period,
             after_step=after_step,
+            scope=scope,
         )
         self.dependents = Dependents(engine, self.replacer, store)
         self.claims = Claims()  # names and ids of containers and services being changed
@@ -122,8 +128,10 @@ class Updater:
         """Update one container to the approved (or else the current remote) digest.
 
         With `made_for`, raises StaleUpdate (touching nothing) unless the container still runs
-        that reference at that digest: an approval never takes a container back.
+        that reference at that digest: an approval never takes a container back. `name` may be
+        this host's key (HOST/NAME).
         """
+        name = self.scope.name(name)
         with self.claims.hold(name) as claim:
             old = await self.engine.inspect_container(name)
             if old is not None:
@@ -137,8 +145,11 @@ class Updater:
             else:
                 service = await self.services.find(name)
                 if service is None:
-                    raise ContainerNotFound(name)
+                    raise ContainerNotFound(self.scope.key(name))
                 result = await self._update_service(service, expected_digest, made_for)
+        result = dataclasses.replace(
+            result, container=self.scope.key(result.container), host=self.scope.host
+        )
         try:
             await asyncio.to_thread(
                 self.store.record,
@@ -156,18 +167,19 @@ class Updater:
 
     async def preview(self, name: str) -> Preview:
         """The digests an update of `name` would go from and to (raises when it cannot start)."""
-        old = await self.engine.inspect_container(name)
+        old = await self.engine.inspect_container(self.scope.name(name))
         if old is None:
-            service = await self.services.find(name)
+            service = await self.services.find(self.scope.name(name))
             if service is None:
                 raise ContainerNotFound(name)
             ref, old_digest = service_target(service)
             new = await self.registry.remote_digest(ref)
-            return Preview(service.name, str(ref), old_digest, new)
+            return Preview(self.scope.key(service.name), str(ref), old_digest, new)
         ref, old_image = await self._target(old)
         old_digests = local_digests(ref, old_image.repo_digests)
         new = await self.registry.remote_digest(ref)
-        return Preview(old.name, str(ref), old_digests[0] if old_digests else None, new)
+        return Preview(self.scope.key(old.name), str(ref),
+                       old_digests[0] if old_digests else None, new)
 
     async def reconcile(self) -> list[str]:
         """Settle every update a dead process left open; the names of the containers settled.
@@ -250,8 +262,10 @@ class Updater:
         notes = swapped.notes
         if old.image_id != move.new_image_id:
             # Recorded for a rollback; removed now or after DOCKWARDEN_ROLLBACK_KEEP when asked.
-            notes += await self.kept.remember(name, old.image, old.image_id, old_digest,
-                                              move.new_image_id, digest)
+            notes += await self.kept.remember(
+                self.scope.key(name), old.image, old.image_id, old_digest, move.new_image_id,
+                digest,
+            )
         return UpdateResult.updated(
             name, old_digest, digest,
             f"{name} now runs {ref.familiar} at {short_digest(digest)}; {swapped.detail}{notes}",

@@ -86,6 +86,7 @@ class Alerter:
             if self.store.was_said(_ENGINE_KEY):  # a report means the engine answered
                 self.store.unsay(_ENGINE_KEY)
                 alerts.append(engine_recovered_alert())
+            alerts.extend(self._hosts(report))
             self._observe(report, now, alerts, auto, problems, healthy)
             alerts.extend(self._problems(problems, healthy))
         return PassSummary(report=report, alerts=tuple(alerts), auto=tuple(auto))
@@ -97,6 +98,21 @@ class Alerter:
                 return []
             self.store.mark_said(_ENGINE_KEY)
         return [engine_alert(message)]
+
+    def _hosts(self, report: CheckReport) -> list[Alert]:
+        """Several hosts: each one that did not answer said once, and once more when it does."""
+        alerts: list[Alert] = []
+        for host, message in sorted(report.unreachable.items()):
+            key = f"{_ENGINE_KEY}|{host}"
+            if not self.store.was_said(key):
+                self.store.mark_said(key)
+                alerts.append(engine_alert(message, host=host))
+        for host in report.hosts:
+            key = f"{_ENGINE_KEY}|{host}"
+            if self.store.was_said(key):
+                self.store.unsay(key)
+                alerts.append(engine_recovered_alert(host=host))
+        return alerts
 
     def _observe(
         self,

@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-from bot.domain.model import CheckStatus, UpdateState
+from bot.domain.model import CheckStatus, Policy, UpdateState
 from bot.domain.policy import AutoWindow
-from bot.errors import EngineError, RateLimited
+from bot.errors import CanaryWaiting, EngineError, RateLimited
 from bot.store.connection import utcnow
 from bot.store.db import Store
 from bot.store.meta import LastPass
@@ -31,6 +31,7 @@ from bot.usecases.update_service import UpdateService
 log = logging.getLogger(__name__)
 
 AUTO_ACTOR = "policy:auto"
+CANARY_ACTOR = "policy:canary"  # who applies an approved update once its canaries have soaked
 
 
 @runtime_checkable
@@ -70,6 +71,21 @@ class PassRunner:
         self._tasks: set[asyncio.Task[object]] = set()
         # The pass holding the lock: the names it checks (None: all) and its outcome.
         self._current: tuple[frozenset[str] | None, asyncio.Future[PassSummary]] | None = None
+        self._wakers: set[asyncio.Task[None]] = set()
+        updates.wake_at = self.wake_at  # a canary soak's end applies what waited for it
+
+    def wake_at(self, when: datetime) -> None:
+        """Apply the updates waiting until `when` then (between passes)."""
+        async def wake() -> None:
+            await asyncio.sleep(max(0.0, (when - self.clock()).total_seconds()))
+            try:
+                await self.run_window()
+            except Exception:
+                log.exception("could not apply the updates that waited until %s", when)
+
+        task = asyncio.get_running_loop().create_task(wake())
+        self._wakers.add(task)
+        task.add_done_callback(self._wakers.discard)
 
     @property
     def running(self) -> bool:
@@ -168,7 +184,7 @@ class PassRunner:
 
     def cancel(self) -> None:
         """Cancel passes under way or waiting (at shutdown)."""
-        for task in list(self._tasks):
+        for task in [*self._tasks, *self._wakers]:
             task.cancel()
 
     async def run_scheduled(self) -> None:
@@ -186,24 +202,30 @@ class PassRunner:
             return await self._run_waiting()
 
     async def _run_waiting(self) -> int:
-        """Apply waiting `auto` updates when the window is open; the number started."""
-        waits = self.safety.waits()
-        if not waits:
-            return 0
+        """Apply the waiting updates that are due: `auto` ones when the window is open, those
+        that waited for their canaries once the soak is over; the number started."""
         now = self.clock()
-        window = self.auto_window
-        if window is not None and not window.contains(now):
-            for wait in waits:
-                if wait.run_at <= now:  # a window missed while stopped: the next one
-                    self.safety.wait(wait.update_id, wait.container, window.next_start(now))
+        due = [wait for wait in self.safety.waits() if wait.run_at <= now]
+        if not due:
             return 0
+        window = self.auto_window
         started = 0
-        for wait in waits:
-            self.safety.drop_wait(wait.update_id)
+        for wait in due:
             update = self.store.get_update(wait.update_id)
-            if update is not None and update.state is UpdateState.PENDING:
+            if update is None or update.state is not UpdateState.PENDING:
+                self.safety.drop_wait(wait.update_id)
+                continue
+            is_auto = update.policy is Policy.AUTO
+            if is_auto and window is not None and not window.contains(now):
+                # a window missed while stopped: the next one
+                self.safety.wait(wait.update_id, wait.container, window.next_start(now))
+                continue
+            self.safety.drop_wait(wait.update_id)
+            if is_auto:
                 await self._auto(update)
-                started += 1
+            else:  # approved by someone, then held back for its canaries
+                await self._apply(update, CANARY_ACTOR, "update")
+            started += 1
         return started
 
     async def _auto(self, update: PendingUpdate) -> None:
@@ -214,14 +236,17 @@ class PassRunner:
             log.info("auto update %s of %s waits for the update window (%s)",
                      update.id, update.container, run_at.isoformat(timespec="minutes"))
             return
-        if not self.store.approve_update(update.id, AUTO_ACTOR):
+        await self._apply(update, AUTO_ACTOR, "auto")
+
+    async def _apply(self, update: PendingUpdate, actor: str, action: str) -> None:
+        if not self.store.approve_update(update.id, actor):
             return
         try:
-            await self.updates.apply(
-                update.container, update=update, actor=AUTO_ACTOR, action="auto"
-            )
+            await self.updates.apply(update.container, update=update, actor=actor, action=action)
+        except CanaryWaiting as exc:
+            log.info("%s", exc)
         except Exception:
-            log.exception("auto update of %s failed", update.container)
+            log.exception("%s update of %s failed", action, update.container)
 
     def _remember(self, summary: PassSummary) -> None:
         limited = {
@@ -229,8 +254,18 @@ class PassRunner:
             for r in summary.report.results
             if r.status is CheckStatus.ERROR and r.error and r.error.kind == RateLimited.kind
         }
+        report = summary.report
+        per_host: dict[str, dict[CheckStatus, int]] = {
+            host: dict.fromkeys(CheckStatus, 0) for host in report.hosts
+        }
+        if report.hosts:  # several hosts watched
+            for result in report.results:
+                per_host.setdefault(result.host, dict.fromkeys(CheckStatus, 0))
+                per_host[result.host][result.status] += 1
         self.store.set_last_pass(LastPass(
-            checked_at=summary.report.checked_at,
+            checked_at=report.checked_at,
             counts={CheckStatus(status): n for status, n in summary.counts().items()},
             rate_limited=limited,
+            hosts=per_host,
+            unreachable=dict(report.unreachable),
         ))

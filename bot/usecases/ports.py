@@ -40,3 +40,5 @@ class UpdaterPort(Protocol):
 RunPass = Callable[[Sequence[str] | None], Awaitable[PassSummary]]
 # A fresh check of containers whose approval turned out stale.
 Recheck = Callable[[Sequence[str]], Awaitable[object]]
+# What a user typed (`web`, `b/web`) as the container key it names (bot/update/hosts.py).
+Resolve = Callable[[str], Awaitable[str]]

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from datetime import datetime
 
 from bot.chat.alert_texts import result_alert
 from bot.domain.model import (
@@ -16,6 +18,7 @@ from bot.domain.model import (
     UpdateState,
 )
 from bot.errors import (
+    CanaryWaiting,
     ContainerNotFound,
     DockWardenError,
     SelfUpdateHandedOver,
@@ -25,7 +28,17 @@ from bot.errors import (
     UpdateInProgress,
 )
 from bot.store.db import Store
+from bot.store.safety import SafetyStore
 from bot.store.updates import PendingUpdate
+from bot.usecases.canary import (
+    CanariesFirst,
+    CanaryGate,
+    Soak,
+    Stop,
+    first_text,
+    soak_text,
+    stop_text,
+)
 from bot.usecases.delivery import AlertSink
 from bot.usecases.ports import Recheck, UpdaterPort
 
@@ -51,8 +64,13 @@ class UpdateService:
         sink: AlertSink,
         *,
         recheck: Recheck | None = None,
+        canary: CanaryGate | None = None,
     ) -> None:
         self.store = store
+        # DOCKWARDEN_CANARY_HOSTS: approved digests go to the canary hosts first.
+        self.canary = canary
+        # Called with when a canary soak ends (the pass runner wakes then); None: next pass.
+        self.wake_at: Callable[[datetime], None] | None = None
         self.updater = updater
         self.sink = sink
         # Runs a fresh check of containers whose approval turned out stale (the pass runner's
@@ -113,6 +131,20 @@ class UpdateService:
     ) -> UpdateResult:
         self.settle_leftovers()
         expected = update.remote_digest if update else digest
+        if update is not None and self.canary is not None and self.canary.applies(update):
+            try:
+                stopped = await self._canaries_first(update, actor, action)
+            except CanaryWaiting:
+                raise
+            except Exception as exc:  # whatever happened to the canaries: never left approved
+                log.exception("the canary rollout for %s failed", container)
+                stopped = Stop(f"the canaries could not be updated: {exc}")
+            if stopped is not None:
+                return await self._ended(
+                    action, container, update, actor,
+                    UpdateResult.failed(container, stop_text(container, stopped),
+                                        update.old_digest, update.remote_digest),
+                )
         try:
             if action != "update":  # an approval is recorded by approve(); a pull or auto here
                 self.store.record(action, "requested", container=container, actor=actor,
@@ -145,6 +177,21 @@ class UpdateService:
             # The updater records the outcome of every update it carries out; this one it
             # could not, so it is recorded here.
             self._record("update", result.outcome.value, container, actor, result.message)
+        return await self._ended(action, container, update, actor, result, recorded=True)
+
+    async def _ended(
+        self,
+        action: str,
+        container: str,
+        update: PendingUpdate | None,
+        actor: str,
+        result: UpdateResult,
+        *,
+        recorded: bool = False,
+    ) -> UpdateResult:
+        """Settle the update by the result and announce it."""
+        if not recorded:
+            self._record(action, result.outcome.value, container, actor, result.message)
         ok = result.outcome in (UpdateOutcome.UPDATED, UpdateOutcome.UP_TO_DATE)
         target = update or self._pending_quietly(container)
         if target is not None and (update is not None or ok):
@@ -156,6 +203,43 @@ class UpdateService:
         update_id = target.id if target else None
         await self._announce(result, update_id, actor)
         return result
+
+    async def _canaries_first(
+        self, update: PendingUpdate, actor: str, action: str
+    ) -> Stop | None:
+        """The canary hosts' containers of the same image get the digest first; raises
+        CanaryWaiting (the update pending again, waiting) until they have soaked; a Stop
+        when one of them failed."""
+        assert self.canary is not None
+        verdict = await self.canary.verdict(update)
+        if isinstance(verdict, CanariesFirst):
+            log.info("canaries first for %s: %s", update.container, first_text(verdict.updates))
+            for row in verdict.updates:
+                if row.state is not UpdateState.PENDING:
+                    continue  # being applied by someone else right now: waited for below
+                if not self.store.approve_update(row.id, actor):
+                    continue
+                try:
+                    done = await self.apply(row.container, update=row, actor=actor, action=action)
+                except NOT_STARTED as exc:
+                    return Stop(f"canary {row.container} could not be updated: {exc}")
+                if done.outcome not in (UpdateOutcome.UPDATED, UpdateOutcome.UP_TO_DATE):
+                    return Stop(f"the update of canary {row.container} failed: {done.message}")
+            verdict = await self.canary.verdict(update)
+            if isinstance(verdict, CanariesFirst):  # still being applied elsewhere
+                verdict = Soak(self.canary.clock() + self.canary.soak,
+                               tuple(u.container for u in verdict.updates))
+        if isinstance(verdict, Stop):
+            return verdict
+        if isinstance(verdict, Soak):
+            text = soak_text(update.container, verdict)
+            self._settle(update.id, UpdateState.PENDING, text, expect=(UpdateState.APPROVED,))
+            SafetyStore(self.store).wait(update.id, update.container, verdict.until)
+            self._record("canary", "waiting", update.container, actor, text)
+            if self.wake_at is not None:
+                self.wake_at(verdict.until)
+            raise CanaryWaiting(text)
+        return None
 
     async def _superseded(
         self, container: str, update: PendingUpdate | None, actor: str, exc: StaleUpdate

@@ -26,7 +26,8 @@ async def main(name: str, step: str) -> int:
             print(f"frozen after {step}", flush=True)
             time.sleep(3600)  # the loop and the process stop here until the test kills it
 
-    core.updates.updater.replacer.after_step = freeze  # type: ignore[attr-defined]
+    for updater in core.updates.updater.updaters.values():  # type: ignore[attr-defined]
+        updater.replacer.after_step = freeze
     try:
         reply = await core.router.dispatch(
             Command("pull", (name,), Sender("console", 0, "driver", in_alert_place=True))

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 RESULT_KEYS = {
-    "container", "image", "status", "local_digest", "remote_digest", "reason", "error",
+    "container", "host", "image", "status", "local_digest", "remote_digest", "reason", "error",
     "new_tag", "current_version", "new_version",
 }
 ERROR_KEYS = {"kind", "message", "registry", "scheme"}

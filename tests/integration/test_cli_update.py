@@ -49,7 +49,7 @@ def test_update_settles_the_pending_update_alerts_through_the_outbox_and_shows_p
 
     assert done.returncode == 0, terminal
     result = json.loads(done.stdout)  # the JSON contract, alone on stdout
-    assert set(result) == {"container", "outcome", "old_digest", "new_digest", "message"}
+    assert set(result) == {"container", "host", "outcome", "old_digest", "new_digest", "message"}
     assert result["outcome"] == "updated" and result["new_digest"] == new
     assert f"waiting for {container.name} to be healthy" in terminal
     assert "update_succeeded alert queued for telegram" in terminal

@@ -256,7 +256,8 @@ def test_dockwarden_rollback_json_says_when_there_is_nothing_to_roll_back(
     assert done.returncode == 1, done.stderr
     document = json.loads(done.stdout)
     assert document == {
-        "container": old.name, "outcome": "nothing_to_roll_back", "old_digest": None,
+        "container": old.name, "host": "local", "outcome": "nothing_to_roll_back",
+        "old_digest": None,
         "new_digest": None, "message": document["message"],
     }
     assert docker_client.api.inspect_container(old.name)["Id"] == old.id

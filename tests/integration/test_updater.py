@@ -650,7 +650,8 @@ def test_dockwarden_update_yes_json_follows_the_contract(
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     assert document == {
-        "container": old.name, "outcome": "updated", "old_digest": image.old_digest,
+        "container": old.name, "host": "local", "outcome": "updated",
+        "old_digest": image.old_digest,
         "new_digest": image.new_digest, "message": document["message"],
     }
     assert _inspect(docker_client, old.name)["Id"] != old.id

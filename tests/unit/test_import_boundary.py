@@ -138,7 +138,7 @@ class NothingRunning:
     def info(self): return {}
     def close(self): pass
 
-bootstrap.build_engine = lambda settings: NothingRunning()
+bootstrap.build_engines = lambda settings: {"local": NothingRunning()}
 status = main(["check", "--json"])
 print(json.dumps({"status": status, "modules": sorted(sys.modules)}), file=sys.stderr)
 """

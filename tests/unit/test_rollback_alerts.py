@@ -37,6 +37,6 @@ def test_a_rollback_is_said_with_the_digest_it_left_and_no_button() -> None:
     )
     assert failed.kind is AlertKind.UPDATE_FAILED and "<link to x.example>" in failed.text
     assert RollbackResult("web", RollbackOutcome.NOTHING, None, None, "m").as_json() == {
-        "container": "web", "outcome": "nothing_to_roll_back", "old_digest": None,
-        "new_digest": None, "message": "m",
+        "container": "web", "host": "local", "outcome": "nothing_to_roll_back",
+        "old_digest": None, "new_digest": None, "message": "m",
     }

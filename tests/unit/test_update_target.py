@@ -121,8 +121,8 @@ def test_results_of_every_outcome_say_what_was_left_as_it_was() -> None:
         "web", RollbackOutcome.FAILED, D2, D2, "refused; nothing was changed"
     )
     assert RollbackResult.nothing("web", "none").as_json() == {
-        "container": "web", "outcome": "nothing_to_roll_back", "old_digest": None,
-        "new_digest": None, "message": "none",
+        "container": "web", "host": "local", "outcome": "nothing_to_roll_back",
+        "old_digest": None, "new_digest": None, "message": "none",
     }
 
 
@@ -130,6 +130,6 @@ def test_update_and_rollback_results_share_one_json_document() -> None:
     update = UpdateResult.rolled_back("web", D1, D2, "undone").as_json()
     rollback = RollbackResult.rolled_back("web", D1, D2, "undone").as_json()
     assert update == rollback == {
-        "container": "web", "outcome": "rolled_back", "old_digest": D1, "new_digest": D2,
-        "message": "undone",
+        "container": "web", "host": "local", "outcome": "rolled_back", "old_digest": D1,
+        "new_digest": D2, "message": "undone",
     }
