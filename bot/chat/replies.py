@@ -18,6 +18,7 @@ from bot.store.history import HistoryEntry
 from bot.store.meta import LastPass
 from bot.store.updates import PendingUpdate
 from bot.usecases.alerting import PassSummary
+from bot.usecases.canary import waits_for_canary
 
 STATUS_PENDING_SHOWN = 5  # pending updates /status lists before pointing at /updates
 
@@ -84,7 +85,7 @@ def update_line(update: PendingUpdate, wait_until: datetime | None = None) -> st
         f"{update.image} "
         f"{short_digest(update.old_digest)} -> {short_digest(update.remote_digest)}{to_tag} "
         f"[{update.state}, {update.policy}]"
-    ) + wait_note(wait_until)
+    ) + wait_note(wait_until, canary=waits_for_canary(update.detail))
 
 
 def status_text(

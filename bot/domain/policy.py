@@ -69,8 +69,10 @@ class AutoWindow:
         return self.next_start(now) == now.replace(second=0, microsecond=0)
 
 
-def wait_note(run_at: datetime | None) -> str:
-    """What /updates adds to an `auto` update that waits for the window."""
+def wait_note(run_at: datetime | None, *, canary: bool = False) -> str:
+    """What /updates adds to an update that waits: for the window (`auto`), or for its canary
+    hosts to stay healthy on the digest."""
     if run_at is None:
         return ""
-    return f" — waits for the update window: runs at {run_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    what = "its canary hosts" if canary else "the update window"
+    return f" — waits for {what}: runs at {run_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"

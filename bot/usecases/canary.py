@@ -119,11 +119,19 @@ class CanaryGate:
         return Go()
 
 
+CANARY_WAIT = "waits for canary"  # in the detail of an update held back for its canaries
+
+
 def soak_text(container: str, soak: Soak) -> str:
     """What is said of an update that waits for its canaries."""
     at = soak.until.strftime("%Y-%m-%d %H:%M UTC")
-    return (f"{container} waits for canary {', '.join(soak.canaries)} to stay healthy on the "
+    return (f"{container} {CANARY_WAIT} {', '.join(soak.canaries)} to stay healthy on the "
             f"new digest until {at}; it is updated then")
+
+
+def waits_for_canary(detail: str) -> bool:
+    """Whether an update's detail says it is held back for its canaries."""
+    return f" {CANARY_WAIT} " in detail
 
 
 def stop_text(container: str, stop: Stop) -> str:

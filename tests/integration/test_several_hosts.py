@@ -14,14 +14,19 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bot.chat.messages import Command, Sender
 from bot.check.checker import Checker
-from bot.domain.model import CheckStatus, Policy, UpdateOutcome
+from bot.config.settings import load_settings
+from bot.domain.model import CheckStatus, Policy, UpdateOutcome, UpdateState
 from bot.domain.targets import HostScope
 from bot.engines.docker import DockerEngine
+from bot.entrypoints.bootstrap import Core, build_core
 from bot.errors import AmbiguousTarget, ContainerNotFound, UnknownHost
 from bot.registry.client import RegistryClient
 from bot.store.db import Store
@@ -229,3 +234,97 @@ def test_check_json_names_each_host_and_the_host_that_did_not_answer(
         ("a", two_hosts.name), ("b", two_hosts.name)}
     assert [u["host"] for u in whole["unreachable_hosts"]] == ["c"]
     assert "DOCKWARDEN_HOSTS entry 'c'" in whole["unreachable_hosts"][0]["message"]
+
+
+class Clock:
+    """The time the canary gate and the pass runner judge by; moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _canary_core(two_hosts: TwoHosts, registry: RegistryClient, store: Store
+                 ) -> tuple[Core, Clock, FakeAdapterLike]:
+    """The core over hosts a and b with `a` the canary (soak 1h), on a clock the test moves."""
+    engines = two_hosts.engines()
+    updaters = _updaters(engines, registry, store)
+    settings = load_settings(
+        _env_file=None, DOCKWARDEN_HOSTS=f"a={two_hosts.a.url},b={two_hosts.b.url}",
+        DOCKWARDEN_CANARY_HOSTS="a", DOCKWARDEN_CANARY_SOAK="1h", TELEGRAM_ADMIN_IDS="1",
+    )
+    said = FakeAdapterLike()
+    core = build_core(settings, store, _checker(engines, registry), updaters, [said],
+                      resolve=updaters.resolve, canary_health=updaters)
+    clock = Clock()
+    assert core.updates.canary is not None
+    core.updates.canary.clock = core.runner.clock = clock
+    core.updates.wake_at = None
+    return core, clock, said
+
+
+class FakeAdapterLike:
+    """A chat adapter that keeps what it is told."""
+
+    name = "kept"
+
+    def __init__(self) -> None:
+        self.alerts: list[Any] = []
+
+    async def start(self, dispatch: Any) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def notify(self, alert: Any) -> None:
+        self.alerts.append(alert)
+
+
+ADMIN = Sender("telegram", 1, "alice", in_alert_place=True)
+
+
+def _digest_of(engine: EngineUnderTest, name: str) -> list[str]:
+    image = engine.client.api.inspect_container(name)["Image"]
+    return [d.split("@")[1] for d in engine.client.images.get(image).attrs["RepoDigests"]]
+
+
+async def test_a_canary_rollout_over_two_engines_updates_the_canary_first_then_the_others(
+    two_hosts: TwoHosts, registry: RegistryClient, db: Store
+) -> None:
+    v2 = two_hosts.images.push(two_hosts.registry, two_hosts.repository, "v1", version=2,
+                               cmd=SLEEPER)
+    core, clock, _ = _canary_core(two_hosts, registry, db)
+    await core.runner.run([f"a/{two_hosts.name}", f"b/{two_hosts.name}"])
+
+    reply = await core.router.dispatch(Command("approve", (f"b/{two_hosts.name}",), ADMIN))
+
+    assert f"waits for canary a/{two_hosts.name}" in reply.text
+    assert v2 in _digest_of(two_hosts.a, two_hosts.name)
+    assert _digest_of(two_hosts.b, two_hosts.name) == [two_hosts.v1]
+    clock.now += timedelta(hours=2)
+    assert await core.runner.run_window() == 1
+    assert v2 in _digest_of(two_hosts.b, two_hosts.name)
+    assert two_hosts.b.client.api.inspect_container(two_hosts.name)["State"]["Running"]
+
+
+async def test_a_failing_canary_stops_the_rollout_over_two_engines(
+    two_hosts: TwoHosts, registry: RegistryClient, db: Store
+) -> None:
+    # The new digest's containers exit at once: the canary's health gate rolls it back.
+    two_hosts.images.push(two_hosts.registry, two_hosts.repository, "v1", version=2,
+                          cmd=["sh", "-c", "exit 3"])
+    core, _, said = _canary_core(two_hosts, registry, db)
+    await core.runner.run([f"a/{two_hosts.name}", f"b/{two_hosts.name}"])
+    b_before = two_hosts.b.client.api.inspect_container(two_hosts.name)["Id"]
+
+    reply = await core.router.dispatch(Command("approve", (f"b/{two_hosts.name}",), ADMIN))
+
+    assert f"the rollout to b/{two_hosts.name} stopped" in reply.text
+    assert f"canary a/{two_hosts.name}" in reply.text
+    assert _digest_of(two_hosts.a, two_hosts.name) == [two_hosts.v1]  # rolled back
+    assert two_hosts.a.client.api.inspect_container(two_hosts.name)["State"]["Running"]
+    assert two_hosts.b.client.api.inspect_container(two_hosts.name)["Id"] == b_before
+    stopped = db.latest_update(f"b/{two_hosts.name}")
+    assert stopped is not None and stopped.state is UpdateState.FAILED
+    assert any("rollout to" in a.text for a in said.alerts if a.kind.value == "update_failed")
