@@ -300,11 +300,11 @@ class Checker:
 
     async def workloads(self) -> list[Workload]:
         """Every host's running containers and, on a swarm manager, services instead of their
-        tasks (raises the EngineError of the first host that did not answer)."""
-        found, unreachable = await self._listing()
-        for host in self.engines:
-            if host in unreachable:
-                raise unreachable[host]
+        tasks: with one host, its EngineError when it does not answer; with several, the
+        workloads of those that do."""
+        found, down = await self._listing()
+        if down and not self.several:
+            raise next(iter(down.values()))
         return found
 
     async def _listing(self) -> tuple[list[Workload], dict[str, EngineError]]:
@@ -350,7 +350,7 @@ class Checker:
         checked_at = datetime.now(UTC)
         listed, down = await self._listing()
         if down and not self.several:
-            raise down[LOCAL_HOST if LOCAL_HOST in down else next(iter(down))]
+            raise next(iter(down.values()))
         unreachable = {host: str(exc) for host, exc in down.items()}
         chosen = select(listed, names, list(self.engines), unreachable)
         plans = [

@@ -42,15 +42,16 @@ class Finding:
         return f"{mark:<5} {self.area:<9} {self.subject}: {self.text}"
 
 
-def engine_finding(engine: DockerEngine) -> Finding:
-    """The engine's version and the negotiated API version."""
+def engine_finding(engine: DockerEngine, host: str | None = None) -> Finding:
+    """The engine's version and the negotiated API version (named by its host, of several)."""
+    where = engine.where if host is None else f"{host} ({engine.where})"
     try:
         version = engine.version()
     except EngineError as exc:
-        return Finding("docker", engine.where, False, str(exc))
+        return Finding("docker", where, False, str(exc))
     return Finding(
         "docker",
-        engine.where,
+        where,
         True,
         f"Docker Engine {version.get('Version', '?')}, API {engine.api_version} "
         f"(engine supports {version.get('MinAPIVersion', '?')}..{version.get('ApiVersion', '?')})",

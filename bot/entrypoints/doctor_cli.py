@@ -8,6 +8,7 @@ status is the CLI's (bot/entrypoints/cli.py).
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from bot.config.settings import Settings
 from bot.doctor.chat import platform_findings
@@ -23,28 +24,32 @@ from bot.doctor.checks import (
 from bot.entrypoints.bootstrap import (
     build_checker,
     build_credentials,
-    build_engine,
+    build_engines,
     build_registry,
-    engine_insecure_registries,
+    first_engine,
+    hosts_insecure_registries,
     through_mirrors,
 )
 from bot.errors import DockWardenError, EngineUnavailable
+
+if TYPE_CHECKING:
+    from bot.engines.docker import DockerEngine
 
 
 def doctor(settings: Settings) -> tuple[list[Finding], bool]:
     """Every finding, in order, and whether a Docker engine answered at all."""
     findings: list[Finding] = []
-    engine = None
+    engines: dict[str, DockerEngine] = {}
     try:
-        engine = build_engine(settings)
+        engines = build_engines(settings)
     except EngineUnavailable as exc:
         findings.append(Finding("docker", settings.docker_host or "default", False, str(exc)))
 
     async def registries() -> list[Finding]:
-        assert engine is not None
-        insecure = await asyncio.to_thread(engine_insecure_registries, engine)
+        insecure = await hosts_insecure_registries(engines)
         async with build_registry(settings, engine_insecure=insecure) as registry:
-            checker = build_checker(settings, engine, registry)
+            checker = build_checker(settings, engines, registry)
+            engine = first_engine(engines)
             mirrors = [mirrors_finding(await through_mirrors(settings, engine, registry).mirrors())]
             refs = await watched_refs(checker)
             if not refs:
@@ -52,19 +57,26 @@ def doctor(settings: Settings) -> tuple[list[Finding], bool]:
             return [*mirrors, *await registry_findings(
                 settings, registry, build_credentials(settings), refs)]
 
-    if engine is not None:
+    answered = False
+    if engines:
+        several = len(engines) > 1
         try:
-            findings.append(engine_finding(engine))
-            findings.extend(asyncio.run(registries()))
+            for host, engine in engines.items():
+                found = engine_finding(engine, host if several else None)
+                answered = answered or found.ok
+                findings.append(found)
+            if answered:
+                findings.extend(asyncio.run(registries()))
         except DockWardenError as exc:
             findings.append(Finding("registry", "-", False, str(exc)))
         finally:
-            engine.close()
+            for engine in engines.values():
+                engine.close()
     findings.append(database_finding(settings.db))
     findings.extend(chat_findings(settings))
     findings.extend(asyncio.run(platform_findings(settings)))
     findings.extend(apprise_findings(settings))
-    return findings, engine is not None
+    return findings, answered
 
 
 def apprise_findings(settings: Settings) -> list[Finding]:

@@ -143,12 +143,18 @@ async def hand_over(
     image_id: str,
     actor: str | None,
     made_for: Basis | None = None,
+    *,
+    key: str | None = None,
 ) -> NoReturn:
-    """Start the helper that recreates the bot's own container; raises SelfUpdateHandedOver."""
+    """Start the helper that recreates the bot's own container; raises SelfUpdateHandedOver.
+
+    `key` is the container's key (HOST/NAME with several hosts): its update is settled by it.
+    """
     name = old.name
     record = {
-        "container": name, "image": str(ref), "old_digest": old_digest, "new_digest": digest,
-        "actor": actor or "", "state": HelperState.RUNNING, "started_at": _now(),
+        "container": name, "key": key or name, "image": str(ref), "old_digest": old_digest,
+        "new_digest": digest, "actor": actor or "", "state": HelperState.RUNNING,
+        "started_at": _now(),
     }
     await asyncio.to_thread(store.set_meta, META_KEY, json.dumps(record))
     spec = _helper_spec(old, image_id, digest, actor or "", made_for)
@@ -277,7 +283,7 @@ class SelfUpdateReport:
         await self.notifier.send([self_update_alert(result, record.get("actor") or None)])
 
     def _settle(self, record: Mapping[str, Any], result: UpdateResult) -> None:
-        update = self.store.latest_update(result.container)
+        update = self.store.latest_update(str(record.get("key") or result.container))
         if update is None or update.remote_digest != record.get("new_digest"):
             return
         ok = result.outcome is UpdateOutcome.UPDATED

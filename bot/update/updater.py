@@ -228,7 +228,7 @@ class Updater:
             from bot.update.self_update import hand_over
 
             await hand_over(self.engine, self.store, old, ref, digest, old_digest, new_image_id,
-                            None, made_for)
+                            None, made_for, key=self.scope.key(old.name))
         move = Move(
             kind="update", done_as=UpdateOutcome.UPDATED, image_text=image_text, ref=ref,
             digest=digest, old_digest=old_digest, new_image_id=new_image_id,

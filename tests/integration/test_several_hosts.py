@@ -27,6 +27,7 @@ from bot.domain.model import CheckStatus, Policy, UpdateOutcome, UpdateState
 from bot.domain.targets import HostScope
 from bot.engines.docker import DockerEngine
 from bot.entrypoints.bootstrap import Core, build_core
+from bot.entrypoints.doctor_cli import doctor
 from bot.errors import AmbiguousTarget, ContainerNotFound, UnknownHost
 from bot.registry.client import RegistryClient
 from bot.store.db import Store
@@ -328,3 +329,25 @@ async def test_a_failing_canary_stops_the_rollout_over_two_engines(
     stopped = db.latest_update(f"b/{two_hosts.name}")
     assert stopped is not None and stopped.state is UpdateState.FAILED
     assert any("rollout to" in a.text for a in said.alerts if a.kind.value == "update_failed")
+
+
+def test_doctor_reports_each_host_and_checks_the_registries_of_those_that_answer(
+    two_hosts: TwoHosts, tmp_path: Path
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = load_settings(
+        _env_file=None, DOCKER_CONFIG=str(tmp_path), DOCKWARDEN_DB=str(tmp_path / "db"),
+        DOCKWARDEN_HOSTS=f"a={two_hosts.a.url},b={two_hosts.b.url},c=tcp://127.0.0.1:{port}",
+    )
+
+    findings, answered = doctor(settings)
+
+    engines = {f.subject.split(" ")[0]: f for f in findings if f.area == "docker"}
+    assert answered and set(engines) == {"a", "b", "c"}
+    assert engines["a"].ok and engines["b"].ok and not engines["c"].ok
+    assert "DOCKWARDEN_HOSTS entry 'c'" in engines["c"].text
+    registry = [f for f in findings
+                if f.area == "registry" and two_hosts.registry.host in f.subject]
+    assert registry and all(f.ok for f in registry)

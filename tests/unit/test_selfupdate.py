@@ -146,3 +146,20 @@ def test_what_the_update_was_found_for_goes_to_the_helper_whole() -> None:
     found_for = Basis("docker.io/acme/dockwarden:1.2", OLD, new_tag="1.3")
     spec = _helper_spec(parse_container(OLD_INSPECT), "sha256:" + "2" * 64, NEW, "", found_for)
     assert Basis(**json.loads(spec["command"][3])) == found_for  # a newer tag is applied too
+
+
+async def test_with_several_hosts_the_self_update_settles_the_update_of_its_host_key(
+    tmp_path: Path,
+) -> None:
+    store = Store(str(tmp_path / "state.db"))
+    store.add_update("nas/dockwarden", "r/dockwarden:latest", OLD, NEW, "approve")
+    store.add_update("vps/dockwarden", "r/dockwarden:latest", OLD, NEW, "approve")
+    _record(store, key="nas/dockwarden", state="done", outcome="updated", message="up")
+    report = SelfUpdateReport(store, Notifier([FakeAdapter()], store, retry_delay=0), wait=30,
+                              poll=0.01)
+    report.start()
+    assert report._task is not None
+    await report._task
+    assert store.latest_update("nas/dockwarden").state == "applied"  # type: ignore[union-attr]
+    assert store.latest_update("vps/dockwarden").state == "pending"  # type: ignore[union-attr]
+    store.close()
