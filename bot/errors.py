@@ -153,6 +153,11 @@ class EngineUnavailable(EngineError):
     """No Docker engine answers where DOCKER_HOST (or the default socket) points."""
 
 
+class HostNotAnswering(EngineUnavailable):
+    """A container was named on one of several hosts, and that host's engine does not answer
+    (the other hosts are checked as usual: no engine-wide alert)."""
+
+
 class MalformedInspect(EngineError):
     """An inspect answer lacks a field the update needs, or has it in another shape."""
 

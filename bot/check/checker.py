@@ -35,7 +35,7 @@ from bot.engines.swarm import SERVICE_ID_LABEL
 from bot.errors import (
     ContainerNotFound,
     EngineError,
-    EngineUnavailable,
+    HostNotAnswering,
     InvalidReference,
     RegistryError,
 )
@@ -245,7 +245,7 @@ def select(
     """The workloads named (all when no names), each as `NAME` or `HOST/NAME`.
 
     An unknown name raises ContainerNotFound, a bare name on several hosts AmbiguousTarget,
-    a name on a host that did not answer EngineUnavailable saying so.
+    a name on a host that did not answer HostNotAnswering saying so.
     """
     if not names:
         return list(workloads)
@@ -259,7 +259,7 @@ def select(
             down = unreachable or {}
             if target.host in down or (target.host is None and down):
                 where = target.host or ", ".join(sorted(down))
-                raise EngineUnavailable(
+                raise HostNotAnswering(
                     f"{target} was not checked: host {where} did not answer"
                 ) from None
             raise

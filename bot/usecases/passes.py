@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 from bot.domain.model import CheckStatus, Policy, UpdateState
 from bot.domain.policy import AutoWindow
-from bot.errors import CanaryWaiting, EngineError, RateLimited
+from bot.errors import CanaryWaiting, EngineError, HostNotAnswering, RateLimited
 from bot.store.connection import utcnow
 from bot.store.db import Store
 from bot.store.meta import LastPass
@@ -139,6 +139,8 @@ class PassRunner:
             log.warning("%d alerts still undelivered", left)
         try:
             report = await self.checker.check(list(names) if names else None)
+        except HostNotAnswering:
+            raise  # one of several hosts: said by the passes that check them all
         except EngineError as exc:
             await self.sink.send(self.alerter.engine_unreachable(str(exc)))
             raise

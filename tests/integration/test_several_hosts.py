@@ -6,6 +6,7 @@ and bridge). The same image runs on both under the same container name.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -27,6 +28,7 @@ from bot.domain.model import CheckStatus, Policy, UpdateOutcome, UpdateState
 from bot.domain.targets import HostScope
 from bot.engines.docker import DockerEngine
 from bot.entrypoints.bootstrap import Core, build_core
+from bot.entrypoints.daemon import Daemon
 from bot.entrypoints.doctor_cli import doctor
 from bot.errors import AmbiguousTarget, ContainerNotFound, UnknownHost
 from bot.registry.client import RegistryClient
@@ -351,3 +353,36 @@ def test_doctor_reports_each_host_and_checks_the_registries_of_those_that_answer
     registry = [f for f in findings
                 if f.area == "registry" and two_hosts.registry.host in f.subject]
     assert registry and all(f.ok for f in registry)
+
+
+async def test_the_daemon_starts_with_a_host_away_and_its_first_pass_names_every_host(
+    two_hosts: TwoHosts, tmp_path: Path
+) -> None:
+    new = two_hosts.images.push(two_hosts.registry, two_hosts.repository, "v1", version=2)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = load_settings(
+        _env_file=None, DOCKER_CONFIG=str(tmp_path), DOCKWARDEN_DB=str(tmp_path / "db"),
+        DOCKWARDEN_HOSTS=f"a={two_hosts.a.url},b={two_hosts.b.url},c=tcp://127.0.0.1:{port}",
+        TELEGRAM_ADMIN_IDS="1",
+    )
+    said = FakeAdapterLike()
+    daemon = Daemon(settings, first_pass_delay=0, jitter=0, adapters=[said])
+    core = await daemon.start()
+    try:
+        for _ in range(600):
+            if core.runner.passes and not core.runner.running:
+                break
+            await asyncio.sleep(0.05)
+        status = await core.router.dispatch(Command("status", (), ADMIN))
+    finally:
+        await daemon.stop()
+
+    mine = sorted(a.container for a in said.alerts
+                  if a.kind.value == "update_available" and a.extra.get("digest") == new)
+    assert mine == [f"a/{two_hosts.name}", f"b/{two_hosts.name}"]
+    down = [a for a in said.alerts if a.kind.value == "engine_unreachable"]
+    assert [a.extra.get("host") for a in down] == ["c"]
+    assert "3 hosts" in status.text and "  c: not checked" in status.text
+    assert "  a: Docker" in status.text and "  b: Docker" in status.text

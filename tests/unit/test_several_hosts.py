@@ -13,10 +13,26 @@ from bot.chat.access import Authorizer
 from bot.chat.messages import Command, Sender
 from bot.chat.replies import status_text
 from bot.chat.router import CommandRouter
-from bot.domain.model import CheckReport, CheckResult, CheckStatus, UpdateOutcome
+from bot.check.checker import Checker
+from bot.config.settings import load_settings
+from bot.domain.model import (
+    CheckReport,
+    CheckResult,
+    CheckStatus,
+    Policy,
+    UpdateOutcome,
+    Workload,
+)
 from bot.domain.reference import ImageRef
 from bot.domain.targets import HostScope, container_key, resolve_key, split_key
-from bot.errors import AmbiguousTarget, ContainerNotFound, UnknownHost
+from bot.entrypoints.bootstrap import build_core
+from bot.errors import (
+    AmbiguousTarget,
+    ContainerNotFound,
+    EngineUnavailable,
+    HostNotAnswering,
+    UnknownHost,
+)
 from bot.store.db import Store
 from bot.store.meta import LastPass
 from bot.update.hosts import HostRollbacks, HostUpdaters
@@ -25,6 +41,7 @@ from bot.usecases.alerting import Alerter
 from bot.usecases.delivery import Notifier
 from bot.usecases.update_service import UpdateService
 from tests.unit.fake_engine import FakeEngine
+from tests.unit.fakes import FakeAdapter
 
 REPO = "registry.test/shop/web"
 OLD = "sha256:" + "1" * 64
@@ -251,3 +268,50 @@ async def test_a_name_on_two_hosts_is_refused_with_both_candidates_and_nothing_c
     assert "b/web" in snoozed.text
     assert store.snoozed_until("b/web", datetime.now(UTC)) is not None
     assert store.snoozed_until("a/web", datetime.now(UTC)) is None
+
+
+# -- listing several hosts -----------------------------------------------------------------------
+
+
+class Listing:
+    """A host's workloads, or the engine that does not answer."""
+
+    def __init__(self, *names: str, away: bool = False) -> None:
+        self.names, self.away = names, away
+
+    def list_workloads(self, *, stopped: bool = False) -> list[Workload]:
+        if self.away:
+            raise EngineUnavailable("no Docker engine answers at tcp://b:2375")
+        return [Workload(name=n, id=n * 8, image="busybox:1", image_id="sha256:" + "0" * 64,
+                         repo_digests=()) for n in self.names]
+
+
+async def test_a_host_away_leaves_the_others_listed_and_a_name_there_is_said_to_be_away(
+    store: Store
+) -> None:
+    checker = Checker({"a": Listing("web"), "b": Listing(away=True)}, Registry(),  # type: ignore[arg-type]
+                      label_enable=False, default_policy=Policy.APPROVE)
+
+    report = await checker.check()
+    assert [(r.container, r.host) for r in report.results] == [("a/web", "a")]
+    assert report.hosts == ("a",) and "tcp://b:2375" in report.unreachable["b"]
+    with pytest.raises(HostNotAnswering, match="b/web was not checked: host b did not answer"):
+        await checker.check(["b/web"])
+
+    adapter = FakeAdapter()
+    core = build_core(load_settings(_env_file=None), store, checker,
+                      _updaters(store, a=_engine()), [adapter])
+    with pytest.raises(HostNotAnswering):
+        await core.runner.run(["b/web"])
+    assert adapter.alerts == []  # no engine-wide alert: host b is said by the full passes
+    await core.runner.run()
+    assert [a.extra.get("host") for a in adapter.alerts] == ["b"]
+
+
+async def test_one_host_that_does_not_answer_still_stops_the_pass() -> None:
+    checker = Checker(Listing(away=True), Registry(),  # type: ignore[arg-type]
+                      label_enable=False, default_policy=Policy.APPROVE)
+    with pytest.raises(EngineUnavailable):
+        await checker.check()
+    with pytest.raises(EngineUnavailable):
+        await checker.workloads()
