@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -82,6 +83,21 @@ async def test_metrics_reflect_a_full_pass(served: Served) -> None:
     assert _value(text, "dockwarden_check_pass_duration_seconds_count") == 1
     assert _value(text, 'dockwarden_check_passes_total{outcome="ok"}') == 1
     assert _value(text, "dockwarden_last_pass_timestamp_seconds") == START.timestamp()
+
+
+async def test_metrics_count_each_hosts_containers_and_a_host_away_as_none(
+    served: Served
+) -> None:
+    on = [dataclasses.replace(outdated(f"{host}/web"), host=host) for host in ("a", "b")]
+    whole = dataclasses.replace(report(*on, dataclasses.replace(current("b/db"), host="b")),
+                                hosts=("a", "b"), unreachable={"c": "away"})
+    await MeteredChecker(FakeChecker(whole), served.metrics).check()
+    _, text = await served.get("/metrics")
+    assert _value(text, 'dockwarden_containers{host="a",status="update_available"}') == 1
+    assert _value(text, 'dockwarden_containers{host="b",status="up_to_date"}') == 1
+    assert _value(text, 'dockwarden_updates_available{host="b"}') == 1
+    assert _value(text, 'dockwarden_containers{host="c",status="up_to_date"}') == 0
+    assert 'host="local"' not in text
 
 
 async def test_a_check_of_named_containers_leaves_the_gauges_alone(served: Served) -> None:
