@@ -15,7 +15,7 @@ from datetime import datetime
 
 from bot.domain.model import Basis, UpdateResult, short_digest
 from bot.domain.targets import parse_target, resolve_target, split_key
-from bot.errors import ContainerNotFound, EngineError, UnknownHost
+from bot.errors import ContainerNotFound, EngineError, UnknownHost, UsageError
 from bot.store.connection import utcnow
 from bot.update.rollback import RollbackPlan, RollbackResult, Rollbacks
 from bot.update.updater import Preview, Updater
@@ -50,7 +50,8 @@ class HostUpdaters:
         """The key `text` (`NAME` or `HOST/NAME`) names; a bare name is looked for on every host.
 
         UnknownHost for a host not watched, ContainerNotFound when no host that answered has
-        it, AmbiguousTarget naming `a/web, b/web` when several have it.
+        it, AmbiguousTarget naming `a/web, b/web` when several have it, a UsageError when one
+        has it but another did not answer.
         """
         target = parse_target(text)
         hosts = self.hosts
@@ -63,18 +64,24 @@ class HostUpdaters:
         found = await asyncio.gather(*(self._has(h, target.name) for h in hosts))
         pairs = [(host, target.name) for host, has in zip(hosts, found, strict=True) if has]
         host, name = resolve_target(target, hosts, pairs)
+        away = [h for h, has in zip(hosts, found, strict=True) if has is None]
+        if away:  # it may be there too: a change is never guessed onto one host
+            raise UsageError(
+                f"{name!r} is on {host}/{name}, but host {', '.join(away)} did not answer and "
+                f"may have it too; say {host}/{name} to mean that one"
+            )
         return f"{host}/{name}"
 
-    async def _has(self, host: str, name: str) -> bool:
-        """Whether the host has a container or a swarm service of that name (False when its
-        engine does not answer: a bare name then stands for the hosts that do)."""
+    async def _has(self, host: str, name: str) -> bool | None:
+        """Whether the host has a container or a swarm service of that name (None when its
+        engine does not answer)."""
         updater = self.updaters[host]
         try:
             if await updater.engine.inspect_container(name) is not None:
                 return True
             return await updater.services.find(name) is not None
         except EngineError:
-            return False
+            return None
 
     async def update(
         self,

@@ -32,6 +32,7 @@ from bot.errors import (
     EngineUnavailable,
     HostNotAnswering,
     UnknownHost,
+    UsageError,
 )
 from bot.store.db import Store
 from bot.store.meta import LastPass
@@ -315,3 +316,15 @@ async def test_one_host_that_does_not_answer_still_stops_the_pass() -> None:
         await checker.check()
     with pytest.raises(EngineUnavailable):
         await checker.workloads()
+
+
+async def test_a_bare_name_is_not_guessed_onto_one_host_while_another_does_not_answer(
+    store: Store
+) -> None:
+    a, b = _engine(), _engine()
+    a.run("web", f"{REPO}:1")
+    b.refuse("inspect_container", "engine away")  # a plain EngineError: the host is away
+    updaters = _updaters(store, a=a, b=b)
+    with pytest.raises(UsageError, match="host b did not answer and may have it too; say a/web"):
+        await updaters.resolve("web")
+    assert await updaters.resolve("a/web") == "a/web"
