@@ -56,7 +56,28 @@ _CONNECTION_ERRORS = (
 )
 
 
-class _OwnTLSAPIClient(docker.APIClient):  # type: ignore[misc]
+class _APIClient(docker.APIClient):  # type: ignore[misc]
+    """An API client that keeps the engine's last /version answer."""
+
+    # Connecting asks /version for the API version; the same answer says whether the engine is
+    # Podman, which DockerEngine.store() would otherwise ask again on a check's first listing.
+    last_version: dict[str, Any] | None = None
+
+    def version(self, api_version: bool = True) -> dict[str, Any]:
+        """The engine's /version document, kept."""
+        found: dict[str, Any] = super().version(api_version)
+        self.last_version = found
+        return found
+
+
+class _Client(docker.DockerClient):  # type: ignore[misc]
+    """A DockerClient on an `_APIClient` (docker.from_env's, otherwise)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.api = _APIClient(**kwargs)
+
+
+class _OwnTLSAPIClient(_APIClient):
     """An API client whose TLS verification is its own, whatever REQUESTS_CA_BUNDLE says."""
 
     def merge_environment_settings(self, *args: Any) -> dict[str, Any]:
@@ -115,7 +136,7 @@ class DockerEngine:
             # version="auto" asks the engine for its API version (GET /version): that request is
             # also the proof that an engine answers, and it makes API 1.41 up to current work.
             if tls is None:
-                return docker.from_env(version="auto", timeout=timeout, environment=environment)
+                return _Client.from_env(version="auto", timeout=timeout, environment=environment)
             return _OwnTLSClient(base_url=url, tls=tls, version="auto", timeout=timeout)
         except (docker.errors.DockerException, *_CONNECTION_ERRORS) as exc:
             failure = self._failure = self._unavailable(exc)
@@ -221,8 +242,11 @@ class DockerEngine:
         and Podman give every image, built or imported too, a RepoDigest of its own digest.
         """
         if self._store is None:
-            with self.calls("reporting its version"):
-                components = self.docker.version().get("Components") or []
+            said = self.docker.api.last_version  # the answer the API version was negotiated with
+            if said is None:
+                with self.calls("reporting its version"):
+                    said = self.docker.version()
+            components = said.get("Components") or []
             if any("podman" in str(c.get("Name", "")).lower() for c in components):
                 self._store = STORE_PODMAN
             else:

@@ -147,16 +147,20 @@ def test_api_version_is_negotiated_with_the_engine(
         assert (major, minor) >= (1, 44)
 
 
-def test_the_store_is_read_from_the_info_the_engine_already_gave(
+def test_the_store_is_read_from_what_the_engine_already_said(
     engine: DockerEngine, engine_under_test: EngineUnderTest
 ) -> None:
-    # A check asks /info for the insecure registries before it lists: no second /info for that.
+    # Connecting asked /version (for the API version), and a check asks /info (for its insecure
+    # registries) before it lists: the image store needs neither asked again.
     asked: list[str] = []
-    sdk_info = engine.docker.info
+    sdk_info, sdk_version = engine.docker.info, engine.docker.api.version
     engine.docker.info = lambda: asked.append("info") or sdk_info()
+    engine.docker.api.version = lambda *a, **k: asked.append("version") or sdk_version(*a, **k)
     assert engine.info()["Driver"]
     assert engine.store() == engine_under_test.store
     assert asked == ["info"]
+    assert engine.version()["ApiVersion"] == engine.api_version
+    assert asked == ["info", "version"]
 
 
 # The SDK's unix-socket connect leaks its socket object when the connect fails; collect it here
