@@ -24,7 +24,10 @@ APPLETS = (
     "sh", "sleep", "httpd", "wget", "cat", "echo", "test", "true", "false", "ls", "mkdir",
     "env", "id", "kill", "ps", "rm", "touch", "date", "grep", "nc", "hostname", "printf",
 )
-DEFAULT_CMD = ("sleep", "86400")
+# A PID 1 that ends on SIGTERM: `docker stop` (and so every update, which stops the old
+# container) is over at once, instead of waiting out the 10 s stop timeout for a SIGKILL as a
+# bare `sleep` (which ignores SIGTERM as PID 1) makes it.
+DEFAULT_CMD = ("sh", "-c", "trap 'exit 0' TERM; sleep 86400 & wait")
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
