@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -173,6 +174,21 @@ def test_build_local_image_has_options_and_no_repo_digest(
     assert cfg["Healthcheck"]["Test"] == ["CMD", "true"]
     assert "/data" in cfg["Volumes"] and cfg["WorkingDir"] == "/tmp"
     assert "8080/tcp" in cfg["ExposedPorts"] and cfg["Cmd"] == ["sh", "-c", "sleep 5"]
+
+
+def test_test_image_container_ends_on_sigterm_instead_of_waiting_for_a_kill(
+        images: ImageFactory, containers: ContainerFactory) -> None:
+    image = f"dwt-local-{os.getpid()}/stops:1"
+    images.build_local(image, 1)
+    container = containers.run(image)
+    deadline = time.monotonic() + 30
+    # `sleep` runs once the shell has set its trap: a SIGTERM before that would go unheard.
+    while not any(p[-1].split()[0] == "sleep" for p in container.top()["Processes"]):
+        assert time.monotonic() < deadline, container.top()
+        time.sleep(0.1)
+    container.stop(timeout=60)  # a PID 1 deaf to SIGTERM would be killed (137) after 60 s
+    container.reload()
+    assert container.attrs["State"]["ExitCode"] == 0
 
 
 def test_leftovers_of_dead_sessions_go_and_live_ones_stay(
