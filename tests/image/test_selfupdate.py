@@ -83,6 +83,22 @@ async def telegram(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[TelegramSta
     await standin.close()
 
 
+@pytest.fixture
+def pushed(docker_client: docker.DockerClient) -> Iterator[list[str]]:
+    """Repositories the bot was pushed to; their local tags and digests go at the end, so that
+    they do not keep an earlier build's image on the engine for good (tests/image/build.py
+    lets an unused build go)."""
+    repositories: list[str] = []
+    yield repositories
+    for repository in repositories:
+        for image in docker_client.images.list(name=repository):
+            refs = [*image.tags, *(image.attrs.get("RepoDigests") or ())]
+            for ref in refs:
+                if ref.startswith((f"{repository}:", f"{repository}@")):
+                    with contextlib.suppress(docker.errors.APIError):
+                        docker_client.images.remove(ref, noprune=True)
+
+
 @dataclass
 class Bot:
     container: Any
@@ -103,9 +119,10 @@ def helpers_removed(docker_client: docker.DockerClient) -> Iterator[list[str]]:
 
 async def _start_bot(
     client: docker.DockerClient, containers: Any, registries: Any, images: BotImages,
-    telegram: TelegramStandin, engine_socket: str, tmp_path: Path,
+    telegram: TelegramStandin, engine_socket: str, tmp_path: Path, pushed: list[str],
 ) -> Bot:
     repository = f"{registries.anonymous.host}/dwself/bot-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    pushed.append(repository)
     await asyncio.to_thread(_push, client, images.v1, repository)
     data = tmp_path / "data"
     data.mkdir()
@@ -166,10 +183,10 @@ async def _up(telegram: TelegramStandin) -> str:
 async def test_self_update_v1_to_v2_ends_with_v2_answering_and_v1_gone(
     docker_client: docker.DockerClient, containers: Any, registries: Any,
     bot_images: BotImages, telegram: TelegramStandin, engine_socket: str, tmp_path: Path,
-    helpers_removed: list[str],
+    helpers_removed: list[str], pushed: list[str],
 ) -> None:
     bot = await _start_bot(docker_client, containers, registries, bot_images, telegram,
-                           engine_socket, tmp_path)
+                           engine_socket, tmp_path, pushed)
     helpers_removed.append(f"{bot.name}-dockwarden-selfupdate")
     new = await asyncio.to_thread(_push, docker_client, bot_images.v2, bot.repository)
     await _approve_self_update(telegram, bot)
@@ -192,10 +209,10 @@ async def test_self_update_v1_to_v2_ends_with_v2_answering_and_v1_gone(
 async def test_self_update_to_an_unhealthy_v2_is_rolled_back_to_v1(
     docker_client: docker.DockerClient, containers: Any, registries: Any,
     bot_images: BotImages, telegram: TelegramStandin, engine_socket: str, tmp_path: Path,
-    helpers_removed: list[str],
+    helpers_removed: list[str], pushed: list[str],
 ) -> None:
     bot = await _start_bot(docker_client, containers, registries, bot_images, telegram,
-                           engine_socket, tmp_path)
+                           engine_socket, tmp_path, pushed)
     helpers_removed.append(f"{bot.name}-dockwarden-selfupdate")
     await asyncio.to_thread(_push, docker_client, bot_images.v2_unhealthy, bot.repository)
     await _approve_self_update(telegram, bot)
