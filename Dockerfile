@@ -21,16 +21,8 @@ RUN set -eu; \
     rm -rf /opt/dockwarden/bin/pip* /opt/dockwarden/bin/activate* /opt/dockwarden/bin/Activate*
 
 FROM ${BASE_IMAGE}
-ARG VERSION=0.1.0
-ARG REVISION=unknown
-ARG SOURCE=
-LABEL org.opencontainers.image.title="DockWarden" \
-      org.opencontainers.image.description="Chat-ops bot that checks Docker containers for newer image digests and updates them on approval" \
-      org.opencontainers.image.licenses="MIT" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.source="${SOURCE}"
-COPY --from=builder /opt/dockwarden /opt/dockwarden
+# What does not change with the code comes first, so that the engine's build cache keeps
+# it from one build to the next; only the virtualenv and the labels are new each time.
 ENV PATH=/opt/dockwarden/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -47,3 +39,13 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python3", "-c", "import os, urllib.request as u; port = os.environ.get('DOCKWARDEN_HTTP_LISTEN', ':8080').rpartition(':')[2]; u.urlopen('http://127.0.0.1:%s/healthz' % port, timeout=4)"]
 ENTRYPOINT ["dockwarden"]
 CMD ["run"]
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG SOURCE=
+COPY --from=builder /opt/dockwarden /opt/dockwarden
+LABEL org.opencontainers.image.title="DockWarden" \
+      org.opencontainers.image.description="Chat-ops bot that checks Docker containers for newer image digests and updates them on approval" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="${SOURCE}"
