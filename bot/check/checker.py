@@ -302,13 +302,12 @@ class Checker:
         """Every host's running containers and, on a swarm manager, services instead of their
         tasks: with one host, its EngineError when it does not answer; with several, the
         workloads of those that do."""
-        found, down = await self._listing()
-        if down and not self.several:
-            raise next(iter(down.values()))
+        found, _ = await self._listing()
         return found
 
     async def _listing(self) -> tuple[list[Workload], dict[str, EngineError]]:
-        """All hosts listed at once: their workloads, and the hosts that did not answer."""
+        """All hosts listed at once: their workloads, and the hosts that did not answer (with
+        one host, its EngineError is raised instead)."""
         hosts = list(self.engines)
         listed = await asyncio.gather(
             *(self._host_workloads(host) for host in hosts), return_exceptions=True
@@ -322,6 +321,8 @@ class Checker:
                 raise outcome
             else:
                 found.extend(outcome)
+        if unreachable and not self.several:
+            raise next(iter(unreachable.values()))
         return sorted(found, key=lambda w: (w.kind, w.name)), unreachable
 
     async def _host_workloads(self, host: str) -> list[Workload]:
@@ -349,8 +350,6 @@ class Checker:
         """One pass: every distinct reference looked up once, all of them concurrently."""
         checked_at = datetime.now(UTC)
         listed, down = await self._listing()
-        if down and not self.several:
-            raise next(iter(down.values()))
         unreachable = {host: str(exc) for host, exc in down.items()}
         chosen = select(listed, names, list(self.engines), unreachable)
         plans = [

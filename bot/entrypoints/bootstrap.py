@@ -59,8 +59,7 @@ def build_engines(settings: Settings) -> dict[str, DockerEngine]:
     hosts = settings.hosts
     if len(hosts) == 1:
         return {hosts[0].name: connect(hosts[0])}
-    engines = {host.name: connect(host, lazy=True) for host in hosts}
-    return engines
+    return {host.name: connect(host, lazy=True) for host in hosts}
 
 
 def first_engine(engines: DockerEngine | Mapping[str, DockerEngine]) -> DockerEngine:

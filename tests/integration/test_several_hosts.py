@@ -94,6 +94,14 @@ def two_hosts(
             factory.cleanup()
 
 
+def _refused_url() -> str:
+    """An engine URL on a port nothing listens on: connections to it are refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"tcp://127.0.0.1:{port}"
+
+
 def _checker(engines: dict[str, DockerEngine], registry: RegistryClient) -> Checker:
     return Checker(engines, registry, label_enable=False, default_policy=Policy.APPROVE)
 
@@ -128,12 +136,10 @@ async def test_the_same_image_on_two_hosts_is_asked_for_once_and_each_result_nam
 
 
 async def test_a_dead_second_host_is_alerted_once_and_the_first_is_still_checked(
-    two_hosts: TwoHosts, registry: RegistryClient, db: Store, tmp_path: Path
+    two_hosts: TwoHosts, registry: RegistryClient, db: Store
 ) -> None:
-    with socket.socket() as probe:  # a port nothing listens on: connections are refused
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    dead = two_hosts.open(f"tcp://127.0.0.1:{port}", lazy=True, advice="start Docker there")
+    dead_url = _refused_url()
+    dead = two_hosts.open(dead_url, lazy=True, advice="start Docker there")
     engines = {"a": two_hosts.open(two_hosts.a.url), "b": dead}
     alerter = Alerter(db)
 
@@ -143,7 +149,8 @@ async def test_a_dead_second_host_is_alerted_once_and_the_first_is_still_checked
 
     assert f"a/{two_hosts.name}" in {r.container for r in first.results}
     assert all(r.host == "a" for r in first.results)
-    assert set(first.unreachable) == {"b"} and f"127.0.0.1:{port}" in first.unreachable["b"]
+    assert set(first.unreachable) == {"b"}
+    assert dead_url.removeprefix("tcp://") in first.unreachable["b"]
     down = [a for a in said_first if a.extra.get("problem") == "engine_unreachable"]
     assert [a.extra.get("host") for a in down] == ["b"]
     assert "b" in down[0].title and "start Docker there" in down[0].text
@@ -336,12 +343,9 @@ async def test_a_failing_canary_stops_the_rollout_over_two_engines(
 def test_doctor_reports_each_host_and_checks_the_registries_of_those_that_answer(
     two_hosts: TwoHosts, tmp_path: Path
 ) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     settings = load_settings(
         _env_file=None, DOCKER_CONFIG=str(tmp_path), DOCKWARDEN_DB=str(tmp_path / "db"),
-        DOCKWARDEN_HOSTS=f"a={two_hosts.a.url},b={two_hosts.b.url},c=tcp://127.0.0.1:{port}",
+        DOCKWARDEN_HOSTS=f"a={two_hosts.a.url},b={two_hosts.b.url},c={_refused_url()}",
     )
 
     findings, answered = doctor(settings)
@@ -359,12 +363,9 @@ async def test_the_daemon_starts_with_a_host_away_and_its_first_pass_names_every
     two_hosts: TwoHosts, tmp_path: Path
 ) -> None:
     new = two_hosts.images.push(two_hosts.registry, two_hosts.repository, "v1", version=2)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     settings = load_settings(
         _env_file=None, DOCKER_CONFIG=str(tmp_path), DOCKWARDEN_DB=str(tmp_path / "db"),
-        DOCKWARDEN_HOSTS=f"a={two_hosts.a.url},b={two_hosts.b.url},c=tcp://127.0.0.1:{port}",
+        DOCKWARDEN_HOSTS=f"a={two_hosts.a.url},b={two_hosts.b.url},c={_refused_url()}",
         TELEGRAM_ADMIN_IDS="1",
     )
     said = FakeAdapterLike()
